@@ -1,0 +1,697 @@
+//! The OpenAI-compatible routes of the mock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::stream;
+use serde_json::{Map, json};
+use switchyard_protocol::chat::{
+    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, FinishReason, Message,
+    ResponseFormat, Role, ToolCall, ToolCallDelta, ToolCallFunction, ToolCallFunctionDelta,
+    ToolChoice, Usage,
+};
+use switchyard_protocol::embeddings::{
+    Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EncodingFormat,
+    Vector,
+};
+use switchyard_protocol::error::ErrorBody;
+use switchyard_protocol::models::{Model, ModelList};
+use switchyard_protocol::{decode_json, sse};
+
+use crate::scenario::Scenario;
+use crate::stats::Stats;
+use crate::{MODELS, schema, tokens};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id(prefix: &str) -> String {
+    format!("{prefix}-mock-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn error(
+    status: StatusCode,
+    message: impl Into<String>,
+    kind: &str,
+    code: Option<&str>,
+) -> Response {
+    let body = ErrorBody::new(message, kind, None, code);
+    json_response(status, &body)
+}
+
+fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The scripted failure, if the scenario asks for one.
+fn scripted_failure(s: &Scenario) -> Option<Response> {
+    let code = s.fail?;
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (kind, err_code) = match code {
+        429 => ("rate_limit_error", Some("rate_limit_exceeded")),
+        400..=499 => ("invalid_request_error", None),
+        _ => ("server_error", None),
+    };
+    let mut resp = error(
+        status,
+        format!("mock: scripted failure {code}"),
+        kind,
+        err_code,
+    );
+    if let Some(after) = s.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(after));
+    }
+    Some(resp)
+}
+
+fn scenario(model: &str, headers: &HeaderMap) -> Result<Scenario, Response> {
+    let header = headers.get("x-mock-scenario").and_then(|v| v.to_str().ok());
+    Scenario::parse(model, header).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            e.0,
+            "invalid_request_error",
+            Some("model_not_found"),
+        )
+    })
+}
+
+// === chat ===
+
+/// What the mock decided to answer.
+enum Reply {
+    Text {
+        text: String,
+        finish: FinishReason,
+        completion_tokens: u64,
+    },
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: String,
+    },
+}
+
+fn decide(req: &ChatRequest, s: &Scenario) -> Reply {
+    let last = req.messages.last();
+    let wants_tool = req.tools.as_ref().is_some_and(|t| !t.is_empty())
+        && !matches!(req.tool_choice, Some(ToolChoice::None))
+        && last.is_some_and(|m| m.role != Role::Tool);
+    if wants_tool {
+        let tools = req.tools.as_deref().unwrap_or_default();
+        let named = match &req.tool_choice {
+            Some(ToolChoice::Function(name)) => Some(name.as_str()),
+            _ => None,
+        };
+        let function = tools
+            .iter()
+            .filter_map(|t| t.function.as_ref())
+            .find(|f| named.is_none_or(|n| n == f.name));
+        if let Some(f) = function {
+            let args = f
+                .parameters
+                .as_ref()
+                .map(schema::sample)
+                .unwrap_or_else(|| json!({}));
+            return Reply::ToolCall {
+                id: next_id("call"),
+                name: f.name.clone(),
+                arguments: args.to_string(),
+            };
+        }
+    }
+    let base = if let Some(n) = s.words {
+        (1..=n)
+            .map(|i| format!("tok{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        match last {
+            Some(m) if m.role == Role::Tool => format!("tool result received: {}", m.text()),
+            _ => req
+                .messages
+                .iter()
+                .rev()
+                .find(|m| m.role == Role::User)
+                .map(Message::text)
+                .unwrap_or_default(),
+        }
+    };
+    let mut text = match &req.response_format {
+        Some(ResponseFormat::JsonObject) => json!({ "echo": base }).to_string(),
+        Some(ResponseFormat::JsonSchema { json_schema }) => json_schema
+            .schema
+            .as_ref()
+            .map(schema::sample)
+            .unwrap_or_else(|| json!({}))
+            .to_string(),
+        _ => base,
+    };
+    let mut finish = FinishReason::Stop;
+    if let Some(stop) = &req.stop
+        && let Some(cut) = stop
+            .sequences()
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| text.find(s))
+            .min()
+    {
+        text.truncate(cut);
+    }
+    let mut pieces = tokens::pieces(&text);
+    if let Some(max) = req.max_output_tokens()
+        && pieces.len() > max as usize
+    {
+        pieces.truncate(max as usize);
+        finish = FinishReason::Length;
+    }
+    let completion_tokens = pieces.len() as u64;
+    Reply::Text {
+        text: pieces.concat(),
+        finish,
+        completion_tokens,
+    }
+}
+
+fn prompt_tokens(req: &ChatRequest) -> u64 {
+    req.messages
+        .iter()
+        .map(|m| 3 + tokens::estimate_tokens(&m.text()))
+        .sum::<u64>()
+        + 3
+}
+
+pub(crate) async fn chat(
+    State(stats): State<Arc<Stats>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    stats.record("/v1/chat/completions", &headers, &body);
+    let req: ChatRequest = match decode_json(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                e.message,
+                "invalid_request_error",
+                None,
+            );
+        }
+    };
+    let s = match scenario(&req.model, &headers) {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    if req.is_stream() {
+        if let Some(resp) = scripted_failure(&s) {
+            tokio::time::sleep(s.delay).await;
+            return resp;
+        }
+        return stream_response(req, s, stats);
+    }
+    tokio::time::sleep(s.delay).await;
+    if let Some(resp) = scripted_failure(&s) {
+        return resp;
+    }
+    if s.malformed {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"id\": \"chatcmpl-mock\", \"choices\": [",
+        )
+            .into_response();
+    }
+    let prompt = prompt_tokens(&req);
+    let (message, finish, completion) = match decide(&req, &s) {
+        Reply::Text {
+            text,
+            finish,
+            completion_tokens,
+        } => (
+            Message::new(Role::Assistant, text),
+            finish,
+            completion_tokens,
+        ),
+        Reply::ToolCall {
+            id,
+            name,
+            arguments,
+        } => {
+            let completion = tokens::estimate_tokens(&arguments) + 5;
+            let mut m = Message::new(Role::Assistant, "");
+            m.content = None;
+            m.tool_calls = Some(vec![ToolCall {
+                id,
+                kind: "function".to_owned(),
+                function: ToolCallFunction { name, arguments },
+            }]);
+            (m, FinishReason::ToolCalls, completion)
+        }
+    };
+    let resp = ChatResponse {
+        id: next_id("chatcmpl"),
+        object: "chat.completion".to_owned(),
+        created: now(),
+        model: req.model.clone(),
+        choices: vec![Choice {
+            index: 0,
+            message,
+            finish_reason: Some(finish),
+            logprobs: None,
+            extra: Map::new(),
+        }],
+        usage: Some(Usage::new(prompt, completion)),
+        system_fingerprint: Some("fp_mock".to_owned()),
+        extra: Map::new(),
+    };
+    if let Some(n) = s.truncate_after {
+        let Ok(full) = serde_json::to_vec(&resp) else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let cut = full.len().min(n.max(1) * 8).min(full.len() / 2);
+        let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(Bytes::copy_from_slice(&full[..cut])),
+            Err(std::io::Error::other("mock: scripted truncation")),
+        ];
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(stream::iter(parts)),
+        )
+            .into_response();
+    }
+    json_response(StatusCode::OK, &resp)
+}
+
+fn chunk(
+    id: &str,
+    model: &str,
+    created: i64,
+    delta: Delta,
+    finish: Option<FinishReason>,
+) -> ChatChunk {
+    ChatChunk {
+        id: id.to_owned(),
+        object: "chat.completion.chunk".to_owned(),
+        created,
+        model: model.to_owned(),
+        choices: vec![ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason: finish,
+            logprobs: None,
+            extra: Map::new(),
+        }],
+        usage: None,
+        system_fingerprint: Some("fp_mock".to_owned()),
+        extra: Map::new(),
+    }
+}
+
+fn encode(chunk: &ChatChunk) -> Bytes {
+    match serde_json::to_vec(chunk) {
+        Ok(v) => sse::encode_json_line(&v),
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// The events of a streamed answer, ready to write.
+fn stream_events(req: &ChatRequest, s: &Scenario) -> Vec<Bytes> {
+    let id = next_id("chatcmpl");
+    let created = now();
+    let model = req.model.as_str();
+    let mut events = Vec::new();
+    if s.malformed {
+        events.push(Bytes::from_static(
+            b"data: {\"id\": \"chatcmpl-mock\", \"choices\": [\n\n",
+        ));
+    }
+    let first = Delta {
+        role: Some(Role::Assistant),
+        content: Some(String::new()),
+        ..Delta::default()
+    };
+    events.push(encode(&chunk(&id, model, created, first, None)));
+    let (finish, completion) = match decide(req, s) {
+        Reply::Text {
+            text,
+            finish,
+            completion_tokens,
+        } => {
+            for piece in tokens::pieces(&text) {
+                let d = Delta {
+                    content: Some(piece.to_owned()),
+                    ..Delta::default()
+                };
+                events.push(encode(&chunk(&id, model, created, d, None)));
+            }
+            (finish, completion_tokens)
+        }
+        Reply::ToolCall {
+            id: call_id,
+            name,
+            arguments,
+        } => {
+            let head = ToolCallDelta {
+                index: 0,
+                id: Some(call_id),
+                kind: Some("function".to_owned()),
+                function: Some(ToolCallFunctionDelta {
+                    name: Some(name),
+                    arguments: Some(String::new()),
+                }),
+            };
+            let d = Delta {
+                tool_calls: Some(vec![head]),
+                ..Delta::default()
+            };
+            events.push(encode(&chunk(&id, model, created, d, None)));
+            let chars: Vec<char> = arguments.chars().collect();
+            for part in chars.chunks(8) {
+                let tail = ToolCallDelta {
+                    index: 0,
+                    id: None,
+                    kind: None,
+                    function: Some(ToolCallFunctionDelta {
+                        name: None,
+                        arguments: Some(part.iter().collect()),
+                    }),
+                };
+                let d = Delta {
+                    tool_calls: Some(vec![tail]),
+                    ..Delta::default()
+                };
+                events.push(encode(&chunk(&id, model, created, d, None)));
+            }
+            (
+                FinishReason::ToolCalls,
+                tokens::estimate_tokens(&arguments) + 5,
+            )
+        }
+    };
+    events.push(encode(&chunk(
+        &id,
+        model,
+        created,
+        Delta::default(),
+        Some(finish),
+    )));
+    if req.wants_stream_usage() {
+        let mut last = chunk(&id, model, created, Delta::default(), None);
+        last.choices.clear();
+        last.usage = Some(Usage::new(prompt_tokens(req), completion));
+        events.push(encode(&last));
+    }
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events
+}
+
+/// Counts a stream as cancelled if it is dropped before its last event was handed over.
+struct StreamGuard {
+    stats: Arc<Stats>,
+    done: bool,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let counter = if self.done {
+            &self.stats.streams_completed
+        } else {
+            &self.stats.streams_cancelled
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+struct StreamState {
+    events: std::vec::IntoIter<Bytes>,
+    sent: usize,
+    delay: Duration,
+    inter_token: Duration,
+    truncate_after: Option<usize>,
+    guard: StreamGuard,
+}
+
+fn stream_response(req: ChatRequest, s: Scenario, stats: Arc<Stats>) -> Response {
+    stats.streams_started.fetch_add(1, Ordering::Relaxed);
+    let state = StreamState {
+        events: stream_events(&req, &s).into_iter(),
+        sent: 0,
+        delay: s.delay,
+        inter_token: s.inter_token,
+        truncate_after: s.truncate_after,
+        guard: StreamGuard { stats, done: false },
+    };
+    let body = stream::unfold(state, |mut st| async move {
+        if st.truncate_after == Some(st.sent) {
+            if st.sent == usize::MAX {
+                return None;
+            }
+            st.sent = usize::MAX;
+            return Some((Err(std::io::Error::other("mock: scripted truncation")), st));
+        }
+        let wait = if st.sent == 0 {
+            st.delay
+        } else {
+            st.inter_token
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        match st.events.next() {
+            Some(ev) => {
+                st.sent += 1;
+                if st.events.len() == 0 {
+                    st.guard.done = true;
+                }
+                Some((Ok::<_, std::io::Error>(ev), st))
+            }
+            None => None,
+        }
+    });
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+// === embeddings ===
+
+/// A deterministic unit vector for a text: the same text always gives the same vector.
+fn vector(text: &str, dims: usize) -> Vec<f32> {
+    // FNV-1a seeds an xorshift generator.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    let mut v = Vec::with_capacity(dims);
+    for _ in 0..dims {
+        h ^= h << 13;
+        h ^= h >> 7;
+        h ^= h << 17;
+        v.push(((h >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0);
+    }
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+pub(crate) async fn embeddings(
+    State(stats): State<Arc<Stats>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    stats.record("/v1/embeddings", &headers, &body);
+    let req: EmbeddingRequest = match decode_json(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                e.message,
+                "invalid_request_error",
+                None,
+            );
+        }
+    };
+    let s = match scenario(&req.model, &headers) {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    tokio::time::sleep(s.delay).await;
+    if let Some(resp) = scripted_failure(&s) {
+        return resp;
+    }
+    let dims = req.dimensions.unwrap_or(8).clamp(1, 4096) as usize;
+    let texts: Vec<String> = match &req.input {
+        EmbeddingInput::Text(t) => vec![t.clone()],
+        EmbeddingInput::Texts(v) => v.clone(),
+        EmbeddingInput::Tokens(t) => vec![format!("{t:?}")],
+        EmbeddingInput::TokenBatches(b) => b.iter().map(|t| format!("{t:?}")).collect(),
+    };
+    let base64 = req.encoding_format == Some(EncodingFormat::Base64);
+    let data = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let v = vector(t, dims);
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Vector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                Vector::Float(v.iter().map(|&x| f64::from(x)).collect())
+            };
+            Embedding {
+                object: "embedding".to_owned(),
+                index: i as u32,
+                embedding,
+            }
+        })
+        .collect();
+    let tokens: u64 = texts.iter().map(|t| tokens::estimate_tokens(t)).sum();
+    let resp = EmbeddingResponse {
+        object: "list".to_owned(),
+        data,
+        model: req.model,
+        usage: Some(EmbeddingUsage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        }),
+        extra: Map::new(),
+    };
+    json_response(StatusCode::OK, &resp)
+}
+
+pub(crate) async fn models() -> Response {
+    let list = ModelList::new(
+        MODELS
+            .iter()
+            .map(|m| Model::new(*m, "switchyard-mock"))
+            .collect(),
+    );
+    json_response(StatusCode::OK, &list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use switchyard_protocol::chat::Content;
+
+    fn req(v: Value) -> ChatRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn echo_max_tokens_and_stop() {
+        let r = req(
+            json!({"model":"echo","messages":[{"role":"user","content":"one two three four"}],"max_tokens":2}),
+        );
+        let Reply::Text {
+            text,
+            finish,
+            completion_tokens,
+        } = decide(&r, &Scenario::default())
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (text.as_str(), finish, completion_tokens),
+            ("one two ", FinishReason::Length, 2)
+        );
+        let r = req(
+            json!({"model":"echo","messages":[{"role":"user","content":"one two END three"}],"stop":"END"}),
+        );
+        let Reply::Text { text, .. } = decide(&r, &Scenario::default()) else {
+            panic!()
+        };
+        assert_eq!(text, "one two ");
+    }
+
+    #[test]
+    fn tool_calls_follow_the_schema_and_stop_after_results() {
+        let tools = json!([{"type":"function","function":{"name":"weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]);
+        let r =
+            req(json!({"model":"echo","messages":[{"role":"user","content":"hi"}],"tools":tools}));
+        let Reply::ToolCall {
+            name, arguments, ..
+        } = decide(&r, &Scenario::default())
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (name.as_str(), arguments.as_str()),
+            ("weather", r#"{"city":"mock"}"#)
+        );
+        let r = req(json!({"model":"echo","tools":tools,"messages":[
+            {"role":"user","content":"hi"},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"weather","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"c1","content":"sunny"}]}));
+        let Reply::Text { text, .. } = decide(&r, &Scenario::default()) else {
+            panic!()
+        };
+        assert_eq!(text, "tool result received: sunny");
+    }
+
+    #[test]
+    fn stream_events_end_with_usage_and_done() {
+        let r = req(
+            json!({"model":"stream-3","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}),
+        );
+        let s = Scenario::parse("stream-3", None).unwrap();
+        let events = stream_events(&r, &s);
+        // role, 3 words, finish, usage, [DONE]
+        assert_eq!(events.len(), 7);
+        assert_eq!(&events[6][..], b"data: [DONE]\n\n");
+        let usage: Value = serde_json::from_slice(&events[5][6..]).unwrap();
+        assert_eq!(usage["usage"]["completion_tokens"], 3);
+        assert!(matches!(r.messages[0].content, Some(Content::Text(_))));
+    }
+
+    #[test]
+    fn vectors_are_deterministic_unit_vectors() {
+        let a = vector("hello", 16);
+        assert_eq!(a, vector("hello", 16));
+        assert_ne!(a, vector("world", 16));
+        let norm: f32 = a.iter().map(|x| x * x).sum();
+        assert!((norm - 1.0).abs() < 1e-4);
+    }
+}

@@ -1,0 +1,76 @@
+//! Counters a test or a user can read back: `GET /mock/stats` and `GET /mock/last`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub streams_started: AtomicU64,
+    pub streams_completed: AtomicU64,
+    /// Streams whose client went away before the last chunk was written.
+    pub streams_cancelled: AtomicU64,
+    last: Mutex<Option<LastRequest>>,
+}
+
+/// The last request received, for tests that check what an upstream sees.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastRequest {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub requests: u64,
+    pub streams_started: u64,
+    pub streams_completed: u64,
+    pub streams_cancelled: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            requests: self.requests.load(Ordering::Relaxed),
+            streams_started: self.streams_started.load(Ordering::Relaxed),
+            streams_completed: self.streams_completed.load(Ordering::Relaxed),
+            streams_cancelled: self.streams_cancelled.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn record(&self, path: &str, headers: &HeaderMap, body: &Bytes) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let authorization = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(LastRequest {
+                path: path.to_owned(),
+                authorization,
+                body,
+            });
+        }
+    }
+
+    pub fn last(&self) -> Option<LastRequest> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+}
+
+pub(crate) async fn stats_handler(State(stats): State<Arc<Stats>>) -> Json<StatsSnapshot> {
+    Json(stats.snapshot())
+}
+
+pub(crate) async fn last_handler(State(stats): State<Arc<Stats>>) -> Json<Option<LastRequest>> {
+    Json(stats.last())
+}

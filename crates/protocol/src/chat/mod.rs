@@ -1,0 +1,22 @@
+//! Canonical chat types.
+//!
+//! `request` holds what a caller asks for, `message` the conversation it carries, `response`
+//! a whole answer and `stream` the chunks of a streamed one.
+
+mod message;
+mod request;
+mod response;
+mod stream;
+
+pub use message::{Content, ImageUrl, Message, Part, Role, ToolCall, ToolCallFunction};
+pub use request::{
+    ChatRequest, FunctionDef, JsonSchemaFormat, ResponseFormat, Stop, StreamOptions, Tool,
+    ToolChoice,
+};
+pub use response::{
+    ChatResponse, Choice, CompletionTokensDetails, FinishReason, PromptTokensDetails, Usage,
+};
+pub use stream::{ChatChunk, ChunkChoice, Delta, ToolCallDelta, ToolCallFunctionDelta};
+
+#[cfg(test)]
+mod tests;

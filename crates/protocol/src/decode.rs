@@ -1,0 +1,127 @@
+//! Decoding request bodies with errors that name the offending field.
+
+use serde::de::DeserializeOwned;
+
+/// A request body that could not be decoded. `path` names the field (`messages[0].role`),
+/// empty when the body as a whole is wrong (not JSON, truncated).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Decodes a JSON body into `T`. Never panics, whatever the bytes.
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(DecodeError {
+            path: String::new(),
+            message: "the request body is empty; send a JSON object".to_owned(),
+        });
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(value) => Ok(value),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            let path = if path == "." { String::new() } else { path };
+            let message = if inner.is_syntax() || inner.is_eof() {
+                format!("the request body is not valid JSON: {inner}")
+            } else if path.is_empty() {
+                format!("invalid request body: {inner}")
+            } else {
+                format!("invalid value at `{path}`: {inner}")
+            };
+            Err(DecodeError { path, message })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::ChatRequest;
+
+    #[test]
+    fn names_the_offending_field() {
+        let err = decode_json::<ChatRequest>(
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"},{"role":"bot","content":"x"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.path, "messages[1].role");
+        assert!(err.message.contains("bot"), "{}", err.message);
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let err = decode_json::<ChatRequest>(br#"{"messages":[]}"#).unwrap_err();
+        assert!(err.message.contains("model"), "{}", err.message);
+    }
+
+    #[test]
+    fn syntax_errors_say_not_json() {
+        let err = decode_json::<ChatRequest>(br#"{"model": "#).unwrap_err();
+        assert!(err.message.contains("not valid JSON"), "{}", err.message);
+        let err = decode_json::<ChatRequest>(b"  ").unwrap_err();
+        assert!(err.message.contains("empty"), "{}", err.message);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode_json::<ChatRequest>(&bytes);
+            let _ = decode_json::<crate::embeddings::EmbeddingRequest>(&bytes);
+        }
+
+        #[test]
+        fn arbitrary_json_values_never_panic(v in arb_json()) {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            let _ = decode_json::<ChatRequest>(&bytes);
+        }
+    }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            prop_oneof![
+                Just("user".to_owned()),
+                Just("assistant".to_owned()),
+                Just("text".to_owned()),
+                Just("image_url".to_owned()),
+                Just("function".to_owned()),
+                ".*"
+            ]
+            .prop_map(Value::String),
+        ];
+        let keys = prop_oneof![
+            Just("model".to_owned()),
+            Just("messages".to_owned()),
+            Just("role".to_owned()),
+            Just("content".to_owned()),
+            Just("type".to_owned()),
+            Just("text".to_owned()),
+            Just("image_url".to_owned()),
+            Just("url".to_owned()),
+            Just("tools".to_owned()),
+            Just("tool_choice".to_owned()),
+            Just("tool_calls".to_owned()),
+            Just("function".to_owned()),
+            Just("stop".to_owned()),
+            Just("response_format".to_owned()),
+            "[a-z_]{1,8}"
+        ];
+        leaf.prop_recursive(5, 64, 8, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(keys.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}

@@ -1,0 +1,19 @@
+//! Switchyard's protocol crate: the canonical request and response types every other crate
+//! speaks, the wire types of the API surfaces, and the server-sent-events codec.
+//!
+//! The canonical chat types follow OpenAI's chat-completions shape, the lingua franca of the
+//! field, with typed fields for everything the gateway reasons about (messages, content parts,
+//! tools, sampling, usage) and an `extra` map at every level so that fields the gateway does not
+//! know pass through to OpenAI-compatible upstreams untouched.
+//!
+//! This crate is pure: no IO, no async runtime, no HTTP. It must not depend on any other
+//! Switchyard crate.
+
+pub mod chat;
+pub mod decode;
+pub mod embeddings;
+pub mod error;
+pub mod models;
+pub mod sse;
+
+pub use decode::{DecodeError, decode_json};
