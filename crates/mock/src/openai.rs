@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
-use futures_util::stream;
+use futures_util::stream::{self, StreamExt};
 use serde_json::{Map, json};
 use switchyard_protocol::chat::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, FinishReason, Message,
@@ -294,14 +294,21 @@ pub(crate) async fn chat(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         let cut = full.len().min(n.max(1) * 8).min(full.len() / 2);
-        let parts: Vec<Result<Bytes, std::io::Error>> = vec![
-            Ok(Bytes::copy_from_slice(&full[..cut])),
-            Err(std::io::Error::other("mock: scripted truncation")),
-        ];
+        let head = Bytes::copy_from_slice(&full[..cut]);
+        let parts = stream::iter([Some(head), None]).then(|part| async move {
+            match part {
+                Some(head) => Ok(head),
+                None => {
+                    // Let what was written reach the client first, as when a connection drops.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    Err(std::io::Error::other("mock: scripted truncation"))
+                }
+            }
+        });
         return (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
-            Body::from_stream(stream::iter(parts)),
+            Body::from_stream(parts),
         )
             .into_response();
     }
@@ -469,10 +476,11 @@ fn stream_response(req: ChatRequest, s: Scenario, stats: Arc<Stats>) -> Response
     };
     let body = stream::unfold(state, |mut st| async move {
         if st.truncate_after == Some(st.sent) {
-            if st.sent == usize::MAX {
-                return None;
-            }
-            st.sent = usize::MAX;
+            // End the stream after this error, whatever is left.
+            st.truncate_after = None;
+            st.events = Vec::new().into_iter();
+            // Let what was written reach the client first, as when a connection drops.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             return Some((Err(std::io::Error::other("mock: scripted truncation")), st));
         }
         let wait = if st.sent == 0 {

@@ -1,1 +1,112 @@
-//! placeholder
+//! The provider contract and one adapter per wire family.
+//!
+//! A [`Provider`] takes canonical requests (from `switchyard-protocol`) and returns canonical
+//! responses and chunk streams, whatever the upstream speaks. Dispatch goes through a closed
+//! enum of provider kinds, so a new wire family is a new variant and a new folder.
+//!
+//! Depends on the protocol crate and an HTTP client; never on the gateway's server code.
+
+mod error;
+pub mod openai;
+pub mod presets;
+mod secret;
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::Stream;
+use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse};
+use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
+use switchyard_protocol::models::ModelList;
+
+pub use error::{ErrorClass, ProviderError};
+pub use presets::{PRESETS, Preset};
+pub use secret::Secret;
+
+/// A streamed answer: canonical chunks, then the end of the stream. An `Err` item ends it.
+pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, ProviderError>> + Send>>;
+
+/// How a provider's credential is presented upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStyle {
+    /// `Authorization: Bearer <key>` (OpenAI and most compatible hosts).
+    Bearer,
+    /// The key alone in the named header (Azure OpenAI's `api-key`).
+    Header(String),
+}
+
+/// Everything needed to talk to one configured provider.
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    /// The provider's name in model slugs (`groq` in `groq/llama-3.1-8b-instant`).
+    pub name: String,
+    /// Base URL including the version path, without a trailing slash (`https://api.openai.com/v1`).
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub auth: AuthStyle,
+    /// Extra headers sent with every upstream request.
+    pub headers: Vec<(String, String)>,
+    /// Time allowed for a whole answer, or for the first byte of a stream.
+    pub request_timeout: Duration,
+    /// Whether the upstream accepts `stream_options.include_usage` (then the gateway always asks,
+    /// to account for every stream).
+    pub stream_usage: bool,
+}
+
+/// One configured provider. A closed set of wire families.
+#[derive(Debug, Clone)]
+pub enum Provider {
+    OpenAi(openai::OpenAiProvider),
+}
+
+impl Provider {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::OpenAi(p) => p.name(),
+        }
+    }
+
+    /// A whole answer. `req.model` is the upstream's model name.
+    pub async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
+        match self {
+            Self::OpenAi(p) => p.chat(req).await,
+        }
+    }
+
+    /// A streamed answer. Returns once the upstream has accepted the request (status known),
+    /// so that a failure before the first byte is an `Err` here, not inside the stream.
+    pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream, ProviderError> {
+        match self {
+            Self::OpenAi(p) => p.chat_stream(req).await,
+        }
+    }
+
+    pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+        match self {
+            Self::OpenAi(p) => p.embed(req).await,
+        }
+    }
+
+    /// The models the upstream itself lists.
+    pub async fn models(&self) -> Result<ModelList, ProviderError> {
+        match self {
+            Self::OpenAi(p) => p.models().await,
+        }
+    }
+}
+
+/// The one pooled HTTP client every provider shares: keep-alive, HTTP/2 where the upstream
+/// offers it (ALPN), connect timeout, no automatic redirects to other hosts.
+pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| ProviderError::Internal {
+            detail: format!("building the HTTP client: {e}"),
+        })
+}

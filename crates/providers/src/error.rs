@@ -1,0 +1,153 @@
+//! What can go wrong talking to a provider, and whether trying again can help.
+
+use std::time::Duration;
+
+/// A provider call that failed. Messages never contain credentials; upstream URLs are not
+/// included (a base URL may carry user-info).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("could not connect to provider `{provider}`: {detail}")]
+    Connect { provider: String, detail: String },
+    #[error("provider `{provider}` did not answer within {after:?}")]
+    Timeout { provider: String, after: Duration },
+    #[error("provider `{provider}` answered {status}: {message}")]
+    Status {
+        provider: String,
+        status: u16,
+        message: String,
+        kind: Option<String>,
+        code: Option<String>,
+        param: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    #[error("provider `{provider}` sent an answer that could not be read: {detail}")]
+    Decode { provider: String, detail: String },
+    #[error("the stream from provider `{provider}` broke off: {detail}")]
+    Interrupted { provider: String, detail: String },
+    #[error("provider `{provider}` does not support {what}")]
+    Unsupported { provider: String, what: String },
+    #[error("internal error: {detail}")]
+    Internal { detail: String },
+}
+
+/// Low-cardinality class of a failure, for metrics labels and log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Connect,
+    Timeout,
+    RateLimited,
+    UpstreamClient,
+    UpstreamAuth,
+    UpstreamServer,
+    Decode,
+    Interrupted,
+    Unsupported,
+    Internal,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::RateLimited => "rate_limited",
+            Self::UpstreamClient => "upstream_client",
+            Self::UpstreamAuth => "upstream_auth",
+            Self::UpstreamServer => "upstream_server",
+            Self::Decode => "decode",
+            Self::Interrupted => "interrupted",
+            Self::Unsupported => "unsupported",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl ProviderError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Connect { .. } => ErrorClass::Connect,
+            Self::Timeout { .. } => ErrorClass::Timeout,
+            Self::Status { status: 429, .. } => ErrorClass::RateLimited,
+            Self::Status {
+                status: 401 | 403, ..
+            } => ErrorClass::UpstreamAuth,
+            Self::Status { status, .. } if *status >= 500 => ErrorClass::UpstreamServer,
+            Self::Status { .. } => ErrorClass::UpstreamClient,
+            Self::Decode { .. } => ErrorClass::Decode,
+            Self::Interrupted { .. } => ErrorClass::Interrupted,
+            Self::Unsupported { .. } => ErrorClass::Unsupported,
+            Self::Internal { .. } => ErrorClass::Internal,
+        }
+    }
+
+    /// Whether another attempt (here or at another target) can help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Timeout { .. } | Self::Interrupted { .. } => true,
+            Self::Status { status, .. } => {
+                matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529)
+            }
+            Self::Decode { .. } | Self::Unsupported { .. } | Self::Internal { .. } => false,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_reqwest(provider: &str, err: reqwest::Error, after: Duration) -> Self {
+        let provider = provider.to_owned();
+        if err.is_timeout() {
+            return Self::Timeout { provider, after };
+        }
+        let err = err.without_url();
+        // The chain carries the useful part ("connection refused", "dns error").
+        let mut detail = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            source = s.source();
+        }
+        if err.is_connect() {
+            Self::Connect { provider, detail }
+        } else if err.is_body() || err.is_decode() {
+            Self::Interrupted { provider, detail }
+        } else {
+            Self::Connect { provider, detail }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(s: u16) -> ProviderError {
+        ProviderError::Status {
+            provider: "p".into(),
+            status: s,
+            message: "m".into(),
+            kind: None,
+            code: None,
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [408, 409, 429, 500, 502, 503, 504, 529] {
+            assert!(status(s).is_retryable(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 413, 422] {
+            assert!(!status(s).is_retryable(), "{s}");
+        }
+        assert_eq!(status(429).class(), ErrorClass::RateLimited);
+        assert_eq!(status(401).class(), ErrorClass::UpstreamAuth);
+        assert_eq!(status(503).class(), ErrorClass::UpstreamServer);
+    }
+}

@@ -1,0 +1,102 @@
+//! The OpenAI-compatible wire family: OpenAI itself, Azure OpenAI's v1 API, and the many hosts
+//! and local servers that speak the same chat-completions protocol.
+//!
+//! The canonical types *are* this wire format, with unknown fields carried in `extra`, so
+//! requests go out as they came (with the upstream's model name) and answers come back typed.
+
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use switchyard_protocol::chat::{ChatRequest, ChatResponse, StreamOptions};
+use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
+use switchyard_protocol::models::ModelList;
+
+use crate::{ChatStream, ProviderError, ProviderSettings};
+
+#[derive(Debug, Clone)]
+pub struct OpenAiProvider {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: ProviderSettings,
+    client: reqwest::Client,
+    chat_url: String,
+    embeddings_url: String,
+    models_url: String,
+}
+
+impl OpenAiProvider {
+    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+        let base = settings.base_url.trim_end_matches('/');
+        let inner = Inner {
+            chat_url: format!("{base}/chat/completions"),
+            embeddings_url: format!("{base}/embeddings"),
+            models_url: format!("{base}/models"),
+            settings,
+            client,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.settings.name
+    }
+
+    pub async fn chat(&self, mut req: ChatRequest) -> Result<ChatResponse, ProviderError> {
+        req.stream = None;
+        req.stream_options = None;
+        let s = &self.inner.settings;
+        let body = request::encode(&s.name, &req)?;
+        let http = self.inner.post(&self.inner.chat_url, body);
+        response::json(&s.name, http, s.request_timeout).await
+    }
+
+    pub async fn chat_stream(&self, mut req: ChatRequest) -> Result<ChatStream, ProviderError> {
+        req.stream = Some(true);
+        let s = &self.inner.settings;
+        if s.stream_usage {
+            let opts = req.stream_options.get_or_insert_with(|| StreamOptions {
+                include_usage: None,
+                extra: Default::default(),
+            });
+            opts.include_usage = Some(true);
+        }
+        let body = request::encode(&s.name, &req)?;
+        let http = self.inner.post(&self.inner.chat_url, body);
+        let resp = response::start(&s.name, http, s.request_timeout).await?;
+        Ok(stream::chunks(s.name.clone(), resp))
+    }
+
+    pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+        let s = &self.inner.settings;
+        let body = request::encode(&s.name, &req)?;
+        let http = self.inner.post(&self.inner.embeddings_url, body);
+        response::json(&s.name, http, s.request_timeout).await
+    }
+
+    pub async fn models(&self) -> Result<ModelList, ProviderError> {
+        let s = &self.inner.settings;
+        let http = request::authorize(self.inner.client.get(&self.inner.models_url), s);
+        response::json(&s.name, http, s.request_timeout).await
+    }
+}
+
+impl Inner {
+    fn post(&self, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+        let http = self
+            .client
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        request::authorize(http, &self.settings)
+    }
+}
