@@ -1,1 +1,187 @@
-fn main() {}
+//! The `switchyard` binary: parses flags and hands over to the gateway crate. Nothing else.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use switchyard_gateway::config::parse_listen;
+use switchyard_gateway::{Config, Env, Gateway};
+
+/// Switchyard: a self-hosted AI gateway. One OpenAI-compatible endpoint in front of every model
+/// provider; point the official SDKs at http://127.0.0.1:8787/v1 and call models by slug
+/// (`openai/gpt-4o-mini`, `groq/llama-3.1-8b-instant`, `ollama/llama3.2`, `mock/echo`).
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the gateway (embedded defaults when no configuration file is given).
+    ///
+    /// Providers are enabled by their usual environment variables (OPENAI_API_KEY,
+    /// GROQ_API_KEY, …); base URLs can be overridden with OPENAI_BASE_URL and friends. Local
+    /// servers (ollama, vllm, lmstudio) and the built-in mock provider are always available.
+    Serve(ServeArgs),
+    /// Start the scriptable mock provider (OpenAI wire format) on its own port.
+    ///
+    /// The model name scripts the answer: echo, stream-40, slow-250ms, ttft-100ms+itl-10ms,
+    /// fail-503, ratelimit-2s, truncate-5, malformed (joined with +). The header
+    /// x-mock-scenario adds directives. GET /mock/stats shows counters.
+    Mock(MockArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Configuration file (TOML). Every key is optional; see docs/configuration.md.
+    #[arg(long, env = "SWITCHYARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8787, or server.listen from the file].
+    #[arg(long, env = "SWITCHYARD_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory for the gateway's data [default: server.data_dir, or the user's data dir].
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Check the configuration, print what it enables, and exit.
+    #[arg(long)]
+    validate: bool,
+}
+
+#[derive(Debug, Args)]
+struct MockArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "SWITCHYARD_MOCK_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8788"
+    )]
+    listen: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Mock(args) => mock(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let env = Env::from_process();
+    let mut config = match &args.config {
+        Some(path) => Config::load(path, &env),
+        None => Config::defaults(&env),
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(listen) = &args.listen {
+        config.listen =
+            parse_listen(listen).map_err(|m| format!("--listen / SWITCHYARD_LISTEN: {m}"))?;
+    }
+    let providers: Vec<&str> = config
+        .providers
+        .iter()
+        .map(|p| p.settings.name.as_str())
+        .collect();
+    if args.validate {
+        println!(
+            "configuration OK: listen {}, providers: {}",
+            config.listen,
+            providers.join(", ")
+        );
+        return Ok(());
+    }
+    let data_dir = args
+        .data_dir
+        .or_else(|| config.data_dir.clone())
+        .or_else(|| dirs::data_dir().map(|d| d.join("switchyard")))
+        .ok_or("no data directory: pass --data-dir or set SWITCHYARD_DATA_DIR")?;
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}; pass another with --data-dir",
+            data_dir.display()
+        )
+    })?;
+    if !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "listening on a non-loopback address: anyone who can reach it can spend your provider keys"
+        );
+    }
+
+    runtime()?.block_on(async move {
+        let gateway = Gateway::bind(&config).await.map_err(|e| e.to_string())?;
+        let addr = gateway.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(data_dir = %data_dir.display(), providers = %gateway.provider_names().join(","), "switchyard started");
+        println!("switchyard listening on http://{addr} (OpenAI-compatible API at http://{addr}/v1)");
+        let _ = std::io::stdout().flush();
+        gateway.run(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
+    })
+}
+
+fn mock(args: MockArgs) -> Result<(), String> {
+    let addr = parse_listen(&args.listen).map_err(|m| format!("--listen: {m}"))?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}; choose another with --listen"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("switchyard mock listening on http://{local}/v1");
+        let _ = std::io::stdout().flush();
+        let stats = std::sync::Arc::new(switchyard_mock::Stats::default());
+        tokio::select! {
+            res = switchyard_mock::serve(listener, stats) => res.map_err(|e| e.to_string()),
+            _ = shutdown_signal() => Ok(()),
+        }
+    })
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

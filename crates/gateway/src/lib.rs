@@ -1,1 +1,18 @@
-//! placeholder
+//! The Switchyard gateway: configuration, the HTTP application and the request pipeline.
+//!
+//! Depends downward only: on `switchyard-providers` (adapters), `switchyard-protocol` (wire and
+//! canonical types) and `switchyard-mock` (the embedded fake provider). The binary (`cli`) only
+//! parses flags and calls [`Gateway`].
+
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod registry;
+pub mod server;
+pub mod surface;
+
+pub use app::{AppState, build_app};
+pub use config::{Config, ConfigError, Env};
+pub use error::GatewayError;
+pub use server::{Gateway, StartError};

@@ -25,7 +25,7 @@ use switchyard_protocol::error::ErrorBody;
 use switchyard_protocol::models::{Model, ModelList};
 use switchyard_protocol::{decode_json, sse};
 
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, ScenarioError};
 use crate::stats::Stats;
 use crate::{MODELS, schema, tokens};
 
@@ -89,16 +89,18 @@ fn scripted_failure(s: &Scenario) -> Option<Response> {
     Some(resp)
 }
 
-fn scenario(model: &str, headers: &HeaderMap) -> Result<Scenario, Response> {
+fn scenario(model: &str, headers: &HeaderMap) -> Result<Scenario, ScenarioError> {
     let header = headers.get("x-mock-scenario").and_then(|v| v.to_str().ok());
-    Scenario::parse(model, header).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            e.0,
-            "invalid_request_error",
-            Some("model_not_found"),
-        )
-    })
+    Scenario::parse(model, header)
+}
+
+fn scenario_error(e: ScenarioError) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        e.0,
+        "invalid_request_error",
+        Some("model_not_found"),
+    )
 }
 
 // === chat ===
@@ -225,7 +227,7 @@ pub(crate) async fn chat(
     };
     let s = match scenario(&req.model, &headers) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(e) => return scenario_error(e),
     };
     if req.is_stream() {
         if let Some(resp) = scripted_failure(&s) {
@@ -562,7 +564,7 @@ pub(crate) async fn embeddings(
     };
     let s = match scenario(&req.model, &headers) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(e) => return scenario_error(e),
     };
     tokio::time::sleep(s.delay).await;
     if let Some(resp) = scripted_failure(&s) {

@@ -25,8 +25,13 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
-            let path = if path == "." { String::new() } else { path };
-            let message = if inner.is_syntax() || inner.is_eof() {
+            let syntax = inner.is_syntax() || inner.is_eof();
+            let path = if path == "." || syntax {
+                String::new()
+            } else {
+                path
+            };
+            let message = if syntax {
                 format!("the request body is not valid JSON: {inner}")
             } else if path.is_empty() {
                 format!("invalid request body: {inner}")

@@ -10,16 +10,8 @@ pub enum ProviderError {
     Connect { provider: String, detail: String },
     #[error("provider `{provider}` did not answer within {after:?}")]
     Timeout { provider: String, after: Duration },
-    #[error("provider `{provider}` answered {status}: {message}")]
-    Status {
-        provider: String,
-        status: u16,
-        message: String,
-        kind: Option<String>,
-        code: Option<String>,
-        param: Option<String>,
-        retry_after: Option<Duration>,
-    },
+    #[error("provider `{}` answered {}: {}", .0.provider, .0.status, .0.message)]
+    Status(Box<UpstreamStatus>),
     #[error("provider `{provider}` sent an answer that could not be read: {detail}")]
     Decode { provider: String, detail: String },
     #[error("the stream from provider `{provider}` broke off: {detail}")]
@@ -28,6 +20,18 @@ pub enum ProviderError {
     Unsupported { provider: String, what: String },
     #[error("internal error: {detail}")]
     Internal { detail: String },
+}
+
+/// An upstream's non-2xx answer, with what it said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamStatus {
+    pub provider: String,
+    pub status: u16,
+    pub message: String,
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub param: Option<String>,
+    pub retry_after: Option<Duration>,
 }
 
 /// Low-cardinality class of a failure, for metrics labels and log records.
@@ -67,12 +71,12 @@ impl ProviderError {
         match self {
             Self::Connect { .. } => ErrorClass::Connect,
             Self::Timeout { .. } => ErrorClass::Timeout,
-            Self::Status { status: 429, .. } => ErrorClass::RateLimited,
-            Self::Status {
-                status: 401 | 403, ..
-            } => ErrorClass::UpstreamAuth,
-            Self::Status { status, .. } if *status >= 500 => ErrorClass::UpstreamServer,
-            Self::Status { .. } => ErrorClass::UpstreamClient,
+            Self::Status(s) => match s.status {
+                429 => ErrorClass::RateLimited,
+                401 | 403 => ErrorClass::UpstreamAuth,
+                500.. => ErrorClass::UpstreamServer,
+                _ => ErrorClass::UpstreamClient,
+            },
             Self::Decode { .. } => ErrorClass::Decode,
             Self::Interrupted { .. } => ErrorClass::Interrupted,
             Self::Unsupported { .. } => ErrorClass::Unsupported,
@@ -84,8 +88,8 @@ impl ProviderError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Timeout { .. } | Self::Interrupted { .. } => true,
-            Self::Status { status, .. } => {
-                matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529)
+            Self::Status(s) => {
+                matches!(s.status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529)
             }
             Self::Decode { .. } | Self::Unsupported { .. } | Self::Internal { .. } => false,
         }
@@ -93,7 +97,7 @@ impl ProviderError {
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Status { retry_after, .. } => *retry_after,
+            Self::Status(s) => s.retry_after,
             _ => None,
         }
     }
@@ -127,7 +131,7 @@ mod tests {
     use super::*;
 
     fn status(s: u16) -> ProviderError {
-        ProviderError::Status {
+        ProviderError::Status(Box::new(UpstreamStatus {
             provider: "p".into(),
             status: s,
             message: "m".into(),
@@ -135,7 +139,7 @@ mod tests {
             code: None,
             param: None,
             retry_after: None,
-        }
+        }))
     }
 
     #[test]

@@ -19,7 +19,7 @@ use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_protocol::models::ModelList;
 
-pub use error::{ErrorClass, ProviderError};
+pub use error::{ErrorClass, ProviderError, UpstreamStatus};
 pub use presets::{PRESETS, Preset};
 pub use secret::Secret;
 

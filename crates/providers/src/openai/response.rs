@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::error::ErrorBody;
 
-use crate::ProviderError;
+use crate::{ProviderError, UpstreamStatus};
 
 /// Sends the request and returns the response once its status is known to be a success.
 pub(super) async fn start(
@@ -83,7 +83,7 @@ async fn status_error(provider: &str, resp: reqwest::Response, timeout: Duration
             (message, None, None, None)
         }
     };
-    ProviderError::Status {
+    ProviderError::Status(Box::new(UpstreamStatus {
         provider: provider.to_owned(),
         status,
         message,
@@ -91,7 +91,7 @@ async fn status_error(provider: &str, resp: reqwest::Response, timeout: Duration
         code,
         param,
         retry_after,
-    }
+    }))
 }
 
 /// `retry-after` in seconds (or `retry-after-ms`, which OpenAI also sends).

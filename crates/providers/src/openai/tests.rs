@@ -155,7 +155,7 @@ async fn upstream_failures_are_classified() {
     let err = p.chat(chat("fail-404", json!({}))).await.unwrap_err();
     assert!(!err.is_retryable());
     assert!(
-        matches!(err, ProviderError::Status { status: 404, ref message, .. } if message.contains("scripted"))
+        matches!(&err, ProviderError::Status(s) if s.status == 404 && s.message.contains("scripted"))
     );
 
     let err = p.chat(chat("malformed", json!({}))).await.unwrap_err();
@@ -167,7 +167,7 @@ async fn upstream_failures_are_classified() {
         .await
         .err()
         .unwrap();
-    assert!(matches!(err, ProviderError::Status { status: 502, .. }));
+    assert!(matches!(&err, ProviderError::Status(s) if s.status == 502));
 }
 
 #[tokio::test]

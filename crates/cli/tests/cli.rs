@@ -1,0 +1,106 @@
+//! The command line: help, validation and start-up errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{BIN, temp_dir};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let (code, out, _) = run(&["--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("serve") && out.contains("mock"));
+    let (_, out, _) = run(&["serve", "--help"], &[]);
+    for flag in [
+        "--config",
+        "--listen",
+        "--data-dir",
+        "--validate",
+        "SWITCHYARD_CONFIG",
+        "SWITCHYARD_LISTEN",
+        "SWITCHYARD_DATA_DIR",
+    ] {
+        assert!(out.contains(flag), "{flag} in {out}");
+    }
+}
+
+#[test]
+fn validate_reports_what_is_enabled_and_rejects_bad_files() {
+    let dir = temp_dir("cli");
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[aliases]\nfast = \"groq/llama-3.1-8b-instant\"\n").unwrap();
+    let (code, out, err) = run(
+        &["serve", "--validate", "--config", good.to_str().unwrap()],
+        &[("GROQ_API_KEY", "gsk")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("groq") && out.contains("mock"), "{out}");
+
+    let (code, _, err) = run(
+        &["serve", "--validate", "--config", good.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("aliases.fast") && err.contains("GROQ_API_KEY"),
+        "{err}"
+    );
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = 8787\n").unwrap();
+    let (code, _, err) = run(
+        &["serve", "--validate"],
+        &[("SWITCHYARD_CONFIG", bad.to_str().unwrap())],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("listen"), "{err}");
+
+    let (code, _, err) = run(&["serve", "--validate", "--listen", "nowhere"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--listen") && err.contains("127.0.0.1:8787"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(&["serve", "--config", "/nonexistent/switchyard.toml"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/switchyard.toml"), "{err}");
+}
+
+#[test]
+fn a_taken_port_is_a_clear_error() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let dir = temp_dir("port");
+    let (code, _, err) = run(
+        &[
+            "serve",
+            "--listen",
+            &addr,
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot listen") && err.contains("--listen"),
+        "{err}"
+    );
+}

@@ -1,0 +1,607 @@
+//! End to end: the `switchyard` binary in front of the `switchyard mock` binary, over loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Proc, client, gateway, mock, sse_data};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+/// A gateway whose `up` provider and `openai` preset both point at an external mock.
+fn setup() -> (Proc, Proc) {
+    let m = mock();
+    let config = format!(
+        r#"
+[server]
+max_body_bytes = 65536
+[aliases]
+fast = "up/echo"
+[providers.up]
+kind = "openai"
+base_url = "{m}/v1"
+api_key = "env:UP_KEY"
+models = ["echo", "stream-3"]
+[providers.slowpoke]
+kind = "openai"
+base_url = "{m}/v1"
+request_timeout_ms = 300
+"#,
+        m = m.url
+    );
+    let openai_url = format!("{}/v1", m.url);
+    let g = gateway(
+        &config,
+        &[
+            ("UP_KEY", "sk-up-secret"),
+            ("OPENAI_API_KEY", "sk-openai-secret"),
+            ("OPENAI_BASE_URL", &openai_url),
+        ],
+    );
+    (g, m)
+}
+
+async fn post(g: &Proc, body: Value) -> reqwest::Response {
+    client()
+        .post(format!("{}/v1/chat/completions", g.url))
+        .bearer_auth("caller-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn last(m: &Proc) -> Value {
+    client()
+        .get(format!("{}/mock/last", m.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn stats(m: &Proc) -> Value {
+    client()
+        .get(format!("{}/mock/stats", m.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn user(text: &str) -> Value {
+    json!([{"role": "user", "content": text}])
+}
+
+#[tokio::test]
+async fn chat_through_presets_custom_providers_aliases_and_the_embedded_mock() {
+    let (g, m) = setup();
+    for (model, provider, key) in [
+        ("openai/echo", "openai", Some("Bearer sk-openai-secret")),
+        ("up/echo", "up", Some("Bearer sk-up-secret")),
+        ("fast", "up", Some("Bearer sk-up-secret")),
+        ("mock/echo", "mock", None),
+    ] {
+        let resp = post(
+            &g,
+            json!({"model": model, "messages": user("hello switchyard")}),
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{model}");
+        let h = resp.headers().clone();
+        assert_eq!(h["x-switchyard-provider"], provider, "{model}");
+        assert_eq!(h["x-switchyard-model"], "echo");
+        assert!(h.contains_key("x-switchyard-request-id"));
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["object"], "chat.completion");
+        assert_eq!(body["choices"][0]["message"]["content"], "hello switchyard");
+        assert_eq!(body["choices"][0]["finish_reason"], "stop");
+        assert_eq!(body["usage"]["completion_tokens"], 2);
+        if let Some(key) = key {
+            // The upstream sees the gateway's provider key, never the caller's token.
+            let seen = last(&m).await;
+            assert_eq!(seen["authorization"], key, "{model}");
+            assert_eq!(seen["body"]["model"], "echo");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_fields_and_vision_parts_pass_through_untouched() {
+    let (g, m) = setup();
+    let messages = json!([{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"}},
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+    ]}]);
+    let req = json!({"model": "up/echo", "messages": messages, "logprobs": true, "top_logprobs": 3,
+                     "metadata": {"team": "a"}, "reasoning_effort": "low", "some_future_field": {"x": [1, 2]}});
+    let resp = post(&g, req.clone()).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "what is this?");
+    let seen = last(&m).await["body"].clone();
+    for key in [
+        "logprobs",
+        "top_logprobs",
+        "metadata",
+        "reasoning_effort",
+        "some_future_field",
+        "messages",
+    ] {
+        assert_eq!(seen[key], req[key], "{key}");
+    }
+}
+
+#[tokio::test]
+async fn streams_with_and_without_usage() {
+    let (g, _m) = setup();
+    let resp = post(
+        &g,
+        json!({"model": "up/stream-3", "stream": true, "messages": user("x")}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let data = sse_data(&resp.text().await.unwrap());
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "tok1 tok2 tok3");
+    assert!(
+        chunks.iter().all(|c| c.get("usage").is_none()),
+        "no usage unless asked"
+    );
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+
+    let resp = post(&g, json!({"model": "mock/stream-3", "stream": true, "stream_options": {"include_usage": true}, "messages": user("x")})).await;
+    let data = sse_data(&resp.text().await.unwrap());
+    let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 3);
+}
+
+#[tokio::test]
+async fn streams_are_forwarded_as_they_arrive() {
+    let (g, m) = setup();
+    let resp = post(
+        &g,
+        json!({"model": "up/stream-5+itl-300ms", "stream": true, "messages": user("x")}),
+    )
+    .await;
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("tok1") {
+        seen.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
+    }
+    // The first token reached us while the upstream was still generating.
+    let s = stats(&m).await;
+    assert_eq!(
+        (
+            s["streams_started"].as_u64(),
+            s["streams_completed"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+    while let Some(part) = body.next().await {
+        seen.push_str(std::str::from_utf8(&part.unwrap()).unwrap());
+    }
+    assert!(seen.ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_upstream() {
+    let (g, m) = setup();
+    let resp = post(
+        &g,
+        json!({"model": "up/stream-2000+itl-5ms", "stream": true, "messages": user("x")}),
+    )
+    .await;
+    let mut body = resp.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    drop(body);
+    let mut cancelled = 0;
+    for _ in 0..100 {
+        cancelled = stats(&m).await["streams_cancelled"].as_u64().unwrap();
+        if cancelled == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cancelled, 1);
+    assert_eq!(stats(&m).await["streams_completed"], 0);
+}
+
+#[tokio::test]
+async fn an_upstream_that_dies_mid_stream_yields_an_error_event() {
+    let (g, _m) = setup();
+    let resp = post(
+        &g,
+        json!({"model": "up/stream-20+truncate-4", "stream": true, "messages": user("x")}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let data = sse_data(&resp.text().await.unwrap());
+    assert_eq!(data.len(), 5, "4 chunks then the error: {data:?}");
+    let err: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("broke off"),
+        "{err}"
+    );
+    assert!(!data.contains(&"[DONE]".to_owned()));
+}
+
+#[tokio::test]
+async fn tool_calls_and_structured_output() {
+    let (g, _m) = setup();
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}}, "required": ["city"]}}}]);
+    let resp = post(&g, json!({"model": "up/echo", "messages": user("weather?"), "tools": tools, "tool_choice": "required"})).await;
+    let body: Value = resp.json().await.unwrap();
+    let call = &body["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "mock", "unit": "c"})
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "tool_calls");
+
+    let resp = post(
+        &g,
+        json!({"model": "mock/echo", "stream": true, "messages": user("weather?"), "tools": tools}),
+    )
+    .await;
+    let data = sse_data(&resp.text().await.unwrap());
+    let mut args = String::new();
+    for d in &data[..data.len() - 1] {
+        let c: Value = serde_json::from_str(d).unwrap();
+        if let Some(a) = c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+        {
+            args.push_str(a);
+        }
+    }
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"city": "mock", "unit": "c"})
+    );
+
+    let schema = json!({"type": "json_schema", "json_schema": {"name": "r", "strict": true, "schema": {"type": "object", "properties": {"answer": {"type": "integer"}}}}});
+    let body: Value = post(
+        &g,
+        json!({"model": "up/echo", "messages": user("2+2"), "response_format": schema}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let content: Value =
+        serde_json::from_str(body["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content, json!({"answer": 1}));
+    let body: Value = post(&g, json!({"model": "up/echo", "messages": user("hi"), "response_format": {"type": "json_object"}})).await.json().await.unwrap();
+    let content: Value =
+        serde_json::from_str(body["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content, json!({"echo": "hi"}));
+}
+
+#[tokio::test]
+async fn embeddings_and_models() {
+    let (g, _m) = setup();
+    let c = client();
+    let resp = c
+        .post(format!("{}/v1/embeddings", g.url))
+        .json(&json!({"model": "up/embed", "input": ["a", "b"], "dimensions": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "up");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(body["data"][1]["embedding"].as_array().unwrap().len(), 4);
+    let body: Value = c
+        .post(format!("{}/v1/embeddings", g.url))
+        .json(&json!({"model": "mock/embed", "input": "a", "encoding_format": "base64"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body["data"][0]["embedding"].is_string());
+    let resp = c
+        .post(format!("{}/v1/embeddings", g.url))
+        .json(&json!({"model": "mock/embed", "input": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+
+    let models: Value = c
+        .get(format!("{}/v1/models", g.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    for id in ["fast", "up/echo", "up/stream-3", "mock/echo"] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    let one: Value = c
+        .get(format!("{}/v1/models/mock/echo", g.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["id"], "mock/echo");
+    let resp = c
+        .get(format!("{}/v1/models/nope/nothing", g.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+async fn error_of(resp: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    assert!(headers.contains_key("x-switchyard-request-id"));
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert!(
+        body["error"].get("type").is_some()
+            && body["error"].get("param").is_some()
+            && body["error"].get("code").is_some()
+    );
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn errors_have_the_right_status_and_openai_shape() {
+    let (g, _m) = setup();
+    let c = client();
+    let url = format!("{}/v1/chat/completions", g.url);
+
+    let (s, _, b) = error_of(c.post(&url).body("{\"model\": ").send().await.unwrap()).await;
+    assert_eq!(s, 400);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    let (s, _, b) = error_of(
+        c.post(&url)
+            .body(
+                "{\"model\":\"mock/echo\",\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}",
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["param"].as_str()),
+        (400, Some("messages[0].role"))
+    );
+    let (s, _, b) = error_of(
+        c.post(&url)
+            .body("{\"model\":\"mock/echo\"}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        s == 400 && b["error"]["message"].as_str().unwrap().contains("messages"),
+        "{b}"
+    );
+    let (s, _, b) = error_of(post(&g, json!({"model": "mock/echo", "messages": []})).await).await;
+    assert_eq!((s, b["error"]["param"].as_str()), (400, Some("messages")));
+
+    let (s, _, b) =
+        error_of(post(&g, json!({"model": "nosuch/model", "messages": user("x")})).await).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
+    let (s, _, b) = error_of(
+        post(
+            &g,
+            json!({"model": "groq/llama-3.1-8b-instant", "messages": user("x")}),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        s == 404
+            && b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("GROQ_API_KEY"),
+        "{b}"
+    );
+    let (s, _, _) =
+        error_of(post(&g, json!({"model": "gpt-4o", "messages": user("x")})).await).await;
+    assert_eq!(s, 404);
+
+    let big = "x".repeat(70_000);
+    let (s, _, b) =
+        error_of(post(&g, json!({"model": "mock/echo", "messages": user(&big)})).await).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (413, Some("request_too_large"))
+    );
+
+    let (s, h, b) = error_of(
+        post(
+            &g,
+            json!({"model": "up/ratelimit-3s", "messages": user("x")}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["type"].as_str()),
+        (429, Some("rate_limit_error"))
+    );
+    assert_eq!(h["retry-after"], "3");
+    assert_eq!(h["x-switchyard-provider"], "up");
+    let (s, _, _) =
+        error_of(post(&g, json!({"model": "up/fail-503", "messages": user("x")})).await).await;
+    assert_eq!(s, 502);
+    let (s, _, _) = error_of(
+        post(
+            &g,
+            json!({"model": "up/fail-503", "stream": true, "messages": user("x")}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(s, 502);
+    let (s, _, _) =
+        error_of(post(&g, json!({"model": "up/fail-400", "messages": user("x")})).await).await;
+    assert_eq!(s, 400);
+    let (s, _, _) =
+        error_of(post(&g, json!({"model": "up/malformed", "messages": user("x")})).await).await;
+    assert_eq!(s, 502);
+    let (s, _, b) = error_of(
+        post(
+            &g,
+            json!({"model": "slowpoke/slow-3s", "messages": user("x")}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (504, Some("upstream_timeout"))
+    );
+
+    let (s, _, _) = error_of(c.get(&url).send().await.unwrap()).await;
+    assert_eq!(s, 405);
+    let (s, _, _) = error_of(
+        c.get(format!("{}/v2/whatever", g.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // Nothing above leaked a provider key into an answer or the log.
+    let log = g.stderr_text();
+    assert!(
+        !log.contains("sk-up-secret") && !log.contains("sk-openai-secret"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_is_a_502_naming_it() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let g = gateway(
+        &format!("[providers.gone]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n"),
+        &[],
+    );
+    let (s, _, b) =
+        error_of(post(&g, json!({"model": "gone/x", "messages": user("x")})).await).await;
+    assert_eq!(s, 502);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not connect to provider `gone`"),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_and_graceful_shutdown() {
+    let (g, _m) = setup();
+    let c = client();
+    assert_eq!(
+        c.get(format!("{}/healthz", g.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    let ready: Value = c
+        .get(format!("{}/readyz", g.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        ready["providers"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("up"))
+    );
+
+    // A stream in flight when SIGTERM arrives finishes; then the process exits 0.
+    let resp = post(
+        &g,
+        json!({"model": "up/stream-6+itl-150ms", "stream": true, "messages": user("x")}),
+    )
+    .await;
+    let mut body = resp.bytes_stream();
+    let mut text = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &g.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    while let Some(part) = body.next().await {
+        text.push_str(std::str::from_utf8(&part.unwrap()).unwrap());
+    }
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    let mut g = g;
+    let mut exit = None;
+    for _ in 0..100 {
+        if let Some(s) = g.child.try_wait().unwrap() {
+            exit = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(exit.expect("gateway exited after draining").success());
+}

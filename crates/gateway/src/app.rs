@@ -1,0 +1,129 @@
+//! The HTTP application: routes, shared state and the layers around them.
+//!
+//! Layers, outermost first:
+//! 1. request id: every response carries `x-switchyard-request-id`; a debug line per request.
+//! 2. panic catcher: a bug becomes a 500 in OpenAI's error shape, never a dropped connection.
+//! 3. body limit: `server.max_body_bytes`, a 413 in OpenAI's error shape.
+//!
+//! Domain stages run inside the handlers, in the order `pipeline` documents.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::registry::Registry;
+use crate::surface::openai;
+
+pub struct AppState {
+    pub registry: Registry,
+    pub max_body_bytes: usize,
+    /// Set when shutdown begins: `/readyz` turns 503 so load balancers stop sending.
+    pub draining: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(registry: Registry, max_body_bytes: usize) -> Self {
+        Self {
+            registry,
+            max_body_bytes,
+            draining: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The request id of the call, in the request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId(pub uuid::Uuid);
+
+pub fn build_app(state: Arc<AppState>) -> Router {
+    let limit = state.max_body_bytes;
+    // The OpenAI routes, also without the `/v1` prefix for clients configured with a bare host.
+    let api = Router::new()
+        .route("/chat/completions", post(openai::chat_completions))
+        .route("/embeddings", post(openai::embeddings))
+        .route("/models", get(openai::models))
+        .route("/models/{*id}", get(openai::model));
+    Router::new()
+        .nest("/v1", api.clone())
+        .merge(api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            GatewayError::Internal {
+                message: "the gateway hit a bug; the request id identifies it in the logs".into(),
+            }
+            .into_response()
+        }))
+        .layer(middleware::from_fn(request_id))
+}
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::now_v7();
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    req.extensions_mut().insert(RequestId(id));
+    let mut resp = next.run(req).await;
+    let mut buf = uuid::Uuid::encode_buffer();
+    if let Ok(v) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)) {
+        resp.headers_mut().insert("x-switchyard-request-id", v);
+    }
+    let error = resp.extensions().get::<ErrorKind>().map(|k| k.0);
+    tracing::debug!(
+        request_id = %id,
+        %method,
+        path,
+        status = resp.status().as_u16(),
+        error,
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.draining.load(Ordering::Relaxed) {
+        return GatewayError::Unavailable {
+            message: "shutting down".into(),
+        }
+        .into_response();
+    }
+    let body =
+        serde_json::json!({ "status": "ready", "providers": state.registry.provider_names() });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    GatewayError::NotFound {
+        message: format!(
+            "no route for {} {}; the OpenAI-compatible API is under /v1 (chat/completions, embeddings, models)",
+            req.method(),
+            req.uri().path()
+        ),
+    }
+    .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    GatewayError::MethodNotAllowed {
+        message: format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    }
+    .into_response()
+}

@@ -1,0 +1,464 @@
+//! Configuration: the TOML file ([`raw`]) validated into the runtime [`Config`].
+//!
+//! Precedence, highest first: command-line flags and `SWITCHYARD_*` variables (applied by the
+//! binary), the file, the provider's own environment variables (`OPENAI_API_KEY`,
+//! `OPENAI_BASE_URL`, …), built-in defaults. Every error names the key, the value and the fix.
+
+mod env;
+pub mod raw;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use switchyard_providers::{AuthStyle, PRESETS, Preset, ProviderSettings, Secret, presets};
+
+pub use env::Env;
+use raw::{RawConfig, RawProvider};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
+const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The name of the built-in mock provider.
+pub const MOCK: &str = "mock";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: Option<PathBuf>,
+    pub max_body_bytes: usize,
+    pub connect_timeout: Duration,
+    pub default_provider: Option<String>,
+    pub aliases: BTreeMap<String, String>,
+    pub providers: Vec<ProviderConfig>,
+    /// Presets left disabled because no key was found: `(name, variable to set)`, for messages.
+    pub disabled_presets: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub settings: ProviderSettings,
+    /// Models the config lists for `GET /v1/models`.
+    pub models: Vec<String>,
+    /// The mock provider with no base URL runs in process.
+    pub embedded_mock: bool,
+}
+
+/// A configuration error: which key, what was wrong, what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err(key: &str, problem: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("configuration key `{key}`: {problem}"))
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path, env: &Env) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "cannot read the configuration file {}: {e}; check the path given by --config or SWITCHYARD_CONFIG",
+                path.display()
+            ))
+        })?;
+        Self::from_toml(&text, env)
+            .map_err(|e| ConfigError(format!("in {}: {}", path.display(), e.0)))
+    }
+
+    pub fn from_toml(text: &str, env: &Env) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        Self::from_raw(raw, env)
+    }
+
+    /// The configuration with no file: presets enabled from the environment.
+    pub fn defaults(env: &Env) -> Result<Self, ConfigError> {
+        Self::from_raw(RawConfig::default(), env)
+    }
+
+    fn from_raw(raw: RawConfig, env: &Env) -> Result<Self, ConfigError> {
+        let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = parse_listen(listen_text).map_err(|m| err("server.listen", m))?;
+        let max_body_bytes = raw.server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+        if max_body_bytes < 1024 {
+            return Err(err(
+                "server.max_body_bytes",
+                format!("{max_body_bytes} is too small; use at least 1024"),
+            ));
+        }
+        let connect_timeout =
+            positive_ms("server.connect_timeout_ms", raw.server.connect_timeout_ms)?
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let request_timeout =
+            positive_ms("server.request_timeout_ms", raw.server.request_timeout_ms)?
+                .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+
+        let mut providers = Vec::new();
+        let mut disabled_presets = Vec::new();
+        let mut raw_providers = raw.providers;
+        for preset in PRESETS {
+            let section = raw_providers.remove(preset.name);
+            match preset_provider(preset, section, env, request_timeout)? {
+                Some(p) => providers.push(p),
+                None => disabled_presets.push((
+                    preset.name.to_owned(),
+                    preset.key_env.first().copied().unwrap_or("").to_owned(),
+                )),
+            }
+        }
+        let mock_section = raw_providers.remove(MOCK);
+        if let Some(p) = mock_provider(mock_section, env, request_timeout)? {
+            providers.push(p);
+        }
+        for (name, section) in raw_providers {
+            if let Some(p) = custom_provider(&name, section, env, request_timeout)? {
+                providers.push(p);
+            }
+        }
+
+        let names: Vec<&str> = providers.iter().map(|p| p.settings.name.as_str()).collect();
+        let known = |name: &str| names.contains(&name);
+        if let Some(d) = &raw.default_provider
+            && !known(d)
+        {
+            return Err(err(
+                "default_provider",
+                format!(
+                    "`{d}` is not an enabled provider (enabled: {})",
+                    names.join(", ")
+                ),
+            ));
+        }
+        for (alias, target) in &raw.aliases {
+            let key = format!("aliases.{alias}");
+            if alias.contains('/') {
+                return Err(err(
+                    &key,
+                    "an alias name cannot contain `/`; slugs are `provider/model`",
+                ));
+            }
+            let Some((provider, model)) = target.split_once('/') else {
+                if raw.aliases.contains_key(target) {
+                    continue;
+                }
+                return Err(err(
+                    &key,
+                    format!("`{target}` is not a `provider/model` slug or another alias"),
+                ));
+            };
+            if model.is_empty() {
+                return Err(err(
+                    &key,
+                    format!("`{target}` names no model after the `/`"),
+                ));
+            }
+            if !known(provider) {
+                let hint = disabled_presets
+                    .iter()
+                    .find(|(n, _)| n == provider)
+                    .map(|(_, var)| format!("; set {var} to enable it"))
+                    .unwrap_or_default();
+                return Err(err(
+                    &key,
+                    format!("provider `{provider}` in `{target}` is not enabled{hint}"),
+                ));
+            }
+        }
+        for alias in raw.aliases.keys() {
+            let mut seen = vec![alias.as_str()];
+            let mut cur = alias.as_str();
+            while let Some(next) = raw.aliases.get(cur).filter(|t| !t.contains('/')) {
+                if seen.contains(&next.as_str()) {
+                    return Err(err(
+                        &format!("aliases.{alias}"),
+                        format!("aliases form a cycle: {} → {next}", seen.join(" → ")),
+                    ));
+                }
+                seen.push(next);
+                cur = next;
+            }
+        }
+
+        Ok(Self {
+            listen,
+            data_dir: raw.server.data_dir,
+            max_body_bytes,
+            connect_timeout,
+            default_provider: raw.default_provider,
+            aliases: raw.aliases,
+            providers,
+            disabled_presets,
+        })
+    }
+}
+
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let candidate = text
+        .strip_prefix("localhost:")
+        .map(|port| format!("127.0.0.1:{port}"));
+    candidate.as_deref().unwrap_or(text).parse().map_err(|_| {
+        format!("`{text}` is not an address with a port, like 127.0.0.1:8787 or [::1]:8787")
+    })
+}
+
+fn positive_ms(key: &str, v: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+    match v {
+        Some(0) => Err(err(key, "0 is not allowed; give milliseconds, e.g. 30000")),
+        other => Ok(other.map(Duration::from_millis)),
+    }
+}
+
+/// Resolves `env:NAME` / `file:PATH`. Literal keys are refused so that no secret sits in a
+/// file that gets shared, copied into tickets or printed.
+fn secret(key: &str, reference: &str, env: &Env) -> Result<Secret, ConfigError> {
+    if let Some(name) = reference.strip_prefix("env:") {
+        return env.get(name).map(Secret::new).ok_or_else(|| {
+            err(
+                key,
+                format!("environment variable {name} is not set; export it or remove the key"),
+            )
+        });
+    }
+    if let Some(path) = reference.strip_prefix("file:") {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(key, format!("cannot read the key file {path}: {e}")))?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(err(key, format!("the key file {path} is empty")));
+        }
+        return Ok(Secret::new(text));
+    }
+    Err(err(
+        key,
+        "write a reference, `env:NAME` or `file:/path/to/key`, not the key itself",
+    ))
+}
+
+fn base_url(key: &str, url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) || trimmed.len() < 10 {
+        return Err(err(
+            key,
+            format!("`{url}` is not an http:// or https:// URL"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn headers(
+    name: &str,
+    raw: &BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    raw.iter()
+        .map(|(k, v)| {
+            let key = format!("providers.{name}.headers.{k}");
+            http::HeaderName::try_from(k.as_str())
+                .map_err(|_| err(&key, "not a valid header name"))?;
+            http::HeaderValue::try_from(v.as_str())
+                .map_err(|_| err(&key, "not a valid header value"))?;
+            Ok((k.clone(), v.clone()))
+        })
+        .collect()
+}
+
+fn preset_provider(
+    preset: &Preset,
+    section: Option<RawProvider>,
+    env: &Env,
+    default_timeout: Duration,
+) -> Result<Option<ProviderConfig>, ConfigError> {
+    let name = preset.name;
+    let s = section.unwrap_or_default();
+    if s.enabled == Some(false) {
+        return Ok(None);
+    }
+    if let Some(kind) = &s.kind
+        && kind != "openai"
+    {
+        return Err(err(
+            &format!("providers.{name}.kind"),
+            format!("`{kind}`: the {name} preset speaks `openai`"),
+        ));
+    }
+    let api_key = match &s.api_key {
+        Some(r) => Some(secret(&format!("providers.{name}.api_key"), r, env)?),
+        None => preset
+            .key_env
+            .iter()
+            .find_map(|v| env.get(v))
+            .map(Secret::new),
+    };
+    if api_key.is_none() && !preset.keyless && s.enabled != Some(true) {
+        return Ok(None);
+    }
+    let url_key = format!("providers.{name}.base_url");
+    let url = match (&s.base_url, env.get(preset.base_url_env), preset.base_url) {
+        (Some(u), _, _) => base_url(&url_key, u)?,
+        (None, Some(u), _) => base_url(preset.base_url_env, u)?,
+        (None, None, Some(u)) => u.to_owned(),
+        (None, None, None) => match (name, env.get("AZURE_OPENAI_ENDPOINT")) {
+            ("azure", Some(endpoint)) => {
+                format!("{}/openai/v1", base_url("AZURE_OPENAI_ENDPOINT", endpoint)?)
+            }
+            _ => {
+                return Err(err(
+                    &url_key,
+                    format!(
+                        "{name} needs a base URL; set it here or in {} (for Azure: AZURE_OPENAI_ENDPOINT)",
+                        preset.base_url_env
+                    ),
+                ));
+            }
+        },
+    };
+    let auth = match s.auth_header.as_deref().or(preset.key_header) {
+        Some(h) => AuthStyle::Header(h.to_owned()),
+        None => AuthStyle::Bearer,
+    };
+    Ok(Some(ProviderConfig {
+        settings: ProviderSettings {
+            name: name.to_owned(),
+            base_url: url,
+            api_key,
+            auth,
+            headers: headers(name, &s.headers)?,
+            request_timeout: positive_ms(
+                &format!("providers.{name}.request_timeout_ms"),
+                s.request_timeout_ms,
+            )?
+            .unwrap_or(default_timeout),
+            stream_usage: s.stream_usage.unwrap_or(preset.stream_usage),
+        },
+        models: s.models,
+        embedded_mock: false,
+    }))
+}
+
+fn mock_provider(
+    section: Option<RawProvider>,
+    env: &Env,
+    default_timeout: Duration,
+) -> Result<Option<ProviderConfig>, ConfigError> {
+    let s = section.unwrap_or_default();
+    if s.enabled == Some(false) {
+        return Ok(None);
+    }
+    let url = match (&s.base_url, env.get("MOCK_BASE_URL")) {
+        (Some(u), _) => Some(base_url("providers.mock.base_url", u)?),
+        (None, Some(u)) => Some(base_url("MOCK_BASE_URL", u)?),
+        (None, None) => None,
+    };
+    let models = if s.models.is_empty() {
+        switchyard_mock::MODELS
+            .iter()
+            .map(|m| (*m).to_owned())
+            .collect()
+    } else {
+        s.models
+    };
+    Ok(Some(ProviderConfig {
+        embedded_mock: url.is_none(),
+        settings: ProviderSettings {
+            name: MOCK.to_owned(),
+            // Filled in with the embedded mock's address at start-up.
+            base_url: url.unwrap_or_default(),
+            api_key: s
+                .api_key
+                .as_deref()
+                .map(|r| secret("providers.mock.api_key", r, env))
+                .transpose()?,
+            auth: AuthStyle::Bearer,
+            headers: headers(MOCK, &s.headers)?,
+            request_timeout: positive_ms(
+                "providers.mock.request_timeout_ms",
+                s.request_timeout_ms,
+            )?
+            .unwrap_or(default_timeout),
+            stream_usage: true,
+        },
+        models,
+    }))
+}
+
+fn custom_provider(
+    name: &str,
+    s: RawProvider,
+    env: &Env,
+    default_timeout: Duration,
+) -> Result<Option<ProviderConfig>, ConfigError> {
+    if s.enabled == Some(false) {
+        return Ok(None);
+    }
+    let prefix = format!("providers.{name}");
+    if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
+        return Err(err(
+            &prefix,
+            "a provider name cannot be empty or contain `/` or spaces",
+        ));
+    }
+    match s.kind.as_deref() {
+        Some("openai") => {}
+        Some(other) => {
+            return Err(err(
+                &format!("{prefix}.kind"),
+                format!("`{other}` is not a known kind; use \"openai\""),
+            ));
+        }
+        None => {
+            let known: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+            return Err(err(
+                &format!("{prefix}.kind"),
+                format!(
+                    "`{name}` is not a preset ({}), so say which wire format it speaks: kind = \"openai\"",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    let url = base_url(
+        &format!("{prefix}.base_url"),
+        s.base_url.as_deref().ok_or_else(|| {
+            err(
+                &format!("{prefix}.base_url"),
+                "required for a custom provider",
+            )
+        })?,
+    )?;
+    let api_key = s
+        .api_key
+        .as_deref()
+        .map(|r| secret(&format!("{prefix}.api_key"), r, env))
+        .transpose()?;
+    Ok(Some(ProviderConfig {
+        settings: ProviderSettings {
+            name: name.to_owned(),
+            base_url: url,
+            api_key,
+            auth: s
+                .auth_header
+                .map(AuthStyle::Header)
+                .unwrap_or(AuthStyle::Bearer),
+            headers: headers(name, &s.headers)?,
+            request_timeout: positive_ms(
+                &format!("{prefix}.request_timeout_ms"),
+                s.request_timeout_ms,
+            )?
+            .unwrap_or(default_timeout),
+            stream_usage: s.stream_usage.unwrap_or(true),
+        },
+        models: s.models,
+        embedded_mock: false,
+    }))
+}
+
+/// Whether a preset with this name exists (for error messages).
+pub fn is_preset(name: &str) -> bool {
+    presets::preset(name).is_some()
+}
+
+#[cfg(test)]
+mod tests;

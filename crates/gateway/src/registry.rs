@@ -1,0 +1,143 @@
+//! The configured providers and aliases, and how a `model` string resolves to a target.
+
+use std::collections::HashMap;
+
+use switchyard_protocol::models::{Model, ModelList};
+use switchyard_providers::openai::OpenAiProvider;
+use switchyard_providers::{Provider, ProviderError};
+
+use crate::config::{Config, MOCK};
+use crate::error::GatewayError;
+
+/// Where a call goes: a provider and the model name the upstream knows.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub provider: Provider,
+    pub model: String,
+}
+
+impl Target {
+    pub fn provider_name(&self) -> &str {
+        self.provider.name()
+    }
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    providers: HashMap<String, Provider>,
+    aliases: HashMap<String, String>,
+    default_provider: Option<String>,
+    disabled: HashMap<String, String>,
+    models: ModelList,
+}
+
+impl Registry {
+    /// Builds every enabled provider on one shared HTTP client. `mock_url` is the address of the
+    /// embedded mock, when it runs.
+    pub fn build(config: &Config, mock_url: Option<&str>) -> Result<Self, ProviderError> {
+        let client = switchyard_providers::http_client(config.connect_timeout)?;
+        let mut providers = HashMap::new();
+        let mut models = Vec::new();
+        for alias in config.aliases.keys() {
+            models.push(Model::new(alias.clone(), "switchyard"));
+        }
+        for p in &config.providers {
+            let mut settings = p.settings.clone();
+            if p.embedded_mock {
+                settings.base_url = mock_url.unwrap_or_default().to_owned();
+            }
+            for m in &p.models {
+                models.push(Model::new(
+                    format!("{}/{m}", settings.name),
+                    settings.name.clone(),
+                ));
+            }
+            let name = settings.name.clone();
+            providers.insert(
+                name,
+                Provider::OpenAi(OpenAiProvider::new(settings, client.clone())),
+            );
+        }
+        Ok(Self {
+            providers,
+            aliases: config
+                .aliases
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            default_provider: config.default_provider.clone(),
+            disabled: config.disabled_presets.iter().cloned().collect(),
+            models: ModelList::new(models),
+        })
+    }
+
+    pub fn models(&self) -> &ModelList {
+        &self.models
+    }
+
+    pub fn provider_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Resolves an alias, a `provider/model` slug, or a bare name (with a default provider).
+    pub fn resolve(&self, requested: &str) -> Result<Target, GatewayError> {
+        let mut name = requested.trim();
+        // Aliases may point at aliases; the configuration rejects cycles.
+        for _ in 0..8 {
+            match self.aliases.get(name) {
+                Some(next) => name = next,
+                None => break,
+            }
+        }
+        if name.is_empty() {
+            return Err(GatewayError::bad_request(
+                "`model` is empty; use a slug such as mock/echo",
+                Some("model"),
+            ));
+        }
+        let (provider, model) = match name.split_once('/') {
+            Some((p, m)) => (p, m),
+            None => match &self.default_provider {
+                Some(p) => (p.as_str(), name),
+                None => {
+                    return Err(GatewayError::ModelNotFound {
+                        message: format!(
+                            "model `{requested}` is not known: use a `provider/model` slug (for example openai/{requested} or mock/echo), define an alias, or set default_provider in the configuration"
+                        ),
+                    });
+                }
+            },
+        };
+        if model.is_empty() {
+            return Err(GatewayError::ModelNotFound {
+                message: format!("model `{requested}` names no model after `{provider}/`"),
+            });
+        }
+        match self.providers.get(provider) {
+            Some(p) => Ok(Target {
+                provider: p.clone(),
+                model: model.to_owned(),
+            }),
+            None => Err(GatewayError::ModelNotFound {
+                message: self.unknown_provider(provider, requested),
+            }),
+        }
+    }
+
+    fn unknown_provider(&self, provider: &str, requested: &str) -> String {
+        if let Some(var) = self.disabled.get(provider) {
+            return format!(
+                "provider `{provider}` (in model `{requested}`) is not enabled: set {var} where the gateway runs, or configure [providers.{provider}]"
+            );
+        }
+        if provider == MOCK {
+            return "the mock provider is disabled in the configuration".to_owned();
+        }
+        format!(
+            "provider `{provider}` (in model `{requested}`) is not configured; enabled providers: {}",
+            self.provider_names().join(", ")
+        )
+    }
+}
