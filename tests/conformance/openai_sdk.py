@@ -1,0 +1,224 @@
+"""Conformance: the official `openai` Python SDK against a running Switchyard gateway.
+
+Run by crates/cli/tests/openai_sdk.rs with SWITCHYARD_BASE_URL set to the gateway's /v1 URL.
+Only the base URL differs from calling OpenAI itself.
+"""
+
+import json
+import os
+import sys
+import traceback
+
+import openai
+from openai import OpenAI
+from pydantic import BaseModel
+
+BASE_URL = os.environ["SWITCHYARD_BASE_URL"]
+client = OpenAI(base_url=BASE_URL, api_key="sk-caller-not-a-provider-key", max_retries=0)
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather for a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+                "required": ["city"],
+            },
+        },
+    }
+]
+
+
+def test_chat():
+    r = client.chat.completions.create(
+        model="mock/echo", messages=[{"role": "user", "content": "hello from the SDK"}]
+    )
+    assert r.choices[0].message.content == "hello from the SDK", r
+    assert r.choices[0].finish_reason == "stop"
+    assert r.usage.completion_tokens == 4 and r.usage.total_tokens > 4, r.usage
+
+
+def test_chat_headers_name_the_provider():
+    raw = client.chat.completions.with_raw_response.create(
+        model="mock/echo", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.headers["x-switchyard-provider"] == "mock"
+    assert raw.headers["x-switchyard-model"] == "echo"
+    assert raw.headers["x-switchyard-request-id"]
+    assert raw.parse().choices[0].message.content == "hi"
+
+
+def test_stream_with_usage():
+    stream = client.chat.completions.create(
+        model="mock/stream-12",
+        messages=[{"role": "user", "content": "count"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, usage, finish = "", None, None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage:
+            usage = chunk.usage
+    assert text == " ".join(f"tok{i}" for i in range(1, 13)), text
+    assert finish == "stop"
+    assert usage is not None and usage.completion_tokens == 12, usage
+
+
+def test_stream_without_usage():
+    chunks = list(
+        client.chat.completions.create(
+            model="mock/echo", messages=[{"role": "user", "content": "a b c"}], stream=True
+        )
+    )
+    assert all(c.usage is None for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "a b c"
+
+
+def test_tool_call():
+    r = client.chat.completions.create(
+        model="mock/echo",
+        messages=[{"role": "user", "content": "weather in Paris?"}],
+        tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    call = r.choices[0].message.tool_calls[0]
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "mock", "unit": "c"}
+    # The tool result goes back; the model answers in text.
+    r2 = client.chat.completions.create(
+        model="mock/echo",
+        tools=TOOLS,
+        messages=[
+            {"role": "user", "content": "weather in Paris?"},
+            r.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "18C and sunny"},
+        ],
+    )
+    assert r2.choices[0].message.content == "tool result received: 18C and sunny"
+
+
+def test_tool_call_streamed():
+    stream = client.chat.completions.create(
+        model="mock/echo", messages=[{"role": "user", "content": "weather?"}], tools=TOOLS, stream=True
+    )
+    name, args, finish = None, "", None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        for tc in chunk.choices[0].delta.tool_calls or []:
+            name = name or tc.function.name
+            args += tc.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert name == "get_weather" and finish == "tool_calls"
+    assert json.loads(args) == {"city": "mock", "unit": "c"}
+
+
+def test_json_mode_and_structured_output():
+    r = client.chat.completions.create(
+        model="mock/echo",
+        messages=[{"role": "user", "content": "hi"}],
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(r.choices[0].message.content) == {"echo": "hi"}
+
+    class Answer(BaseModel):
+        answer: int
+        reason: str
+
+    parsed = client.chat.completions.parse(
+        model="mock/echo", messages=[{"role": "user", "content": "2+2?"}], response_format=Answer
+    )
+    assert parsed.choices[0].message.parsed == Answer(answer=1, reason="mock")
+
+
+def test_vision_input():
+    r = client.chat.completions.create(
+        model="mock/echo",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "describe this"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
+                ],
+            }
+        ],
+    )
+    assert r.choices[0].message.content == "describe this"
+
+
+def test_embeddings():
+    # The SDK asks for base64 by default and decodes it.
+    r = client.embeddings.create(model="mock/embed", input=["first", "second"])
+    assert len(r.data) == 2 and len(r.data[0].embedding) == 8
+    assert abs(sum(x * x for x in r.data[0].embedding) - 1.0) < 1e-3
+    r = client.embeddings.create(model="mock/embed", input="one", encoding_format="float", dimensions=16)
+    assert len(r.data[0].embedding) == 16
+    assert r.usage.prompt_tokens == 1
+
+
+def test_models():
+    ids = [m.id for m in client.models.list()]
+    assert "mock/echo" in ids and "mock/stream-40" in ids, ids
+    assert client.models.retrieve("mock/echo").id == "mock/echo"
+
+
+def expect(exc, **kwargs):
+    try:
+        client.chat.completions.create(**kwargs)
+    except exc as e:
+        return e
+    raise AssertionError(f"expected {exc.__name__}")
+
+
+def test_error_classes():
+    e = expect(openai.NotFoundError, model="nosuch/model", messages=[{"role": "user", "content": "x"}])
+    assert e.code == "model_not_found", e.body
+    e = expect(openai.RateLimitError, model="mock/ratelimit-1s", messages=[{"role": "user", "content": "x"}])
+    assert e.response.headers["retry-after"] == "1"
+    e = expect(openai.BadRequestError, model="mock/echo", messages=[])
+    assert e.param == "messages", e.body
+    e = expect(openai.BadRequestError, model="mock/echo", messages=[{"role": "robot", "content": "x"}])
+    assert e.param == "messages[0].role", e.body
+    expect(openai.InternalServerError, model="mock/fail-503", messages=[{"role": "user", "content": "x"}])
+
+
+def test_mid_stream_failure_raises():
+    stream = client.chat.completions.create(
+        model="mock/stream-30+truncate-3", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    received = 0
+    try:
+        for _ in stream:
+            received += 1
+    except openai.APIError as e:
+        assert "broke off" in str(e), e
+        assert received == 3, received
+        return
+    raise AssertionError("the broken stream did not raise")
+
+
+def main():
+    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and callable(f)]
+    failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+            print(f"ok      {name}")
+        except Exception:
+            failed += 1
+            print(f"FAILED  {name}")
+            traceback.print_exc()
+    print(f"openai-sdk {openai.__version__}: {len(tests) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
