@@ -55,7 +55,7 @@ impl Registry {
             let name = settings.name.clone();
             providers.insert(
                 name,
-                Provider::OpenAi(OpenAiProvider::new(settings, client.clone())),
+                Provider::OpenAi(OpenAiProvider::new(settings, client.clone())?),
             );
         }
         Ok(Self {

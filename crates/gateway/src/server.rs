@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, build_app};
@@ -88,7 +89,11 @@ impl Gateway {
             let _ = drained_tx.send(());
         };
         let app = build_app(self.state.clone());
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(signal);
+        // Answers and stream chunks go out at once: no Nagle delay waiting for the peer's ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
         let serve = tokio::spawn(async move { serve.await });
         tokio::pin!(serve);
         tokio::select! {

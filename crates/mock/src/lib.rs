@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 pub use scenario::{Scenario, ScenarioError};
@@ -58,6 +59,10 @@ pub fn router_with(stats: Arc<Stats>) -> Router {
 
 /// Serves the mock on an already bound listener until the future is dropped.
 pub async fn serve(listener: TcpListener, stats: Arc<Stats>) -> std::io::Result<()> {
+    // Small answers go out at once: no Nagle delay waiting for the peer's ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router_with(stats)).await
 }
 

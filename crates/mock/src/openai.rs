@@ -35,6 +35,14 @@ fn next_id(prefix: &str) -> String {
     format!("{prefix}-mock-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Waits a scripted delay. Zero returns at once: a zero-length tokio sleep still waits for the
+/// next timer tick (about a millisecond), which would dominate every benchmark.
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -231,12 +239,12 @@ pub(crate) async fn chat(
     };
     if req.is_stream() {
         if let Some(resp) = scripted_failure(&s) {
-            tokio::time::sleep(s.delay).await;
+            pause(s.delay).await;
             return resp;
         }
         return stream_response(req, s, stats);
     }
-    tokio::time::sleep(s.delay).await;
+    pause(s.delay).await;
     if let Some(resp) = scripted_failure(&s) {
         return resp;
     }
@@ -566,7 +574,7 @@ pub(crate) async fn embeddings(
         Ok(s) => s,
         Err(e) => return scenario_error(e),
     };
-    tokio::time::sleep(s.delay).await;
+    pause(s.delay).await;
     if let Some(resp) = scripted_failure(&s) {
         return resp;
     }

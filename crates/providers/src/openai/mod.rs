@@ -27,24 +27,34 @@ pub struct OpenAiProvider {
 struct Inner {
     settings: ProviderSettings,
     client: reqwest::Client,
-    chat_url: String,
-    embeddings_url: String,
-    models_url: String,
+    // Parsed once: parsing (with IDNA) on every request showed in profiles.
+    chat_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
+    models_url: reqwest::Url,
 }
 
 impl OpenAiProvider {
-    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+    /// Fails when the base URL does not parse (the configuration checks the scheme, not more).
+    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Result<Self, ProviderError> {
         let base = settings.base_url.trim_end_matches('/');
+        let url = |path: &str| {
+            reqwest::Url::parse(&format!("{base}/{path}")).map_err(|e| ProviderError::Internal {
+                detail: format!(
+                    "provider `{}`: base URL `{base}` is not a valid URL: {e}",
+                    settings.name
+                ),
+            })
+        };
         let inner = Inner {
-            chat_url: format!("{base}/chat/completions"),
-            embeddings_url: format!("{base}/embeddings"),
-            models_url: format!("{base}/models"),
+            chat_url: url("chat/completions")?,
+            embeddings_url: url("embeddings")?,
+            models_url: url("models")?,
             settings,
             client,
         };
-        Self {
+        Ok(Self {
             inner: Arc::new(inner),
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -85,16 +95,16 @@ impl OpenAiProvider {
 
     pub async fn models(&self) -> Result<ModelList, ProviderError> {
         let s = &self.inner.settings;
-        let http = request::authorize(self.inner.client.get(&self.inner.models_url), s);
+        let http = request::authorize(self.inner.client.get(self.inner.models_url.clone()), s);
         response::json(&s.name, http, s.request_timeout).await
     }
 }
 
 impl Inner {
-    fn post(&self, url: &str, body: Vec<u8>) -> reqwest::RequestBuilder {
+    fn post(&self, url: &reqwest::Url, body: Vec<u8>) -> reqwest::RequestBuilder {
         let http = self
             .client
-            .post(url)
+            .post(url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
         request::authorize(http, &self.settings)

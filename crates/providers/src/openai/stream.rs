@@ -17,6 +17,8 @@ struct State {
     pending: VecDeque<SseEvent>,
     /// A chunk with a finish reason was seen: the answer is complete even without `[DONE]`.
     finished: bool,
+    /// `[DONE]` arrived: the rest of the body is drained so the connection can be reused.
+    saw_done: bool,
     done: bool,
 }
 
@@ -30,11 +32,15 @@ pub(super) fn chunks(provider: String, resp: reqwest::Response) -> ChatStream {
         decoder: SseDecoder::new(),
         pending: VecDeque::new(),
         finished: false,
+        saw_done: false,
         done: false,
     };
     Box::pin(stream::unfold(state, |mut st| async move {
         loop {
             if st.done {
+                if st.saw_done {
+                    st.drain().await;
+                }
                 return None;
             }
             if let Some(ev) = st.pending.pop_front() {
@@ -84,11 +90,29 @@ pub(super) fn chunks(provider: String, resp: reqwest::Response) -> ChatStream {
 }
 
 impl State {
+    /// Reads what is left of the body after `[DONE]` (usually just the end of the chunked
+    /// encoding), so the connection goes back to the pool instead of being closed.
+    async fn drain(&mut self) {
+        let limit = tokio::time::sleep(std::time::Duration::from_millis(100));
+        tokio::pin!(limit);
+        let mut budget = 64 * 1024usize;
+        loop {
+            tokio::select! {
+                _ = &mut limit => return,
+                next = self.body.next() => match next {
+                    Some(Ok(b)) if b.len() <= budget => budget -= b.len(),
+                    _ => return,
+                },
+            }
+        }
+    }
+
     /// One event: a chunk, nothing (keep-alives, `[DONE]`), or the upstream's error.
     fn event(&mut self, ev: SseEvent) -> Result<Option<ChatChunk>, ProviderError> {
         let data = ev.data.trim();
         if data == "[DONE]" {
             self.done = true;
+            self.saw_done = true;
             return Ok(None);
         }
         if data.is_empty() {

@@ -30,7 +30,7 @@ fn provider_at(base_url: &str, timeout: Duration) -> OpenAiProvider {
         request_timeout: timeout,
         stream_usage: true,
     };
-    OpenAiProvider::new(settings, http_client(Duration::from_secs(2)).unwrap())
+    OpenAiProvider::new(settings, http_client(Duration::from_secs(2)).unwrap()).unwrap()
 }
 
 async fn provider() -> (OpenAiProvider, Arc<Stats>) {

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Load benchmark: the gateway's added latency over calling the mock provider directly.
+
+Starts `switchyard mock` and `switchyard serve` (release build) on loopback, then for each offered
+load and mode runs `oha` at a fixed request rate against the mock directly and against the gateway
+(in front of that same mock), back to back in one run, and prints the differences. Everything
+stops by itself: each measurement is bounded by --duration.
+
+    python3 bench/load.py                 # 500 and 2000 req/s, plain and streaming, 10 s each
+    python3 bench/load.py --rates 1000 --duration 5
+
+Needs `oha` (cargo install oha) on PATH or in bench/.tools/bin (installed there if missing).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def oha_path():
+    found = shutil.which("oha") or (ROOT / "bench/.tools/bin/oha")
+    if Path(found).exists():
+        return str(found)
+    log("installing oha into bench/.tools (one time, a few minutes)...")
+    subprocess.run(["cargo", "install", "oha", "--locked", "--root", str(ROOT / "bench/.tools")], check=True)
+    return str(ROOT / "bench/.tools/bin/oha")
+
+
+def target_dir():
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+
+
+def build():
+    log("building switchyard (release)...")
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "switchyard"], cwd=ROOT, check=True)
+    return str(target_dir() / "release/switchyard")
+
+
+def start(args, env=None):
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        m = re.search(r"listening on http://(\S+)", line)
+        if m:
+            return proc, "http://" + m.group(1).removesuffix("/v1")
+    proc.kill()
+    raise SystemExit(f"{args[:2]} did not start")
+
+
+def rss_kib(pid, field):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def run_oha(oha, url, body, rate, duration, connections):
+    out = subprocess.run(
+        [oha, "--no-tui", "--output-format", "json", "--latency-correction", "-m", "POST",
+         "-H", "content-type: application/json", "-d", body, "-q", str(rate), "-z", f"{duration}s",
+         "-c", str(connections), url],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def summarize(r):
+    lp = r["latencyPercentiles"]
+    codes = r.get("statusCodeDistribution", {})
+    ok = codes.get("200", 0)
+    # Requests still in flight when the measurement window closes are cut by oha; not errors.
+    errors = {k: v for k, v in r.get("errorDistribution", {}).items() if "deadline" not in k}
+    total = sum(codes.values()) + sum(errors.values())
+    return {
+        "p50": lp["p50"] * 1e6,
+        "p99": lp["p99"] * 1e6,
+        "p999": lp["p99.9"] * 1e6,
+        "rps": r["summary"]["requestsPerSec"],
+        "errors": total - ok,
+        "total": total,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rates", default="500,2000")
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--binary", help="switchyard binary (default: build release)")
+    a = ap.parse_args()
+
+    oha = oha_path()
+    binary = a.binary or build()
+    mock, mock_url = start([binary, "mock", "--listen", "127.0.0.1:0"])
+    work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+    cfg = work / "switchyard.toml"
+    cfg.write_text(f'[providers.up]\nkind = "openai"\nbase_url = "{mock_url}/v1"\n')
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "SWITCHYARD_LOG": "warn"}
+    gw, gw_url = start([binary, "serve", "--listen", "127.0.0.1:0", "--config", str(cfg), "--data-dir", str(work / "data")], env)
+    try:
+        time.sleep(0.5)
+        idle_rss = rss_kib(gw.pid, "VmRSS")
+        rows = []
+        for mode, model in (("plain", "echo"), ("stream", "stream-5")):
+            for rate in [int(x) for x in a.rates.split(",")]:
+                stream = "true" if mode == "stream" else "false"
+                body = lambda m: json.dumps({"model": m, "stream": stream == "true",
+                                              "messages": [{"role": "user", "content": "benchmark the gateway overhead please"}]})
+                # Warm both paths (connection pools, page cache) before measuring.
+                run_oha(oha, f"{mock_url}/v1/chat/completions", body(model), rate, 2, a.connections)
+                run_oha(oha, f"{gw_url}/v1/chat/completions", body("up/" + model), rate, 2, a.connections)
+                log(f"{mode} @ {rate} req/s: direct...")
+                direct = summarize(run_oha(oha, f"{mock_url}/v1/chat/completions", body(model), rate, a.duration, a.connections))
+                log(f"{mode} @ {rate} req/s: through the gateway...")
+                via = summarize(run_oha(oha, f"{gw_url}/v1/chat/completions", body("up/" + model), rate, a.duration, a.connections))
+                rows.append((mode, rate, direct, via))
+        peak_rss = rss_kib(gw.pid, "VmHWM")
+    finally:
+        gw.terminate()
+        mock.terminate()
+        gw.wait(10)
+        mock.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"machine: {os.cpu_count()} cores; mock, gateway and oha share them; {a.duration} s per measurement, {a.connections} connections")
+    print("| mode | offered req/s | direct p50 / p99 / p99.9 (µs) | gateway p50 / p99 / p99.9 (µs) | added p50 / p99 / p99.9 (µs) | throughput ratio | errors (direct / gateway) |")
+    print("|---|---|---|---|---|---|---|")
+    for mode, rate, d, g in rows:
+        print(f"| {mode} | {rate} | {d['p50']:.0f} / {d['p99']:.0f} / {d['p999']:.0f} | {g['p50']:.0f} / {g['p99']:.0f} / {g['p999']:.0f} "
+              f"| {g['p50'] - d['p50']:.0f} / {g['p99'] - d['p99']:.0f} / {g['p999'] - d['p999']:.0f} "
+              f"| {g['rps'] / d['rps']:.3f} | {d['errors']} / {g['errors']} of {g['total']} |")
+    print(f"gateway RSS: idle {idle_rss / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
