@@ -52,9 +52,9 @@ async fn post(g: &Proc, body: Value) -> reqwest::Response {
         .unwrap()
 }
 
-async fn last(m: &Proc) -> Value {
+async fn get_json(url: String) -> Value {
     client()
-        .get(format!("{}/mock/last", m.url))
+        .get(url)
         .send()
         .await
         .unwrap()
@@ -63,15 +63,13 @@ async fn last(m: &Proc) -> Value {
         .unwrap()
 }
 
+/// What the mock saw last: path, authorization header, body.
+async fn last(m: &Proc) -> Value {
+    get_json(format!("{}/mock/last", m.url)).await
+}
+
 async fn stats(m: &Proc) -> Value {
-    client()
-        .get(format!("{}/mock/stats", m.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(format!("{}/mock/stats", m.url)).await
 }
 
 fn user(text: &str) -> Value {

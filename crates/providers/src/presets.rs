@@ -19,21 +19,32 @@ pub struct Preset {
     pub stream_usage: bool,
 }
 
-const fn hosted(
+/// An OpenAI-compatible host: hosted ones need a key, local servers (`keyless`) do not.
+const fn compatible(
     name: &'static str,
     url: &'static str,
     key: &'static [&'static str],
     url_env: &'static str,
+    keyless: bool,
 ) -> Preset {
     Preset {
         name,
         base_url: Some(url),
         key_env: key,
         base_url_env: url_env,
-        keyless: false,
+        keyless,
         key_header: None,
         stream_usage: true,
     }
+}
+
+const fn hosted(
+    name: &'static str,
+    url: &'static str,
+    key: &'static [&'static str],
+    url_env: &'static str,
+) -> Preset {
+    compatible(name, url, key, url_env, false)
 }
 
 const fn local(
@@ -42,15 +53,7 @@ const fn local(
     key: &'static [&'static str],
     url_env: &'static str,
 ) -> Preset {
-    Preset {
-        name,
-        base_url: Some(url),
-        key_env: key,
-        base_url_env: url_env,
-        keyless: true,
-        key_header: None,
-        stream_usage: true,
-    }
+    compatible(name, url, key, url_env, true)
 }
 
 pub const PRESETS: &[Preset] = &[
