@@ -8,8 +8,12 @@ stops by itself: each measurement is bounded by --duration.
 
     python3 bench/load.py                 # 500 and 2000 req/s, plain and streaming, 10 s each
     python3 bench/load.py --rates 1000 --duration 5
+    python3 bench/load.py --reference-nginx   # also measure nginx as a plain reverse proxy
 
 Needs `oha` (cargo install oha) on PATH or in bench/.tools/bin (installed there if missing).
+With --reference-nginx, also `nginx` (Debian: apt-get install nginx-light): the same requests
+through nginx proxying to the same mock (keep-alive upstream, no buffering) give the cost of a
+bare loopback proxy hop on this machine, the floor any gateway stands on.
 """
 
 import argparse
@@ -61,6 +65,42 @@ def start(args, env=None):
     raise SystemExit(f"{args[:2]} did not start")
 
 
+def start_nginx(work, mock_url):
+    """nginx as a bare reverse proxy to the mock: the reference cost of one loopback proxy hop."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+worker_processes 2;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/nginx-body;
+  proxy_temp_path {work}/nginx-proxy;
+  upstream mock {{ server {mock_url.removeprefix("http://")}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+}}
+""")
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def rss_kib(pid, field):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -101,6 +141,8 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--binary", help="switchyard binary (default: build release)")
+    ap.add_argument("--reference-nginx", action="store_true", help="also measure nginx as a reverse proxy")
+    ap.add_argument("--gateway-threads", type=int, help="TOKIO_WORKER_THREADS for the gateway")
     a = ap.parse_args()
 
     oha = oha_path()
@@ -110,6 +152,9 @@ def main():
     cfg = work / "switchyard.toml"
     cfg.write_text(f'[providers.up]\nkind = "openai"\nbase_url = "{mock_url}/v1"\n')
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "SWITCHYARD_LOG": "warn"}
+    if a.gateway_threads:
+        env["TOKIO_WORKER_THREADS"] = str(a.gateway_threads)
+    nginx, nginx_url = (start_nginx(work, mock_url) if a.reference_nginx else (None, None))
     gw, gw_url = start([binary, "serve", "--listen", "127.0.0.1:0", "--config", str(cfg), "--data-dir", str(work / "data")], env)
     try:
         time.sleep(0.5)
@@ -127,11 +172,19 @@ def main():
                 direct = summarize(run_oha(oha, f"{mock_url}/v1/chat/completions", body(model), rate, a.duration, a.connections))
                 log(f"{mode} @ {rate} req/s: through the gateway...")
                 via = summarize(run_oha(oha, f"{gw_url}/v1/chat/completions", body("up/" + model), rate, a.duration, a.connections))
-                rows.append((mode, rate, direct, via))
+                ref = None
+                if nginx:
+                    run_oha(oha, f"{nginx_url}/v1/chat/completions", body(model), rate, 2, a.connections)
+                    log(f"{mode} @ {rate} req/s: through nginx...")
+                    ref = summarize(run_oha(oha, f"{nginx_url}/v1/chat/completions", body(model), rate, a.duration, a.connections))
+                rows.append((mode, rate, direct, via, ref))
         peak_rss = rss_kib(gw.pid, "VmHWM")
     finally:
         gw.terminate()
         mock.terminate()
+        if nginx:
+            nginx.terminate()
+            nginx.wait(10)
         gw.wait(10)
         mock.wait(10)
         shutil.rmtree(work, ignore_errors=True)
@@ -139,10 +192,17 @@ def main():
     print(f"machine: {os.cpu_count()} cores; mock, gateway and oha share them; {a.duration} s per measurement, {a.connections} connections")
     print("| mode | offered req/s | direct p50 / p99 / p99.9 (µs) | gateway p50 / p99 / p99.9 (µs) | added p50 / p99 / p99.9 (µs) | throughput ratio | errors (direct / gateway) |")
     print("|---|---|---|---|---|---|---|")
-    for mode, rate, d, g in rows:
+    for mode, rate, d, g, _ in rows:
         print(f"| {mode} | {rate} | {d['p50']:.0f} / {d['p99']:.0f} / {d['p999']:.0f} | {g['p50']:.0f} / {g['p99']:.0f} / {g['p999']:.0f} "
               f"| {g['p50'] - d['p50']:.0f} / {g['p99'] - d['p99']:.0f} / {g['p999'] - d['p999']:.0f} "
               f"| {g['rps'] / d['rps']:.3f} | {d['errors']} / {g['errors']} of {g['total']} |")
+    if a.reference_nginx:
+        print()
+        print("| mode | offered req/s | nginx added p50 / p99 / p99.9 (µs) | switchyard added p50 / p99 / p99.9 (µs) | errors (nginx) |")
+        print("|---|---|---|---|---|")
+        for mode, rate, d, g, n in rows:
+            print(f"| {mode} | {rate} | {n['p50'] - d['p50']:.0f} / {n['p99'] - d['p99']:.0f} / {n['p999'] - d['p999']:.0f} "
+                  f"| {g['p50'] - d['p50']:.0f} / {g['p99'] - d['p99']:.0f} / {g['p999'] - d['p999']:.0f} | {n['errors']} of {n['total']} |")
     print(f"gateway RSS: idle {idle_rss / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB")
 
 

@@ -6,9 +6,9 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::StreamExt;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream;
+use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use switchyard_protocol::chat::ChatRequest;
 use switchyard_protocol::embeddings::EmbeddingRequest;
@@ -140,28 +140,48 @@ pub async fn model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
 /// Each chunk is written as soon as it arrives. Dropping the body (the client went away) drops
 /// the upstream stream, which closes the upstream connection.
 fn sse_response(target: &Target, upstream: ChatStream, shape: StreamShape) -> Response {
+    // Chunks that are already decoded when one is written go out in the same frame (one write
+    // instead of one per event); nothing waits for more to arrive.
     let events = stream::unfold(Some(upstream), move |state| async move {
         let mut upstream = state?;
+        let mut frame = BytesMut::new();
+        let mut item = upstream.next().await;
         loop {
-            match upstream.next().await {
+            match item {
                 Some(Ok(chunk)) => {
-                    let Some(chunk) = shape.apply(chunk) else {
-                        continue;
-                    };
-                    let bytes = match serde_json::to_vec(&chunk) {
-                        Ok(json) => sse::encode_json_line(&json),
-                        Err(e) => error_event(&GatewayError::Internal {
-                            message: format!("encoding a chunk: {e}"),
-                        }),
-                    };
-                    return Some((Ok::<Bytes, std::convert::Infallible>(bytes), Some(upstream)));
+                    if let Some(chunk) = shape.apply(chunk) {
+                        match serde_json::to_vec(&chunk) {
+                            Ok(json) => frame.extend_from_slice(&sse::encode_json_line(&json)),
+                            Err(e) => {
+                                let err = GatewayError::Internal {
+                                    message: format!("encoding a chunk: {e}"),
+                                };
+                                frame.extend_from_slice(&error_event(&err));
+                                return Some((Ok(frame.freeze()), None));
+                            }
+                        }
+                    }
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "upstream stream failed after the first byte");
-                    return Some((Ok(error_event(&GatewayError::Upstream(e))), None));
+                    frame.extend_from_slice(&error_event(&GatewayError::Upstream(e)));
+                    return Some((Ok(frame.freeze()), None));
                 }
-                None => return Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), None)),
+                None => {
+                    frame.extend_from_slice(b"data: [DONE]\n\n");
+                    return Some((Ok(frame.freeze()), None));
+                }
             }
+            item = match upstream.next().now_or_never() {
+                Some(next) => next,
+                None if frame.is_empty() => upstream.next().await,
+                None => {
+                    return Some((
+                        Ok::<Bytes, std::convert::Infallible>(frame.freeze()),
+                        Some(upstream),
+                    ));
+                }
+            };
         }
     });
     let mut resp = (
