@@ -603,3 +603,160 @@ async fn health_readiness_and_graceful_shutdown() {
     }
     assert!(exit.expect("gateway exited after draining").success());
 }
+
+// === the Anthropic Messages surface ===
+
+async fn messages(g: &Proc, body: Value) -> reqwest::Response {
+    client()
+        .post(format!("{}/v1/messages", g.url))
+        .header("x-api-key", "caller-key")
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn messages_are_translated_for_an_openai_shaped_upstream() {
+    let (g, m) = setup();
+    let body = json!({
+        "model": "up/echo", "max_tokens": 64, "temperature": 0.2,
+        "system": "Be brief.",
+        "stop_sequences": ["END"],
+        "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "need a tool", "signature": "sig-1"},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "-3C"}]}
+        ]
+    });
+    let resp = messages(&g, body).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "up");
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(
+        answer["content"][0],
+        json!({"type": "text", "text": "tool result received: -3C"})
+    );
+    assert_eq!(answer["stop_reason"], "end_turn");
+
+    // What the OpenAI-shaped upstream received: the gateway's key and OpenAI's wire form.
+    let seen = last(&m).await;
+    assert_eq!(seen["authorization"], "Bearer sk-up-secret");
+    let sent = &seen["body"];
+    assert_eq!(sent["model"], "echo");
+    assert_eq!(sent["max_tokens"], 64);
+    assert_eq!(sent["stop"], json!(["END"]));
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    assert_eq!(
+        sent["messages"][2]["content"],
+        Value::Null,
+        "thinking is not sent to OpenAI"
+    );
+    assert_eq!(
+        sent["messages"][2]["tool_calls"][0]["function"],
+        json!({"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"})
+    );
+    assert_eq!(
+        sent["messages"][3],
+        json!({"role": "tool", "tool_call_id": "toolu_1", "content": "-3C"})
+    );
+}
+
+#[tokio::test]
+async fn messages_errors_use_anthropics_shape() {
+    let (g, _m) = setup();
+    let c = client();
+    let url = format!("{}/v1/messages", g.url);
+    async fn anthropic_error(resp: reqwest::Response) -> (u16, String, String) {
+        let status = resp.status().as_u16();
+        assert!(resp.headers().contains_key("x-switchyard-request-id"));
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["type"], "error", "{body}");
+        (
+            status,
+            body["error"]["type"].as_str().unwrap().to_owned(),
+            body["error"]["message"].as_str().unwrap().to_owned(),
+        )
+    }
+    let (s, t, _) = anthropic_error(c.post(&url).body("{not json").send().await.unwrap()).await;
+    assert_eq!((s, t.as_str()), (400, "invalid_request_error"));
+    let (s, _, msg) =
+        anthropic_error(messages(&g, json!({"model": "mock/echo", "messages": []})).await).await;
+    assert!(s == 400 && msg.contains("max_tokens"), "{msg}");
+    let (s, _, msg) = anthropic_error(
+        messages(
+            &g,
+            json!({"model": "mock/echo", "max_tokens": 5, "messages": [], "mcp_servers": []}),
+        )
+        .await,
+    )
+    .await;
+    assert!(s == 400 && msg.contains("mcp_servers"), "{msg}");
+    let (s, t, _) = anthropic_error(messages(&g, json!({"model": "nope/x", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})).await).await;
+    assert_eq!((s, t.as_str()), (404, "not_found_error"));
+    let big = "x".repeat(70_000);
+    let (s, t, _) = anthropic_error(messages(&g, json!({"model": "mock/echo", "max_tokens": 5, "messages": [{"role": "user", "content": big}]})).await).await;
+    assert_eq!((s, t.as_str()), (413, "request_too_large"));
+    let resp = messages(&g, json!({"model": "up/ratelimit-2s", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})).await;
+    assert_eq!(resp.headers()["retry-after"], "2");
+    let (s, t, _) = anthropic_error(resp).await;
+    assert_eq!((s, t.as_str()), (429, "rate_limit_error"));
+    let (s, t, _) = anthropic_error(messages(&g, json!({"model": "slowpoke/slow-3s", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]})).await).await;
+    assert_eq!((s, t.as_str()), (504, "timeout_error"));
+}
+
+#[tokio::test]
+async fn messages_stream_events_and_mid_stream_errors() {
+    let (g, _m) = setup();
+    let resp = messages(&g, json!({"model": "up/stream-3", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = resp.text().await.unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let delta: Value = serde_json::from_str(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .nth(6)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        delta["usage"]["output_tokens"], 3,
+        "usage arrives although the caller did not ask OpenAI-style"
+    );
+
+    let resp = messages(&g, json!({"model": "up/stream-20+truncate-4", "max_tokens": 64, "stream": true, "messages": [{"role": "user", "content": "x"}]})).await;
+    let text = resp.text().await.unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(names.last(), Some(&"error"), "{text}");
+    assert!(!names.contains(&"message_stop"));
+}

@@ -21,7 +21,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::registry::Registry;
-use crate::surface::openai;
+use crate::surface::{anthropic, openai};
 
 pub struct AppState {
     pub registry: Registry,
@@ -50,6 +50,7 @@ pub fn build_app(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/chat/completions", post(openai::chat_completions))
         .route("/embeddings", post(openai::embeddings))
+        .route("/messages", post(anthropic::messages))
         .route("/models", get(openai::models))
         .route("/models/{*id}", get(openai::model));
     Router::new()

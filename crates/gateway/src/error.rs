@@ -173,6 +173,20 @@ impl IntoResponse for GatewayError {
     }
 }
 
+impl GatewayError {
+    /// The same error for the Anthropic surface: same status and headers, Anthropic's body
+    /// (`{"type":"error","error":{"type","message"}}`).
+    pub fn into_anthropic_response(self) -> Response {
+        let status = self.status();
+        let message = self.openai_body().error.message;
+        let mut resp = self.into_response();
+        let body =
+            switchyard_protocol::anthropic::ErrorResponse::for_status(status.as_u16(), message);
+        *resp.body_mut() = axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default());
+        resp
+    }
+}
+
 /// Low-cardinality label of an error, for logs and metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorKind(pub &'static str);

@@ -1,7 +1,9 @@
 //! The request path of inference calls, as plain async functions that read top to bottom.
 //!
 //! Stages, in order, and what each adds to the call:
-//! 1. surface decode (`surface::openai`): the caller's JSON → canonical request; 400 on bad input.
+//! 1. surface decode (`surface::openai`, `surface::anthropic`): the caller's JSON → canonical
+//!    request (Anthropic's Messages are translated by `switchyard_protocol::anthropic`); 400 on
+//!    bad input, naming the field.
 //! 2. [`validate`]: checks the canonical request needs before it leaves (non-empty messages…).
 //! 3. resolve ([`Registry::resolve`]): alias or `provider/model` slug → [`Target`] (404 if unknown).
 //! 4. prepare: the canonical request is readdressed to the upstream's model name; for streams the

@@ -9,6 +9,7 @@
 //! This crate is pure: no IO, no async runtime, no HTTP. It must not depend on any other
 //! Switchyard crate.
 
+pub mod anthropic;
 pub mod chat;
 pub mod decode;
 pub mod embeddings;

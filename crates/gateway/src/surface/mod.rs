@@ -1,4 +1,146 @@
 //! API surfaces: decoding callers' requests into canonical ones and encoding answers back in the
-//! caller's protocol. Only OpenAI's for now; Anthropic's Messages surface comes next.
+//! caller's protocol. `openai` serves OpenAI's chat-completions API, `anthropic` Anthropic's
+//! Messages API; both run the same pipeline. This module holds what they share: reading the
+//! body, the `x-switchyard-*` headers of a served answer, and writing an event stream.
 
+pub mod anthropic;
 pub mod openai;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, StreamExt, stream};
+use serde::Serialize;
+use switchyard_protocol::chat::ChatChunk;
+use switchyard_protocol::decode_json;
+use switchyard_providers::{ChatStream, ProviderError};
+
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::registry::Target;
+
+/// A request body read within the configured limit (413 beyond it).
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<Arc<AppState>> for RawBody {
+    type Rejection = GatewayError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Self(b)),
+            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(GatewayError::PayloadTooLarge {
+                    limit: state.max_body_bytes,
+                })
+            }
+            Err(rej) => Err(GatewayError::bad_request(rej.body_text(), None)),
+        }
+    }
+}
+
+/// Decodes a JSON body; a wrong field is a 400 naming it.
+fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
+    decode_json(body).map_err(|e| {
+        let param = (!e.path.is_empty()).then_some(e.path);
+        GatewayError::BadRequest {
+            message: e.message,
+            param,
+        }
+    })
+}
+
+/// Adds the headers every served answer carries.
+fn served(headers: &mut HeaderMap, target: &Target) {
+    if let Ok(v) = HeaderValue::from_str(target.provider_name()) {
+        headers.insert("x-switchyard-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&target.model) {
+        headers.insert("x-switchyard-model", v);
+    }
+}
+
+fn json<T: Serialize>(target: &Target, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            let content_type = [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )];
+            let mut resp = (StatusCode::OK, content_type, bytes).into_response();
+            served(resp.headers_mut(), target);
+            resp
+        }
+        Err(e) => GatewayError::Internal {
+            message: format!("encoding the answer: {e}"),
+        }
+        .into_response(),
+    }
+}
+
+/// What the upstream stream delivers to a surface's encoder.
+#[allow(clippy::large_enum_variant)] // made and consumed at once, never stored
+pub enum Item {
+    Chunk(ChatChunk),
+    /// The upstream failed after the first byte; the stream ends after this.
+    Failed(ProviderError),
+    /// The upstream finished.
+    End,
+}
+
+/// Writes a chunk stream as server-sent events. `encode` appends the caller-shaped bytes for
+/// each item to the frame being built and returns `false` to end the stream.
+///
+/// Each chunk is written as soon as it arrives; chunks already decoded when one is written go out
+/// in the same frame (one write instead of one per event), and nothing waits for more. Dropping
+/// the body (the client went away) drops the upstream stream, which closes the upstream
+/// connection and so cancels the call.
+fn sse_response<E>(target: &Target, upstream: ChatStream, encode: E) -> Response
+where
+    E: FnMut(Item, &mut BytesMut) -> bool + Send + 'static,
+{
+    let events = stream::unfold(Some((upstream, encode)), |state| async move {
+        let (mut upstream, mut encode) = state?;
+        let mut frame = BytesMut::new();
+        let mut next = upstream.next().await;
+        loop {
+            let more = match next {
+                Some(Ok(chunk)) => encode(Item::Chunk(chunk), &mut frame),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "upstream stream failed after the first byte");
+                    encode(Item::Failed(e), &mut frame);
+                    false
+                }
+                None => {
+                    encode(Item::End, &mut frame);
+                    false
+                }
+            };
+            if !more {
+                return Some((Ok::<Bytes, std::convert::Infallible>(frame.freeze()), None));
+            }
+            next = match upstream.next().now_or_never() {
+                Some(n) => n,
+                None if frame.is_empty() => upstream.next().await,
+                None => return Some((Ok(frame.freeze()), Some((upstream, encode)))),
+            };
+        }
+    });
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        ),
+    ];
+    let mut resp = (StatusCode::OK, headers, Body::from_stream(events)).into_response();
+    served(resp.headers_mut(), target);
+    resp
+}

@@ -30,8 +30,16 @@ pub struct Message {
     pub tool_calls: Option<Vec<ToolCall>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// A tool result that reports a failure (Anthropic's `is_error`). OpenAI's wire has no such
+    /// flag; its adapter says so in the text instead.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub is_error: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Message {
@@ -42,6 +50,7 @@ impl Message {
             name: None,
             tool_calls: None,
             tool_call_id: None,
+            is_error: false,
             extra: Map::new(),
         }
     }

@@ -62,6 +62,7 @@ impl OpenAiProvider {
     }
 
     pub async fn chat(&self, mut req: ChatRequest) -> Result<ChatResponse, ProviderError> {
+        request::to_wire(&mut req);
         req.stream = None;
         req.stream_options = None;
         let s = &self.inner.settings;
@@ -71,6 +72,7 @@ impl OpenAiProvider {
     }
 
     pub async fn chat_stream(&self, mut req: ChatRequest) -> Result<ChatStream, ProviderError> {
+        request::to_wire(&mut req);
         req.stream = Some(true);
         let s = &self.inner.settings;
         if s.stream_usage {

@@ -1,8 +1,37 @@
 //! Building upstream requests.
 
 use serde::Serialize;
+use switchyard_protocol::chat::{ChatRequest, Content, Part, Role};
 
 use crate::{AuthStyle, ProviderError, ProviderSettings};
+
+/// Readies a canonical request for OpenAI's wire, which has no place for two things the
+/// canonical form can carry from other surfaces: reasoning blocks (Anthropic `thinking`, kept
+/// for upstreams that take them back) are left out of assistant history, and a tool result that
+/// reports an error says so in its text. Requests without either pass untouched.
+pub(super) fn to_wire(req: &mut ChatRequest) {
+    for m in &mut req.messages {
+        if m.role == Role::Assistant
+            && let Some(Content::Parts(parts)) = &mut m.content
+        {
+            parts.retain(|p| !is_reasoning(p));
+            if parts.is_empty() {
+                m.content = None;
+            } else if let [Part::Text { text }] = parts.as_slice() {
+                m.content = Some(Content::Text(text.clone()));
+            }
+        }
+        if m.is_error {
+            m.is_error = false;
+            let text = m.text();
+            m.content = Some(Content::Text(format!("Error: {text}")));
+        }
+    }
+}
+
+fn is_reasoning(p: &Part) -> bool {
+    matches!(p, Part::Other(v) if matches!(v.get("type").and_then(|t| t.as_str()), Some("thinking" | "redacted_thinking")))
+}
 
 pub(super) fn encode<T: Serialize>(provider: &str, body: &T) -> Result<Vec<u8>, ProviderError> {
     serde_json::to_vec(body).map_err(|e| ProviderError::Internal {

@@ -230,3 +230,25 @@ async fn dropping_a_stream_cancels_the_upstream() {
     let snap = stats.snapshot();
     assert_eq!((snap.streams_cancelled, snap.streams_completed), (1, 0));
 }
+
+#[test]
+fn wire_form_drops_reasoning_history_and_flags_tool_errors_in_text() {
+    let mut req: ChatRequest = serde_json::from_value(json!({"model": "m", "messages": [
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+            {"type": "text", "text": "Calling."}],
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "boom", "is_error": true},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
+    ]}))
+    .unwrap();
+    super::request::to_wire(&mut req);
+    let wire = serde_json::to_value(&req).unwrap();
+    assert_eq!(wire["messages"][0]["content"], "Calling.");
+    assert_eq!(
+        wire["messages"][1],
+        json!({"role": "tool", "tool_call_id": "c1", "content": "Error: boom"})
+    );
+    // Other messages keep their shape.
+    assert_eq!(wire["messages"][2]["content"].as_array().unwrap().len(), 2);
+}

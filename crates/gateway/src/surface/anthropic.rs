@@ -1,0 +1,111 @@
+//! Anthropic's Messages surface: `POST /v1/messages`, for any provider behind the gateway.
+//!
+//! The request is translated into the canonical form (`switchyard_protocol::anthropic`), runs
+//! the same pipeline as the OpenAI surface, and the answer is translated back: a Messages
+//! object, or the Messages event stream. Errors use Anthropic's shape and status codes.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Response;
+use bytes::BytesMut;
+use serde_json::Map;
+use switchyard_protocol::anthropic::{
+    MessagesRequest, StreamEvent, StreamTranslator, to_anthropic, to_canonical,
+};
+use switchyard_protocol::chat::StreamOptions;
+use switchyard_protocol::sse;
+use switchyard_providers::ChatStream;
+
+use super::{Item, RawBody, decode, json, served};
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::pipeline::{self, Failure};
+use crate::registry::Target;
+
+fn failure((target, err): Failure) -> Response {
+    let mut resp = err.into_anthropic_response();
+    if let Some(t) = &target {
+        served(resp.headers_mut(), t);
+    }
+    resp
+}
+
+pub async fn messages(
+    State(state): State<Arc<AppState>>,
+    body: Result<RawBody, GatewayError>,
+) -> Response {
+    let body = match body {
+        Ok(RawBody(b)) => b,
+        Err(e) => return e.into_anthropic_response(),
+    };
+    let req: MessagesRequest = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_anthropic_response(),
+    };
+    let mut canonical = match to_canonical(req) {
+        Ok(c) => c,
+        Err(e) => {
+            return GatewayError::BadRequest {
+                message: e.message,
+                param: Some(e.param),
+            }
+            .into_anthropic_response();
+        }
+    };
+    if canonical.is_stream() {
+        // Messages streams always end with usage, so the upstream is asked for it.
+        canonical.stream_options = Some(StreamOptions {
+            include_usage: Some(true),
+            extra: Map::new(),
+        });
+        let model = canonical.model.clone();
+        match pipeline::chat_stream(&state.registry, canonical).await {
+            Ok((target, stream, _)) => event_stream(&target, stream, model),
+            Err(f) => failure(f),
+        }
+    } else {
+        match pipeline::chat(&state.registry, canonical).await {
+            Ok((target, resp)) => json(&target, &to_anthropic(resp)),
+            Err(f) => failure(f),
+        }
+    }
+}
+
+fn push_event(frame: &mut BytesMut, event: &StreamEvent) {
+    if let Ok(data) = serde_json::to_string(event) {
+        frame.extend_from_slice(&sse::encode(Some(event.name()), &data));
+    }
+}
+
+/// The Messages event stream; a failure mid-stream is an `error` event, then the stream ends.
+fn event_stream(target: &Target, upstream: ChatStream, model: String) -> Response {
+    let mut translator = StreamTranslator::new(model);
+    let mut id = String::from("msg_switchyard");
+    super::sse_response(target, upstream, move |item, frame| match item {
+        Item::Chunk(chunk) => {
+            if id == "msg_switchyard" {
+                id.clone_from(&chunk.id);
+            }
+            for event in translator.push(chunk) {
+                push_event(frame, &event);
+            }
+            true
+        }
+        Item::Failed(e) => {
+            let err = GatewayError::Upstream(e);
+            let kind = switchyard_protocol::anthropic::wire::error_type(err.status().as_u16());
+            push_event(
+                frame,
+                &StreamTranslator::error(kind, err.openai_body().error.message),
+            );
+            false
+        }
+        Item::End => {
+            for event in translator.finish(&id) {
+                push_event(frame, &event);
+            }
+            false
+        }
+    })
+}

@@ -1,0 +1,88 @@
+//! A canonical answer → a Messages answer.
+
+use serde_json::Value;
+
+use super::wire::{MessagesResponse, OutBlock, Usage};
+use crate::chat::{ChatResponse, Content, FinishReason, Part, Usage as CanonicalUsage};
+
+/// Anthropic's `stop_reason` for a canonical finish reason.
+pub fn finish_to_stop_reason(f: &FinishReason) -> &'static str {
+    match f {
+        FinishReason::Stop | FinishReason::Other(_) => "end_turn",
+        FinishReason::Length => "max_tokens",
+        FinishReason::ToolCalls | FinishReason::FunctionCall => "tool_use",
+        FinishReason::ContentFilter => "refusal",
+    }
+}
+
+/// Anthropic counts cached input apart from `input_tokens`; OpenAI counts it inside.
+pub fn usage_to_anthropic(u: &CanonicalUsage) -> Usage {
+    let cached = u
+        .prompt_tokens_details
+        .as_ref()
+        .and_then(|d| d.cached_tokens)
+        .unwrap_or(0);
+    Usage {
+        input_tokens: u.prompt_tokens.saturating_sub(cached),
+        output_tokens: u.completion_tokens,
+        cache_creation_input_tokens: Some(0),
+        cache_read_input_tokens: Some(cached),
+    }
+}
+
+/// Tool arguments as a JSON object; text that is not one is kept under `_raw` rather than lost.
+pub(crate) fn arguments_to_input(arguments: &str) -> Value {
+    if arguments.trim().is_empty() {
+        return Value::Object(Default::default());
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => serde_json::json!({ "_raw": arguments }),
+    }
+}
+
+pub fn to_anthropic(resp: ChatResponse) -> MessagesResponse {
+    let mut content = Vec::new();
+    let mut stop_reason = None;
+    if let Some(choice) = resp.choices.into_iter().next() {
+        let msg = choice.message;
+        match msg.content {
+            Some(Content::Text(t)) if !t.is_empty() => content.push(OutBlock::Text { text: t }),
+            Some(Content::Parts(parts)) => {
+                for p in parts {
+                    if let Part::Text { text } = p {
+                        content.push(OutBlock::Text { text });
+                    }
+                }
+            }
+            _ => {}
+        }
+        for call in msg.tool_calls.unwrap_or_default() {
+            content.push(OutBlock::ToolUse {
+                input: arguments_to_input(&call.function.arguments),
+                id: call.id,
+                name: call.function.name,
+            });
+        }
+        stop_reason = Some(
+            choice
+                .finish_reason
+                .as_ref()
+                .map_or("end_turn", finish_to_stop_reason),
+        );
+    }
+    MessagesResponse {
+        id: resp.id,
+        kind: "message",
+        role: "assistant",
+        model: resp.model,
+        content,
+        stop_reason,
+        stop_sequence: None,
+        usage: resp
+            .usage
+            .as_ref()
+            .map(usage_to_anthropic)
+            .unwrap_or_default(),
+    }
+}

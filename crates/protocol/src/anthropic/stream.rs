@@ -1,0 +1,167 @@
+//! Canonical stream chunks → Messages stream events.
+
+use super::response::{arguments_to_input, finish_to_stop_reason, usage_to_anthropic};
+use super::wire::{
+    BlockDelta, ErrorDetail, MessageDelta, MessagesResponse, OutBlock, StreamEvent, Usage,
+};
+use crate::chat::ChatChunk;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    None,
+    Text,
+    /// A tool call, by its canonical index.
+    Tool(u32),
+}
+
+/// Turns canonical chunks into Messages events: `message_start`, then per content block a
+/// `content_block_start`, its deltas and a `content_block_stop`, then `message_delta` with the
+/// stop reason and usage, and `message_stop`. Text and tool-call arguments are forwarded as
+/// they come (`text_delta`, `input_json_delta`).
+#[derive(Debug)]
+pub struct StreamTranslator {
+    started: bool,
+    open: Open,
+    next_index: u32,
+    stop_reason: Option<&'static str>,
+    usage: Usage,
+    model: String,
+}
+
+impl StreamTranslator {
+    /// `model` names the model in `message_start` until the upstream's first chunk says.
+    pub fn new(model: impl Into<String>) -> Self {
+        Self {
+            started: false,
+            open: Open::None,
+            next_index: 0,
+            stop_reason: None,
+            usage: Usage::default(),
+            model: model.into(),
+        }
+    }
+
+    fn start(&mut self, id: &str, out: &mut Vec<StreamEvent>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        out.push(StreamEvent::MessageStart {
+            message: MessagesResponse {
+                id: id.to_owned(),
+                kind: "message",
+                role: "assistant",
+                model: self.model.clone(),
+                content: vec![],
+                stop_reason: None,
+                stop_sequence: None,
+                usage: Usage::default(),
+            },
+        });
+    }
+
+    fn close(&mut self, out: &mut Vec<StreamEvent>) {
+        if self.open != Open::None {
+            out.push(StreamEvent::ContentBlockStop {
+                index: self.next_index - 1,
+            });
+            self.open = Open::None;
+        }
+    }
+
+    fn open(&mut self, kind: Open, block: OutBlock, out: &mut Vec<StreamEvent>) -> u32 {
+        self.close(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        self.open = kind;
+        out.push(StreamEvent::ContentBlockStart {
+            index,
+            content_block: block,
+        });
+        index
+    }
+
+    /// The events one chunk produces.
+    pub fn push(&mut self, chunk: ChatChunk) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        if !self.started && !chunk.model.is_empty() {
+            self.model.clone_from(&chunk.model);
+        }
+        self.start(&chunk.id, &mut out);
+        if let Some(u) = &chunk.usage {
+            self.usage = usage_to_anthropic(u);
+        }
+        // Only the first choice maps onto a Messages answer.
+        let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
+            return out;
+        };
+        if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+            let index = if self.open == Open::Text {
+                self.next_index - 1
+            } else {
+                self.open(
+                    Open::Text,
+                    OutBlock::Text {
+                        text: String::new(),
+                    },
+                    &mut out,
+                )
+            };
+            out.push(StreamEvent::ContentBlockDelta {
+                index,
+                delta: BlockDelta::TextDelta { text },
+            });
+        }
+        for call in choice.delta.tool_calls.unwrap_or_default() {
+            let function = call.function.unwrap_or_default();
+            let index = match (self.open, call.id) {
+                (Open::Tool(i), None) if i == call.index => self.next_index - 1,
+                (_, id) => {
+                    let block = OutBlock::ToolUse {
+                        id: id.unwrap_or_else(|| format!("toolu_{}", call.index)),
+                        name: function.name.clone().unwrap_or_default(),
+                        input: arguments_to_input(""),
+                    };
+                    self.open(Open::Tool(call.index), block, &mut out)
+                }
+            };
+            if let Some(args) = function.arguments.filter(|a| !a.is_empty()) {
+                out.push(StreamEvent::ContentBlockDelta {
+                    index,
+                    delta: BlockDelta::InputJsonDelta { partial_json: args },
+                });
+            }
+        }
+        if let Some(f) = &choice.finish_reason {
+            self.stop_reason = Some(finish_to_stop_reason(f));
+            self.close(&mut out);
+        }
+        out
+    }
+
+    /// The closing events, once the upstream stream has ended.
+    pub fn finish(&mut self, id: &str) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        self.start(id, &mut out);
+        self.close(&mut out);
+        out.push(StreamEvent::MessageDelta {
+            delta: MessageDelta {
+                stop_reason: Some(self.stop_reason.unwrap_or("end_turn")),
+                stop_sequence: None,
+            },
+            usage: self.usage.clone(),
+        });
+        out.push(StreamEvent::MessageStop);
+        out
+    }
+
+    /// The event for a failure mid-stream; the stream ends after it.
+    pub fn error(kind: &'static str, message: impl Into<String>) -> StreamEvent {
+        StreamEvent::Error {
+            error: ErrorDetail {
+                kind,
+                message: message.into(),
+            },
+        }
+    }
+}

@@ -1,0 +1,165 @@
+"""Conformance: the official `anthropic` Python SDK against Switchyard's /v1/messages.
+
+Run by crates/cli/tests/sdk_conformance.rs with SWITCHYARD_BASE_URL set to the gateway's root
+URL. The upstream behind `mock/*` speaks OpenAI's wire format, so every call here crosses the
+Messages ↔ canonical ↔ OpenAI translation.
+"""
+
+import os
+import sys
+import traceback
+
+import anthropic
+from anthropic import Anthropic
+
+BASE_URL = os.environ["SWITCHYARD_BASE_URL"]
+client = Anthropic(base_url=BASE_URL, api_key="sk-ant-caller-not-a-provider-key", max_retries=0)
+
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}},
+            "required": ["city"],
+        },
+    }
+]
+
+
+def test_create_text():
+    m = client.messages.create(
+        model="mock/echo", max_tokens=100, messages=[{"role": "user", "content": "hello from the anthropic SDK"}]
+    )
+    assert m.type == "message" and m.role == "assistant"
+    assert m.content[0].type == "text" and m.content[0].text == "hello from the anthropic SDK", m
+    assert m.stop_reason == "end_turn"
+    assert m.usage.output_tokens == 5 and m.usage.input_tokens > 0, m.usage
+
+
+def test_system_prompt_and_max_tokens():
+    m = client.messages.create(
+        model="mock/echo",
+        max_tokens=2,
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": "one two three four"}],
+    )
+    assert m.content[0].text == "one two ", m.content
+    assert m.stop_reason == "max_tokens"
+
+
+def test_stream_final_message_text():
+    with client.messages.stream(
+        model="mock/stream-6", max_tokens=100, messages=[{"role": "user", "content": "count"}]
+    ) as stream:
+        deltas = [t for t in stream.text_stream]
+        final = stream.get_final_message()
+    assert "".join(deltas) == "tok1 tok2 tok3 tok4 tok5 tok6"
+    assert final.content[0].text == "tok1 tok2 tok3 tok4 tok5 tok6"
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == 6, final.usage
+
+
+def test_tool_use_plain():
+    m = client.messages.create(
+        model="mock/echo",
+        max_tokens=100,
+        tools=TOOLS,
+        tool_choice={"type": "tool", "name": "get_weather"},
+        messages=[{"role": "user", "content": "weather in Paris?"}],
+    )
+    block = [b for b in m.content if b.type == "tool_use"][0]
+    assert m.stop_reason == "tool_use"
+    assert block.name == "get_weather" and block.input == {"city": "mock", "unit": "c"}, block
+    # The tool result goes back (with an error flag on a second attempt) and the model answers.
+    m2 = client.messages.create(
+        model="mock/echo",
+        max_tokens=100,
+        tools=TOOLS,
+        messages=[
+            {"role": "user", "content": "weather in Paris?"},
+            {"role": "assistant", "content": [b.model_dump() for b in m.content]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "timeout", "is_error": True}]},
+        ],
+    )
+    assert m2.content[0].text == "tool result received: Error: timeout", m2.content
+
+
+def test_tool_use_streamed_final_message():
+    with client.messages.stream(
+        model="mock/echo", max_tokens=100, tools=TOOLS, messages=[{"role": "user", "content": "weather?"}]
+    ) as stream:
+        final = stream.get_final_message()
+    tool = [b for b in final.content if b.type == "tool_use"]
+    assert len(tool) == 1, final.content
+    assert tool[0].name == "get_weather"
+    assert tool[0].input == {"city": "mock", "unit": "c"}, tool[0].input
+    assert final.stop_reason == "tool_use"
+
+
+def test_image_input():
+    m = client.messages.create(
+        model="mock/echo",
+        max_tokens=50,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                    {"type": "text", "text": "describe"},
+                ],
+            }
+        ],
+    )
+    assert m.content[0].text == "describe"
+
+
+def expect(exc, **kwargs):
+    try:
+        client.messages.create(**kwargs)
+    except exc as e:
+        return e
+    raise AssertionError(f"expected {exc.__name__}")
+
+
+def test_error_classes_and_shape():
+    e = expect(anthropic.NotFoundError, model="nosuch/model", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert e.body["type"] == "error" and e.body["error"]["type"] == "not_found_error", e.body
+    e = expect(anthropic.RateLimitError, model="mock/ratelimit-1s", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert e.body["error"]["type"] == "rate_limit_error"
+    e = expect(anthropic.BadRequestError, model="mock/echo", max_tokens=5, messages=[{"role": "robot", "content": "x"}])
+    assert e.body["error"]["type"] == "invalid_request_error" and "messages[0].role" in e.body["error"]["message"], e.body
+    e = expect(anthropic.InternalServerError, model="mock/fail-503", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+
+
+def test_mid_stream_failure_raises():
+    try:
+        with client.messages.stream(
+            model="mock/stream-30+truncate-4", max_tokens=100, messages=[{"role": "user", "content": "x"}]
+        ) as stream:
+            for _ in stream.text_stream:
+                pass
+    except anthropic.APIError as e:
+        assert "broke off" in str(e), e
+        return
+    raise AssertionError("the broken stream did not raise")
+
+
+def main():
+    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and callable(f)]
+    failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+            print(f"ok      {name}")
+        except Exception:
+            failed += 1
+            print(f"FAILED  {name}")
+            traceback.print_exc()
+    print(f"anthropic-sdk {anthropic.__version__}: {len(tests) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
