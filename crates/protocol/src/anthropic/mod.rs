@@ -9,6 +9,9 @@ mod response;
 mod stream;
 #[cfg(test)]
 mod tests;
+pub mod upstream;
+#[cfg(test)]
+mod upstream_tests;
 pub mod wire;
 
 pub use request::{TranslateError, to_canonical};

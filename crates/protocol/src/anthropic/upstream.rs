@@ -1,0 +1,586 @@
+//! The other direction, for Anthropic *upstreams*: a canonical request → a Messages request, and
+//! a Messages answer or event stream → canonical answers and chunks.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use super::request::TranslateError;
+use crate::chat::{
+    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, CompletionTokensDetails, Content,
+    Delta, FinishReason, Message, Part, PromptTokensDetails, ResponseFormat, Role, ToolCall,
+    ToolCallDelta, ToolCallFunction, ToolCallFunctionDelta, ToolChoice, Usage,
+};
+
+/// The `anthropic-version` header sent upstream.
+pub const API_VERSION: &str = "2023-06-01";
+
+/// `max_tokens` when the caller gives none (Anthropic requires it): the model family's documented
+/// output limit, capped at 16,384 so that a forgotten limit does not become a 64k-token bill.
+pub fn default_max_tokens(model: &str) -> u32 {
+    let m = model.to_ascii_lowercase();
+    if m.contains("claude-3-haiku") || m.contains("claude-3-opus") || m.contains("claude-3-sonnet")
+    {
+        4096
+    } else if m.contains("3-5") || m.contains("3.5") {
+        8192
+    } else {
+        16384
+    }
+}
+
+fn refuse(provider: &str, param: &str, why: &str) -> TranslateError {
+    TranslateError {
+        param: param.to_owned(),
+        message: format!(
+            "`{param}` {why}; provider `{provider}` (Anthropic Messages API) cannot honour it"
+        ),
+    }
+}
+
+/// Canonical fields that travel in `extra` and that this translation maps; any other extra field
+/// is refused by name.
+const KNOWN_EXTRA: &[&str] = &[
+    "top_k",
+    "reasoning_effort",
+    "metadata",
+    "store",
+    "service_tier",
+];
+
+fn image_block(url: &str) -> Value {
+    match url
+        .strip_prefix("data:")
+        .and_then(|rest| rest.split_once(";base64,"))
+    {
+        Some((media_type, data)) => {
+            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}})
+        }
+        None => json!({"type": "image", "source": {"type": "url", "url": url}}),
+    }
+}
+
+fn blocks_of(
+    provider: &str,
+    at: &str,
+    content: &Option<Content>,
+) -> Result<Vec<Value>, TranslateError> {
+    let mut out = Vec::new();
+    match content {
+        None => {}
+        Some(Content::Text(t)) => {
+            if !t.is_empty() {
+                out.push(json!({"type": "text", "text": t}));
+            }
+        }
+        Some(Content::Parts(parts)) => {
+            for (i, p) in parts.iter().enumerate() {
+                match p {
+                    Part::Text { text } => out.push(json!({"type": "text", "text": text})),
+                    Part::ImageUrl { image_url } => out.push(image_block(&image_url.url)),
+                    Part::Other(v) => match v.get("type").and_then(Value::as_str) {
+                        // Anthropic-native blocks (thinking with its signature, text with
+                        // cache_control) go back exactly as they came.
+                        Some("thinking" | "redacted_thinking" | "text" | "image" | "document") => {
+                            out.push(v.clone())
+                        }
+                        other => {
+                            return Err(refuse(
+                                provider,
+                                &format!("{at}.content[{i}]"),
+                                &format!("is a `{}` part", other.unwrap_or("untyped")),
+                            ));
+                        }
+                    },
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the Messages request for `model`. Fields Anthropic cannot honour are refused by name.
+pub fn request_from_canonical(
+    provider: &str,
+    req: &ChatRequest,
+    model: &str,
+    stream: bool,
+) -> Result<Value, TranslateError> {
+    if let Some(k) = req
+        .extra
+        .keys()
+        .find(|k| !KNOWN_EXTRA.contains(&k.as_str()))
+    {
+        return Err(refuse(provider, k, "has no Anthropic equivalent"));
+    }
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(refuse(provider, "n", "asks for several choices"));
+    }
+    if req.seed.is_some() {
+        return Err(refuse(provider, "seed", "has no Anthropic equivalent"));
+    }
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(_) => return Err(refuse(provider, "response_format", "asks for JSON output")),
+    }
+
+    let mut system: Vec<Value> = Vec::new();
+    let mut messages: Vec<Value> = Vec::new();
+    for (i, m) in req.messages.iter().enumerate() {
+        let at = format!("messages[{i}]");
+        match m.role {
+            Role::System | Role::Developer => system.extend(blocks_of(provider, &at, &m.content)?),
+            Role::User => push(&mut messages, "user", blocks_of(provider, &at, &m.content)?),
+            Role::Assistant => {
+                let mut blocks = blocks_of(provider, &at, &m.content)?;
+                // Thinking blocks must lead the assistant turn.
+                blocks.sort_by_key(|b| {
+                    !matches!(b["type"].as_str(), Some("thinking" | "redacted_thinking"))
+                });
+                for call in m.tool_calls.iter().flatten() {
+                    let input: Value = serde_json::from_str(&call.function.arguments)
+                        .ok()
+                        .filter(Value::is_object)
+                        .unwrap_or_else(|| json!({}));
+                    blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}));
+                }
+                push(&mut messages, "assistant", blocks);
+            }
+            Role::Tool => {
+                let content = blocks_of(provider, &at, &m.content)?;
+                let mut block = json!({
+                    "type": "tool_result",
+                    "tool_use_id": m.tool_call_id.clone().unwrap_or_default(),
+                    "content": content,
+                });
+                if m.is_error {
+                    block["is_error"] = Value::Bool(true);
+                }
+                push(&mut messages, "user", vec![block]);
+            }
+            Role::Function => {
+                return Err(refuse(
+                    provider,
+                    &format!("{at}.role"),
+                    "is the deprecated `function` role",
+                ));
+            }
+        }
+    }
+
+    let mut body = Map::new();
+    body.insert("model".into(), model.into());
+    body.insert("messages".into(), Value::Array(messages));
+    let max = req
+        .max_output_tokens()
+        .unwrap_or_else(|| default_max_tokens(model));
+    body.insert("max_tokens".into(), max.into());
+    if !system.is_empty() {
+        body.insert("system".into(), Value::Array(system));
+    }
+    if let Some(stop) = &req.stop {
+        body.insert("stop_sequences".into(), json!(stop.sequences()));
+    }
+    if let Some(t) = req.temperature {
+        // OpenAI's range is 0..2, Anthropic's 0..1.
+        if t > 1.0 {
+            return Err(refuse(
+                provider,
+                "temperature",
+                "is above 1, Anthropic's maximum",
+            ));
+        }
+        body.insert("temperature".into(), t.into());
+    }
+    if let Some(p) = req.top_p {
+        body.insert("top_p".into(), p.into());
+    }
+    if let Some(k) = req.extra.get("top_k") {
+        body.insert("top_k".into(), k.clone());
+    }
+    if let Some(effort) = req.extra.get("reasoning_effort").and_then(Value::as_str) {
+        let budget = match effort {
+            "minimal" | "low" => 1024,
+            "medium" => 4096,
+            _ => 16384,
+        };
+        if budget >= max {
+            return Err(refuse(
+                provider,
+                "reasoning_effort",
+                &format!("needs a thinking budget ({budget}) below max_tokens ({max})"),
+            ));
+        }
+        body.insert(
+            "thinking".into(),
+            json!({"type": "enabled", "budget_tokens": budget}),
+        );
+    }
+    if let Some(user) = &req.user {
+        body.insert("metadata".into(), json!({"user_id": user}));
+    }
+    if let Some(tools) = &req.tools {
+        let mut out = Vec::with_capacity(tools.len());
+        for (i, t) in tools.iter().enumerate() {
+            let Some(f) = t.function.as_ref().filter(|_| t.kind == "function") else {
+                return Err(refuse(
+                    provider,
+                    &format!("tools[{i}]"),
+                    &format!("is a `{}` tool", t.kind),
+                ));
+            };
+            let mut def = json!({
+                "name": f.name,
+                "input_schema": f.parameters.clone().unwrap_or_else(|| json!({"type": "object"})),
+            });
+            if let Some(d) = &f.description {
+                def["description"] = d.clone().into();
+            }
+            if let Some(cc) = t.extra.get("cache_control") {
+                def["cache_control"] = cc.clone();
+            }
+            out.push(def);
+        }
+        body.insert("tools".into(), Value::Array(out));
+    }
+    let disable_parallel = req.parallel_tool_calls.map(|p| !p);
+    let choice = match &req.tool_choice {
+        None if disable_parallel.is_some() && req.tools.is_some() => Some(json!({"type": "auto"})),
+        None => None,
+        Some(ToolChoice::Auto) => Some(json!({"type": "auto"})),
+        Some(ToolChoice::None) => Some(json!({"type": "none"})),
+        Some(ToolChoice::Required) => Some(json!({"type": "any"})),
+        Some(ToolChoice::Function(name)) => Some(json!({"type": "tool", "name": name})),
+        Some(ToolChoice::Other(_)) => {
+            return Err(refuse(
+                provider,
+                "tool_choice",
+                "uses a form other than auto, none, required or a named function",
+            ));
+        }
+    };
+    if let Some(mut c) = choice {
+        if let (Some(d), false) = (disable_parallel, c["type"] == "none") {
+            c["disable_parallel_tool_use"] = d.into();
+        }
+        body.insert("tool_choice".into(), c);
+    }
+    if stream {
+        body.insert("stream".into(), true.into());
+    }
+    Ok(Value::Object(body))
+}
+
+/// Appends blocks as a message, merging into the previous one when the role repeats (tool
+/// results that follow each other become one user turn, as Anthropic requires alternation).
+fn push(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
+    if blocks.is_empty() {
+        return;
+    }
+    if let Some(last) = messages.last_mut()
+        && last["role"] == role
+        && let Some(existing) = last["content"].as_array_mut()
+    {
+        // A tool result must come before other content of the same user turn.
+        let results_first = blocks.iter().all(|b| b["type"] == "tool_result");
+        if results_first {
+            let at = existing
+                .iter()
+                .position(|b| b["type"] != "tool_result")
+                .unwrap_or(existing.len());
+            existing.splice(at..at, blocks);
+        } else {
+            existing.extend(blocks);
+        }
+        return;
+    }
+    messages.push(json!({"role": role, "content": blocks}));
+}
+
+/// Anthropic's `stop_reason` → the canonical finish reason.
+pub fn stop_reason_to_finish(s: &str) -> FinishReason {
+    match s {
+        "end_turn" | "stop_sequence" | "pause_turn" => FinishReason::Stop,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+/// Anthropic usage → canonical: cached input is counted inside `prompt_tokens`, as OpenAI does.
+pub fn usage_to_canonical(u: &Value) -> Usage {
+    let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let cache_read = n("cache_read_input_tokens");
+    let cache_write = n("cache_creation_input_tokens");
+    let prompt = n("input_tokens") + cache_read + cache_write;
+    let mut usage = Usage::new(prompt, n("output_tokens"));
+    let mut details = PromptTokensDetails {
+        cached_tokens: Some(cache_read),
+        ..Default::default()
+    };
+    details
+        .extra
+        .insert("cache_creation_tokens".into(), cache_write.into());
+    usage.prompt_tokens_details = Some(details);
+    usage.completion_tokens_details = Some(CompletionTokensDetails::default());
+    usage
+}
+
+/// A Messages answer → a canonical answer. Thinking blocks are kept as parts (with their
+/// signatures) so the next turn can send them back.
+pub fn response_to_canonical(v: &Value) -> Result<ChatResponse, String> {
+    let content = v
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or("no `content` array")?;
+    let mut parts = Vec::new();
+    let mut calls = Vec::new();
+    for block in content {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => parts.push(Part::Text {
+                text: block["text"].as_str().unwrap_or_default().to_owned(),
+            }),
+            Some("tool_use") => calls.push(ToolCall {
+                id: block["id"].as_str().unwrap_or_default().to_owned(),
+                kind: "function".into(),
+                function: ToolCallFunction {
+                    name: block["name"].as_str().unwrap_or_default().to_owned(),
+                    arguments: block
+                        .get("input")
+                        .map_or_else(|| "{}".to_owned(), Value::to_string),
+                },
+            }),
+            Some(_) => parts.push(Part::Other(block.clone())),
+            None => return Err("a content block without `type`".into()),
+        }
+    }
+    let mut message = Message::new(Role::Assistant, "");
+    message.content = match parts.as_slice() {
+        [] => None,
+        [Part::Text { text }] => Some(Content::Text(text.clone())),
+        _ => Some(Content::Parts(parts)),
+    };
+    if !calls.is_empty() {
+        message.tool_calls = Some(calls);
+    }
+    let finish = v
+        .get("stop_reason")
+        .and_then(Value::as_str)
+        .map(stop_reason_to_finish);
+    Ok(ChatResponse {
+        id: v
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        object: "chat.completion".into(),
+        created: 0,
+        model: v
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        choices: vec![Choice {
+            index: 0,
+            message,
+            finish_reason: finish,
+            logprobs: None,
+            extra: Map::new(),
+        }],
+        usage: v.get("usage").map(usage_to_canonical),
+        system_fingerprint: None,
+        extra: Map::new(),
+    })
+}
+
+/// Decodes a Messages event stream into canonical chunks.
+#[derive(Debug, Default)]
+pub struct EventDecoder {
+    id: String,
+    model: String,
+    created: i64,
+    /// Anthropic block index → canonical tool-call index.
+    tools: HashMap<u64, u32>,
+    usage: Value,
+    finished: bool,
+}
+
+/// What one event means for the stream.
+#[derive(Debug, PartialEq)]
+pub enum Decoded {
+    Chunks(Vec<ChatChunk>),
+    /// `message_stop`: the answer is complete; the chunk carries the usage.
+    Done(ChatChunk),
+    /// An `error` event: the upstream failed mid-stream.
+    Error(String),
+}
+
+impl EventDecoder {
+    pub fn new(created: i64) -> Self {
+        Self {
+            created,
+            usage: json!({}),
+            ..Self::default()
+        }
+    }
+
+    /// Whether a `message_delta` with a stop reason was seen.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    fn chunk(&self, delta: Delta, finish: Option<FinishReason>) -> ChatChunk {
+        ChatChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish,
+                logprobs: None,
+                extra: Map::new(),
+            }],
+            usage: None,
+            system_fingerprint: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// Decodes one event's data. Unknown event types (and `ping`) yield nothing.
+    pub fn event(&mut self, data: &str) -> Result<Decoded, String> {
+        let v: Value = serde_json::from_str(data).map_err(|e| format!("event is not JSON: {e}"))?;
+        let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
+        let mut out = Vec::new();
+        match kind {
+            "message_start" => {
+                let m = &v["message"];
+                self.id = m["id"].as_str().unwrap_or_default().to_owned();
+                self.model = m["model"].as_str().unwrap_or_default().to_owned();
+                if let Some(u) = m.get("usage") {
+                    self.usage = u.clone();
+                }
+                let delta = Delta {
+                    role: Some(Role::Assistant),
+                    content: Some(String::new()),
+                    ..Delta::default()
+                };
+                out.push(self.chunk(delta, None));
+            }
+            "content_block_start" => {
+                let block = &v["content_block"];
+                let index = v["index"].as_u64().unwrap_or_default();
+                match block["type"].as_str() {
+                    Some("tool_use") => {
+                        let n = self.tools.len() as u32;
+                        self.tools.insert(index, n);
+                        let call = ToolCallDelta {
+                            index: n,
+                            id: block["id"].as_str().map(str::to_owned),
+                            kind: Some("function".into()),
+                            function: Some(ToolCallFunctionDelta {
+                                name: block["name"].as_str().map(str::to_owned),
+                                arguments: Some(String::new()),
+                            }),
+                        };
+                        out.push(self.chunk(
+                            Delta {
+                                tool_calls: Some(vec![call]),
+                                ..Delta::default()
+                            },
+                            None,
+                        ));
+                    }
+                    Some("text") => {
+                        if let Some(t) = block["text"].as_str().filter(|t| !t.is_empty()) {
+                            out.push(self.chunk(
+                                Delta {
+                                    content: Some(t.to_owned()),
+                                    ..Delta::default()
+                                },
+                                None,
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_delta" => {
+                let index = v["index"].as_u64().unwrap_or_default();
+                let d = &v["delta"];
+                match d["type"].as_str() {
+                    Some("text_delta") => {
+                        let text = d["text"].as_str().unwrap_or_default().to_owned();
+                        out.push(self.chunk(
+                            Delta {
+                                content: Some(text),
+                                ..Delta::default()
+                            },
+                            None,
+                        ));
+                    }
+                    Some("input_json_delta") => {
+                        let Some(&n) = self.tools.get(&index) else {
+                            return Err(format!(
+                                "input_json_delta for block {index}, which is not a tool_use"
+                            ));
+                        };
+                        let call = ToolCallDelta {
+                            index: n,
+                            id: None,
+                            kind: None,
+                            function: Some(ToolCallFunctionDelta {
+                                name: None,
+                                arguments: d["partial_json"].as_str().map(str::to_owned),
+                            }),
+                        };
+                        out.push(self.chunk(
+                            Delta {
+                                tool_calls: Some(vec![call]),
+                                ..Delta::default()
+                            },
+                            None,
+                        ));
+                    }
+                    Some("thinking_delta") => {
+                        let mut delta = Delta::default();
+                        delta
+                            .extra
+                            .insert("reasoning_content".into(), d["thinking"].clone());
+                        out.push(self.chunk(delta, None));
+                    }
+                    _ => {}
+                }
+            }
+            "message_delta" => {
+                if let Some(u) = v.get("usage").and_then(Value::as_object) {
+                    for (k, val) in u {
+                        self.usage[k] = val.clone();
+                    }
+                }
+                if let Some(reason) = v["delta"]["stop_reason"].as_str() {
+                    self.finished = true;
+                    out.push(self.chunk(Delta::default(), Some(stop_reason_to_finish(reason))));
+                }
+            }
+            "message_stop" => {
+                self.finished = true;
+                let mut last = self.chunk(Delta::default(), None);
+                last.choices.clear();
+                last.usage = Some(usage_to_canonical(&self.usage));
+                return Ok(Decoded::Done(last));
+            }
+            "error" => {
+                let message = v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("upstream error event")
+                    .to_owned();
+                return Ok(Decoded::Error(message));
+            }
+            _ => {}
+        }
+        Ok(Decoded::Chunks(out))
+    }
+}

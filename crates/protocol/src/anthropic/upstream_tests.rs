@@ -1,0 +1,228 @@
+//! The upstream direction: canonical → Messages requests, Messages answers and events → canonical.
+
+use serde_json::{Value, json};
+
+use super::upstream::*;
+use crate::chat::{ChatRequest, Content, FinishReason, Part};
+
+fn canonical(v: Value) -> ChatRequest {
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn openai_shaped_history_becomes_a_messages_request() {
+    let req = canonical(json!({
+        "model": "claude-sonnet-4-5",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": [{"type": "text", "text": "Use metric units."}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is this, and the weather?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Checking."},
+                {"type": "thinking", "thinking": "weather tool", "signature": "sig-9"}],
+             "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}},
+                {"id": "call_2", "type": "function", "function": {"name": "time", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "-3C"},
+            {"role": "tool", "tool_call_id": "call_2", "content": "timeout", "is_error": true},
+            {"role": "user", "content": "thanks"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "tool_choice": "required",
+        "parallel_tool_calls": false,
+        "stop": "END",
+        "temperature": 0.3,
+        "top_k": 20,
+        "user": "u-1"
+    }));
+    let body = request_from_canonical("anthropic", &req, "claude-sonnet-4-5", true).unwrap();
+    assert_eq!(body["model"], "claude-sonnet-4-5");
+    assert_eq!(
+        body["max_tokens"], 16384,
+        "documented default when the caller gives none"
+    );
+    assert_eq!(
+        body["system"],
+        json!([{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Use metric units."}])
+    );
+    let msgs = body["messages"].as_array().unwrap();
+    assert_eq!(
+        msgs.len(),
+        3,
+        "user, assistant, user (tool results merged with the next user text)"
+    );
+    assert_eq!(
+        msgs[0]["content"][1]["source"],
+        json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="})
+    );
+    assert_eq!(
+        msgs[0]["content"][2]["source"],
+        json!({"type": "url", "url": "https://example.com/a.png"})
+    );
+    assert_eq!(
+        msgs[1]["content"][0],
+        json!({"type": "thinking", "thinking": "weather tool", "signature": "sig-9"}),
+        "thinking leads, signature intact"
+    );
+    assert_eq!(
+        msgs[1]["content"][2],
+        json!({"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Oslo"}})
+    );
+    assert_eq!(
+        msgs[2]["content"][0],
+        json!({"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "-3C"}]})
+    );
+    assert_eq!(msgs[2]["content"][1]["is_error"], true);
+    assert_eq!(
+        msgs[2]["content"][2],
+        json!({"type": "text", "text": "thanks"})
+    );
+    assert_eq!(
+        body["tool_choice"],
+        json!({"type": "any", "disable_parallel_tool_use": true})
+    );
+    assert_eq!(
+        body["tools"][0]["input_schema"]["properties"]["city"]["type"],
+        "string"
+    );
+    assert_eq!(body["stop_sequences"], json!(["END"]));
+    assert_eq!(
+        (body["temperature"].as_f64(), body["top_k"].as_u64()),
+        (Some(0.3), Some(20))
+    );
+    assert_eq!(body["metadata"], json!({"user_id": "u-1"}));
+    assert_eq!(body["stream"], true);
+}
+
+#[test]
+fn fields_anthropic_cannot_honour_are_refused_by_name() {
+    for (extra, param) in [
+        (json!({"logprobs": true}), "logprobs"),
+        (json!({"n": 2}), "n"),
+        (json!({"seed": 7}), "seed"),
+        (json!({"temperature": 1.5}), "temperature"),
+        (
+            json!({"response_format": {"type": "json_object"}}),
+            "response_format",
+        ),
+    ] {
+        let mut v = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let err = request_from_canonical("anthropic", &canonical(v), "m", false).unwrap_err();
+        assert_eq!(err.param, param);
+        assert!(err.message.contains("anthropic"), "{}", err.message);
+    }
+}
+
+#[test]
+fn default_max_tokens_follow_the_model_family() {
+    assert_eq!(default_max_tokens("claude-3-haiku-20240307"), 4096);
+    assert_eq!(default_max_tokens("claude-3-5-haiku-latest"), 8192);
+    assert_eq!(default_max_tokens("claude-opus-4-1"), 16384);
+}
+
+#[test]
+fn documented_answer_becomes_canonical() {
+    let v = json!({
+        "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [
+            {"type": "thinking", "thinking": "Let me think.", "signature": "EqQBCgIYAh"},
+            {"type": "text", "text": "I'll check the weather."},
+            {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather", "input": {"location": "San Francisco, CA"}}
+        ],
+        "stop_reason": "tool_use", "stop_sequence": null,
+        "usage": {"input_tokens": 472, "output_tokens": 91, "cache_creation_input_tokens": 10, "cache_read_input_tokens": 100}
+    });
+    let r = response_to_canonical(&v).unwrap();
+    assert_eq!(r.id, "msg_01XFDUDYJgAACzvnptvVoYEL");
+    let c = &r.choices[0];
+    assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
+    let Some(Content::Parts(parts)) = &c.message.content else {
+        panic!()
+    };
+    assert!(matches!(&parts[0], Part::Other(b) if b["signature"] == "EqQBCgIYAh"));
+    assert_eq!(
+        c.message.tool_calls.as_ref().unwrap()[0].function.arguments,
+        r#"{"location":"San Francisco, CA"}"#
+    );
+    let u = r.usage.unwrap();
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (582, 91, 673)
+    );
+    assert_eq!(u.prompt_tokens_details.unwrap().cached_tokens, Some(100));
+    for (s, f) in [
+        ("end_turn", FinishReason::Stop),
+        ("stop_sequence", FinishReason::Stop),
+        ("max_tokens", FinishReason::Length),
+        ("refusal", FinishReason::ContentFilter),
+    ] {
+        assert_eq!(stop_reason_to_finish(s), f);
+    }
+}
+
+#[test]
+fn documented_event_stream_decodes_into_chunks() {
+    let events = [
+        r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-sonnet-4-5","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"output_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type": "ping"}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Okay"}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":{}}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"location\":"}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" \"SF\"}"}}"#,
+        r#"{"type":"content_block_stop","index":1}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":89}}"#,
+        r#"{"type":"message_stop"}"#,
+    ];
+    let mut d = EventDecoder::new(1);
+    let mut chunks = Vec::new();
+    let mut done = None;
+    for e in events {
+        match d.event(e).unwrap() {
+            Decoded::Chunks(c) => chunks.extend(c),
+            Decoded::Done(last) => done = Some(last),
+            Decoded::Error(m) => panic!("{m}"),
+        }
+    }
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c.choices[0].delta.content.clone())
+        .collect();
+    assert_eq!(text, "Okay");
+    let calls: Vec<_> = chunks
+        .iter()
+        .flat_map(|c| c.choices[0].delta.tool_calls.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        calls[0].id.as_deref(),
+        Some("toolu_01T1x1fJ34qAmk2tNTrN7Up6")
+    );
+    assert!(calls.iter().all(|c| c.index == 0));
+    let args: String = calls
+        .iter()
+        .filter_map(|c| c.function.as_ref()?.arguments.clone())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"location": "SF"})
+    );
+    assert_eq!(
+        chunks.last().unwrap().choices[0].finish_reason,
+        Some(FinishReason::ToolCalls)
+    );
+    let usage = done.unwrap().usage.unwrap();
+    assert_eq!((usage.prompt_tokens, usage.completion_tokens), (25, 89));
+    assert!(d.finished());
+    assert_eq!(
+        d.event(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#)
+            .unwrap(),
+        Decoded::Error("Overloaded".into())
+    );
+}
