@@ -57,7 +57,9 @@ impl GatewayError {
                     // upstream failures.
                     _ => StatusCode::BAD_GATEWAY,
                 },
-                ProviderError::Unsupported { .. } => StatusCode::BAD_REQUEST,
+                ProviderError::Unsupported { .. } | ProviderError::Request { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
                 ProviderError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
                 ProviderError::Connect { .. }
                 | ProviderError::Decode { .. }
@@ -124,6 +126,12 @@ fn upstream_body(e: &ProviderError) -> ErrorBody {
             },
             _ => ErrorBody::new(e.to_string(), "api_error", None, Some("upstream_error")),
         },
+        ProviderError::Request { param, message, .. } => ErrorBody::new(
+            message.clone(),
+            "invalid_request_error",
+            Some(param.clone()),
+            None,
+        ),
         ProviderError::Timeout { .. } => {
             ErrorBody::new(e.to_string(), "api_error", None, Some("upstream_timeout"))
         }

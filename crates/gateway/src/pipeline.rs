@@ -17,6 +17,7 @@
 //! Later stages (auth, firewall, limits, cache, routing with retries, logging) slot in between
 //! 3 and 5 and as taps on the stream, as `shared/DESIGN.md` draws them.
 
+use switchyard_protocol::anthropic::upstream::REASONING_SIGNATURE;
 use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_providers::ChatStream;
@@ -111,6 +112,12 @@ pub struct StreamShape {
 impl StreamShape {
     /// Stage 6: the chunk as the caller should see it, or `None` to drop it.
     pub fn apply(&self, mut chunk: ChatChunk) -> Option<ChatChunk> {
+        // Signatures of reasoning blocks mean nothing to OpenAI-shaped callers.
+        for c in &mut chunk.choices {
+            if !c.delta.extra.is_empty() {
+                c.delta.extra.remove(REASONING_SIGNATURE);
+            }
+        }
         if !self.include_usage && chunk.usage.is_some() {
             if chunk.choices.is_empty() {
                 return None;

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use switchyard_protocol::models::{Model, ModelList};
-use switchyard_providers::openai::OpenAiProvider;
 use switchyard_providers::{Provider, ProviderError};
 
 use crate::config::{Config, MOCK};
@@ -53,10 +52,7 @@ impl Registry {
                 ));
             }
             let name = settings.name.clone();
-            providers.insert(
-                name,
-                Provider::OpenAi(OpenAiProvider::new(settings, client.clone())?),
-            );
+            providers.insert(name, Provider::new(p.kind, settings, client.clone())?);
         }
         Ok(Self {
             providers,

@@ -5,11 +5,12 @@
 //! `slow-250ms`, `fail-503`, `stream-40`, …, combined with `+`), or by the `x-mock-scenario`
 //! header; see [`Scenario`] for the grammar.
 //!
-//! The mock speaks OpenAI's wire format. It must never be the bottleneck of a benchmark, so
+//! The mock speaks OpenAI's wire format and Anthropic's (`POST /v1/messages`). It must never be the bottleneck of a benchmark, so
 //! the request path does no more than parse, format and write.
 //!
 //! Depends only on the protocol crate.
 
+mod anthropic;
 mod openai;
 mod scenario;
 mod schema;
@@ -52,6 +53,7 @@ pub fn router_with(stats: Arc<Stats>) -> Router {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
+        .route("/v1/messages", post(anthropic::messages))
         .route("/mock/stats", get(stats::stats_handler))
         .route("/mock/last", get(stats::last_handler))
         .with_state(stats)

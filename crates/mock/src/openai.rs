@@ -31,19 +31,19 @@ use crate::{MODELS, schema, tokens};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-fn next_id(prefix: &str) -> String {
+pub(crate) fn next_id(prefix: &str) -> String {
     format!("{prefix}-mock-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Waits a scripted delay. Zero returns at once: a zero-length tokio sleep still waits for the
 /// next timer tick (about a millisecond), which would dominate every benchmark.
-async fn pause(d: Duration) {
+pub(crate) async fn pause(d: Duration) {
     if !d.is_zero() {
         tokio::time::sleep(d).await;
     }
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -60,7 +60,7 @@ fn error(
     json_response(status, &body)
 }
 
-fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+pub(crate) fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(bytes) => (
             status,
@@ -97,7 +97,7 @@ fn scripted_failure(s: &Scenario) -> Option<Response> {
     Some(resp)
 }
 
-fn scenario(model: &str, headers: &HeaderMap) -> Result<Scenario, ScenarioError> {
+pub(crate) fn scenario(model: &str, headers: &HeaderMap) -> Result<Scenario, ScenarioError> {
     let header = headers.get("x-mock-scenario").and_then(|v| v.to_str().ok());
     Scenario::parse(model, header)
 }
@@ -114,7 +114,7 @@ fn scenario_error(e: ScenarioError) -> Response {
 // === chat ===
 
 /// What the mock decided to answer.
-enum Reply {
+pub(crate) enum Reply {
     Text {
         text: String,
         finish: FinishReason,
@@ -127,7 +127,7 @@ enum Reply {
     },
 }
 
-fn decide(req: &ChatRequest, s: &Scenario) -> Reply {
+pub(crate) fn decide(req: &ChatRequest, s: &Scenario) -> Reply {
     let last = req.messages.last();
     let wants_tool = req.tools.as_ref().is_some_and(|t| !t.is_empty())
         && !matches!(req.tool_choice, Some(ToolChoice::None))
@@ -208,12 +208,33 @@ fn decide(req: &ChatRequest, s: &Scenario) -> Reply {
     }
 }
 
-fn prompt_tokens(req: &ChatRequest) -> u64 {
+pub(crate) fn prompt_tokens(req: &ChatRequest) -> u64 {
     req.messages
         .iter()
         .map(|m| 3 + tokens::estimate_tokens(&m.text()))
         .sum::<u64>()
         + 3
+}
+
+/// A 200 whose JSON body breaks off after at most `n * 8` bytes: the connection drops.
+pub(crate) fn truncated<T: serde::Serialize>(value: &T, n: usize) -> Response {
+    let Ok(full) = serde_json::to_vec(value) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let cut = full.len().min(n.max(1) * 8).min(full.len() / 2);
+    let head = Bytes::copy_from_slice(&full[..cut]);
+    let parts = stream::iter([Some(head), None]).then(|part| async move {
+        match part {
+            Some(head) => Ok(head),
+            None => {
+                // Let what was written reach the client first, as when a connection drops.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                Err(std::io::Error::other("mock: scripted truncation"))
+            }
+        }
+    });
+    let content_type = [(header::CONTENT_TYPE, "application/json")];
+    (StatusCode::OK, content_type, Body::from_stream(parts)).into_response()
 }
 
 pub(crate) async fn chat(
@@ -242,7 +263,7 @@ pub(crate) async fn chat(
             pause(s.delay).await;
             return resp;
         }
-        return stream_response(req, s, stats);
+        return stream_response(stream_events(&req, &s), &s, stats);
     }
     pause(s.delay).await;
     if let Some(resp) = scripted_failure(&s) {
@@ -300,27 +321,7 @@ pub(crate) async fn chat(
         extra: Map::new(),
     };
     if let Some(n) = s.truncate_after {
-        let Ok(full) = serde_json::to_vec(&resp) else {
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        };
-        let cut = full.len().min(n.max(1) * 8).min(full.len() / 2);
-        let head = Bytes::copy_from_slice(&full[..cut]);
-        let parts = stream::iter([Some(head), None]).then(|part| async move {
-            match part {
-                Some(head) => Ok(head),
-                None => {
-                    // Let what was written reach the client first, as when a connection drops.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    Err(std::io::Error::other("mock: scripted truncation"))
-                }
-            }
-        });
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            Body::from_stream(parts),
-        )
-            .into_response();
+        return truncated(&resp, n);
     }
     json_response(StatusCode::OK, &resp)
 }
@@ -474,10 +475,11 @@ struct StreamState {
     guard: StreamGuard,
 }
 
-fn stream_response(req: ChatRequest, s: Scenario, stats: Arc<Stats>) -> Response {
+/// Streams prebuilt events with the scenario's delays and truncation.
+pub(crate) fn stream_response(events: Vec<Bytes>, s: &Scenario, stats: Arc<Stats>) -> Response {
     stats.streams_started.fetch_add(1, Ordering::Relaxed);
     let state = StreamState {
-        events: stream_events(&req, &s).into_iter(),
+        events: events.into_iter(),
         sent: 0,
         delay: s.delay,
         inter_token: s.inter_token,

@@ -25,6 +25,9 @@ pub struct Stats {
 pub struct LastRequest {
     pub path: String,
     pub authorization: Option<String>,
+    /// Anthropic's credential header.
+    pub x_api_key: Option<String>,
+    pub anthropic_version: Option<String>,
     pub body: serde_json::Value,
 }
 
@@ -48,15 +51,22 @@ impl Stats {
 
     pub(crate) fn record(&self, path: &str, headers: &HeaderMap, body: &Bytes) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let authorization = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let authorization = header("authorization");
+        let x_api_key = header("x-api-key");
+        let anthropic_version = header("anthropic-version");
         let body = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
         if let Ok(mut last) = self.last.lock() {
             *last = Some(LastRequest {
                 path: path.to_owned(),
                 authorization,
+                x_api_key,
+                anthropic_version,
                 body,
             });
         }

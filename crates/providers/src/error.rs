@@ -16,6 +16,13 @@ pub enum ProviderError {
     Decode { provider: String, detail: String },
     #[error("the stream from provider `{provider}` broke off: {detail}")]
     Interrupted { provider: String, detail: String },
+    /// The request cannot be expressed in the provider's API; `param` names the field.
+    #[error("{message}")]
+    Request {
+        provider: String,
+        param: String,
+        message: String,
+    },
     #[error("provider `{provider}` does not support {what}")]
     Unsupported { provider: String, what: String },
     #[error("internal error: {detail}")]
@@ -79,7 +86,7 @@ impl ProviderError {
             },
             Self::Decode { .. } => ErrorClass::Decode,
             Self::Interrupted { .. } => ErrorClass::Interrupted,
-            Self::Unsupported { .. } => ErrorClass::Unsupported,
+            Self::Unsupported { .. } | Self::Request { .. } => ErrorClass::Unsupported,
             Self::Internal { .. } => ErrorClass::Internal,
         }
     }
@@ -91,7 +98,10 @@ impl ProviderError {
             Self::Status(s) => {
                 matches!(s.status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529)
             }
-            Self::Decode { .. } | Self::Unsupported { .. } | Self::Internal { .. } => false,
+            Self::Decode { .. }
+            | Self::Unsupported { .. }
+            | Self::Request { .. }
+            | Self::Internal { .. } => false,
         }
     }
 

@@ -6,7 +6,12 @@
 //!
 //! Depends on the protocol crate and an HTTP client; never on the gateway's server code.
 
+pub mod anthropic;
+#[cfg(test)]
+mod conformance;
 mod error;
+mod events;
+mod http;
 pub mod openai;
 pub mod presets;
 mod secret;
@@ -57,12 +62,48 @@ pub struct ProviderSettings {
 #[derive(Debug, Clone)]
 pub enum Provider {
     OpenAi(openai::OpenAiProvider),
+    Anthropic(anthropic::AnthropicProvider),
+}
+
+/// The wire families a provider can speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireKind {
+    OpenAi,
+    Anthropic,
+}
+
+impl WireKind {
+    /// The `kind` value in configuration files.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "openai" => Some(Self::OpenAi),
+            "anthropic" => Some(Self::Anthropic),
+            _ => None,
+        }
+    }
+}
+
+impl Provider {
+    /// Builds the adapter for `kind` on the shared client.
+    pub fn new(
+        kind: WireKind,
+        settings: ProviderSettings,
+        client: reqwest::Client,
+    ) -> Result<Self, ProviderError> {
+        Ok(match kind {
+            WireKind::OpenAi => Self::OpenAi(openai::OpenAiProvider::new(settings, client)?),
+            WireKind::Anthropic => {
+                Self::Anthropic(anthropic::AnthropicProvider::new(settings, client)?)
+            }
+        })
+    }
 }
 
 impl Provider {
     pub fn name(&self) -> &str {
         match self {
             Self::OpenAi(p) => p.name(),
+            Self::Anthropic(p) => p.name(),
         }
     }
 
@@ -70,6 +111,7 @@ impl Provider {
     pub async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
         match self {
             Self::OpenAi(p) => p.chat(req).await,
+            Self::Anthropic(p) => p.chat(req).await,
         }
     }
 
@@ -78,12 +120,14 @@ impl Provider {
     pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream, ProviderError> {
         match self {
             Self::OpenAi(p) => p.chat_stream(req).await,
+            Self::Anthropic(p) => p.chat_stream(req).await,
         }
     }
 
     pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
         match self {
             Self::OpenAi(p) => p.embed(req).await,
+            Self::Anthropic(p) => p.embed(req).await,
         }
     }
 
@@ -91,6 +135,7 @@ impl Provider {
     pub async fn models(&self) -> Result<ModelList, ProviderError> {
         match self {
             Self::OpenAi(p) => p.models().await,
+            Self::Anthropic(p) => p.models().await,
         }
     }
 }

@@ -2,9 +2,12 @@
 //! and the environment variable its key comes from; `<NAME>_BASE_URL` overrides the URL, as the
 //! official SDKs do with `OPENAI_BASE_URL`.
 
+use crate::WireKind;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Preset {
     pub name: &'static str,
+    pub kind: WireKind,
     /// Default base URL; `None` when it depends on the user's deployment (Azure).
     pub base_url: Option<&'static str>,
     /// Environment variables holding the key, first found wins.
@@ -29,6 +32,7 @@ const fn compatible(
 ) -> Preset {
     Preset {
         name,
+        kind: WireKind::OpenAi,
         base_url: Some(url),
         key_env: key,
         base_url_env: url_env,
@@ -64,7 +68,18 @@ pub const PRESETS: &[Preset] = &[
         "OPENAI_BASE_URL",
     ),
     Preset {
+        name: "anthropic",
+        kind: WireKind::Anthropic,
+        base_url: Some("https://api.anthropic.com"),
+        key_env: &["ANTHROPIC_API_KEY"],
+        base_url_env: "ANTHROPIC_BASE_URL",
+        keyless: false,
+        key_header: Some("x-api-key"),
+        stream_usage: true,
+    },
+    Preset {
         name: "azure",
+        kind: WireKind::OpenAi,
         // Azure OpenAI's v1 API: https://<resource>.openai.azure.com/openai/v1
         base_url: None,
         key_env: &["AZURE_OPENAI_API_KEY"],

@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use switchyard_providers::{AuthStyle, PRESETS, Preset, ProviderSettings, Secret, presets};
+use switchyard_providers::{
+    AuthStyle, PRESETS, Preset, ProviderSettings, Secret, WireKind, presets,
+};
 
 pub use env::Env;
 use raw::{RawConfig, RawProvider};
@@ -24,6 +26,8 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The name of the built-in mock provider.
 pub const MOCK: &str = "mock";
+/// The built-in mock, reached through the Anthropic adapter.
+pub const MOCK_ANTHROPIC: &str = "mock-anthropic";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -40,6 +44,8 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
+    /// The wire format the provider speaks.
+    pub kind: WireKind,
     pub settings: ProviderSettings,
     /// Models the config lists for `GET /v1/models`.
     pub models: Vec<String>,
@@ -111,7 +117,13 @@ impl Config {
         }
         let mock_section = raw_providers.remove(MOCK);
         if let Some(p) = mock_provider(mock_section, env, request_timeout)? {
+            // The same mock, spoken to in Anthropic's wire format: `mock-anthropic/echo`.
+            let mut anthropic = p.clone();
+            anthropic.kind = WireKind::Anthropic;
+            anthropic.settings.name = MOCK_ANTHROPIC.to_owned();
+            anthropic.settings.auth = AuthStyle::Header("x-api-key".to_owned());
             providers.push(p);
+            providers.push(anthropic);
         }
         for (name, section) in raw_providers {
             if let Some(p) = custom_provider(&name, section, env, request_timeout)? {
@@ -277,11 +289,14 @@ fn preset_provider(
         return Ok(None);
     }
     if let Some(kind) = &s.kind
-        && kind != "openai"
+        && WireKind::parse(kind) != Some(preset.kind)
     {
         return Err(err(
             &format!("providers.{name}.kind"),
-            format!("`{kind}`: the {name} preset speaks `openai`"),
+            format!(
+                "`{kind}`: the {name} preset speaks `{}`; remove the key",
+                kind_name(preset.kind)
+            ),
         ));
     }
     let api_key = match &s.api_key {
@@ -334,6 +349,7 @@ fn preset_provider(
             stream_usage: s.stream_usage.unwrap_or(preset.stream_usage),
         },
         models: s.models,
+        kind: preset.kind,
         embedded_mock: false,
     }))
 }
@@ -361,6 +377,7 @@ fn mock_provider(
         s.models
     };
     Ok(Some(ProviderConfig {
+        kind: WireKind::OpenAi,
         embedded_mock: url.is_none(),
         settings: ProviderSettings {
             name: MOCK.to_owned(),
@@ -400,25 +417,24 @@ fn custom_provider(
             "a provider name cannot be empty or contain `/` or spaces",
         ));
     }
-    match s.kind.as_deref() {
-        Some("openai") => {}
-        Some(other) => {
-            return Err(err(
+    let kind = match s.kind.as_deref() {
+        Some(k) => WireKind::parse(k).ok_or_else(|| {
+            err(
                 &format!("{prefix}.kind"),
-                format!("`{other}` is not a known kind; use \"openai\""),
-            ));
-        }
+                format!("`{k}` is not a known kind; use \"openai\" or \"anthropic\""),
+            )
+        })?,
         None => {
             let known: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
             return Err(err(
                 &format!("{prefix}.kind"),
                 format!(
-                    "`{name}` is not a preset ({}), so say which wire format it speaks: kind = \"openai\"",
+                    "`{name}` is not a preset ({}), so say which wire format it speaks: kind = \"openai\" or \"anthropic\"",
                     known.join(", ")
                 ),
             ));
         }
-    }
+    };
     let url = base_url(
         &format!("{prefix}.base_url"),
         s.base_url.as_deref().ok_or_else(|| {
@@ -438,10 +454,11 @@ fn custom_provider(
             name: name.to_owned(),
             base_url: url,
             api_key,
-            auth: s
-                .auth_header
-                .map(AuthStyle::Header)
-                .unwrap_or(AuthStyle::Bearer),
+            auth: match (s.auth_header, kind) {
+                (Some(h), _) => AuthStyle::Header(h),
+                (None, WireKind::Anthropic) => AuthStyle::Header("x-api-key".to_owned()),
+                (None, WireKind::OpenAi) => AuthStyle::Bearer,
+            },
             headers: headers(name, &s.headers)?,
             request_timeout: positive_ms(
                 &format!("{prefix}.request_timeout_ms"),
@@ -451,8 +468,16 @@ fn custom_provider(
             stream_usage: s.stream_usage.unwrap_or(true),
         },
         models: s.models,
+        kind,
         embedded_mock: false,
     }))
+}
+
+fn kind_name(k: WireKind) -> &'static str {
+    match k {
+        WireKind::OpenAi => "openai",
+        WireKind::Anthropic => "anthropic",
+    }
 }
 
 /// Whether a preset with this name exists (for error messages).

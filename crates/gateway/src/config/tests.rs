@@ -19,7 +19,17 @@ fn defaults_enable_presets_with_keys_local_servers_and_the_mock() {
     ]))
     .unwrap();
     assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-    assert_eq!(names(&c), ["groq", "ollama", "vllm", "lmstudio", "mock"]);
+    assert_eq!(
+        names(&c),
+        [
+            "groq",
+            "ollama",
+            "vllm",
+            "lmstudio",
+            "mock",
+            "mock-anthropic"
+        ]
+    );
     let groq = &c.providers[0].settings;
     assert_eq!(groq.api_key.as_ref().unwrap().expose(), "gsk-1");
     assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
@@ -28,7 +38,10 @@ fn defaults_enable_presets_with_keys_local_servers_and_the_mock() {
             .iter()
             .any(|(n, v)| n == "openai" && v == "OPENAI_API_KEY")
     );
-    assert!(c.providers.last().unwrap().embedded_mock);
+    let mock = &c.providers[c.providers.len() - 2];
+    assert!(mock.embedded_mock && mock.kind == WireKind::OpenAi);
+    let mock_anthropic = c.providers.last().unwrap();
+    assert!(mock_anthropic.embedded_mock && mock_anthropic.kind == WireKind::Anthropic);
 }
 
 #[test]
@@ -138,6 +151,16 @@ fn errors_name_the_key_the_value_and_the_fix() {
     );
     let e = error_of("[aliases]\na = \"b\"\nb = \"a\"\n");
     assert!(e.contains("cycle"), "{e}");
+    let e = error_of("[providers.anthropic]\nkind = \"openai\"\n");
+    assert!(
+        e.contains("providers.anthropic.kind") && e.contains("speaks `anthropic`"),
+        "{e}"
+    );
+    let e = error_of("[providers.x]\nkind = \"gemini-ish\"\nbase_url = \"https://x.example\"\n");
+    assert!(
+        e.contains("providers.x.kind") && e.contains("\"anthropic\""),
+        "{e}"
+    );
     let e = error_of("[providers.x]\nkind = \"openai\"\nbase_url = \"ftp://x\"\n");
     assert!(
         e.contains("providers.x.base_url") && e.contains("ftp://x"),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use switchyard_protocol::chat::ChatRequest;
+use switchyard_protocol::chat::{ChatRequest, ChatResponse, Content, Part};
 use switchyard_protocol::embeddings::EmbeddingRequest;
 use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
@@ -40,8 +40,39 @@ pub async fn chat_completions(
         }
     } else {
         match pipeline::chat(&state.registry, req).await {
-            Ok((target, resp)) => json(&target, &resp),
+            Ok((target, mut resp)) => {
+                openai_answer(&mut resp);
+                json(&target, &resp)
+            }
             Err(f) => failure(f),
+        }
+    }
+}
+
+/// OpenAI's answers carry the assistant's text as one string. Canonical answers from other wire
+/// families may hold parts (Anthropic thinking blocks with signatures): the text is joined into
+/// `content` and reasoning goes to `reasoning_content`, the field OpenAI-compatible reasoning
+/// hosts use.
+fn openai_answer(resp: &mut ChatResponse) {
+    for choice in &mut resp.choices {
+        let m = &mut choice.message;
+        let Some(Content::Parts(parts)) = &m.content else {
+            continue;
+        };
+        let mut text = String::new();
+        let mut reasoning = String::new();
+        for p in parts {
+            match p {
+                Part::Text { text: t } => text.push_str(t),
+                Part::Other(v) if v["type"] == "thinking" => {
+                    reasoning.push_str(v["thinking"].as_str().unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+        m.content = Some(Content::Text(text));
+        if !reasoning.is_empty() {
+            m.extra.insert("reasoning_content".into(), reasoning.into());
         }
     }
 }
@@ -104,4 +135,27 @@ fn sse_response(target: &Target, upstream: ChatStream, shape: StreamShape) -> Re
 fn error_event(err: &GatewayError) -> Bytes {
     let body = serde_json::to_vec(&err.openai_body()).unwrap_or_default();
     sse::encode_json_line(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_with_thinking_parts_become_openai_shaped() {
+        let mut resp: ChatResponse = serde_json::from_value(serde_json::json!({
+            "id": "msg_1", "model": "claude", "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "Let me think.", "signature": "sig"},
+                    {"type": "text", "text": "Hello "}, {"type": "text", "text": "there"}]}}]
+        }))
+        .unwrap();
+        openai_answer(&mut resp);
+        let v = serde_json::to_value(&resp).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "Hello there");
+        assert_eq!(
+            v["choices"][0]["message"]["reasoning_content"],
+            "Let me think."
+        );
+    }
 }

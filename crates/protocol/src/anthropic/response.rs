@@ -50,8 +50,21 @@ pub fn to_anthropic(resp: ChatResponse) -> MessagesResponse {
             Some(Content::Text(t)) if !t.is_empty() => content.push(OutBlock::Text { text: t }),
             Some(Content::Parts(parts)) => {
                 for p in parts {
-                    if let Part::Text { text } = p {
-                        content.push(OutBlock::Text { text });
+                    match p {
+                        Part::Text { text } => content.push(OutBlock::Text { text }),
+                        // Thinking from an Anthropic upstream goes back with its signature, so
+                        // the caller can return it on the next turn.
+                        Part::Other(v) => match v["type"].as_str() {
+                            Some("thinking") => content.push(OutBlock::Thinking {
+                                thinking: v["thinking"].as_str().unwrap_or_default().to_owned(),
+                                signature: v["signature"].as_str().unwrap_or_default().to_owned(),
+                            }),
+                            Some("redacted_thinking") => content.push(OutBlock::RedactedThinking {
+                                data: v["data"].as_str().unwrap_or_default().to_owned(),
+                            }),
+                            _ => {}
+                        },
+                        Part::ImageUrl { .. } => {}
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! Canonical stream chunks → Messages stream events.
 
 use super::response::{arguments_to_input, finish_to_stop_reason, usage_to_anthropic};
+use super::upstream::{REASONING, REASONING_SIGNATURE};
 use super::wire::{
     BlockDelta, ErrorDetail, MessageDelta, MessagesResponse, OutBlock, StreamEvent, Usage,
 };
@@ -12,6 +13,7 @@ enum Open {
     Text,
     /// A tool call, by its canonical index.
     Tool(u32),
+    Thinking,
 }
 
 /// Turns canonical chunks into Messages events: `message_start`, then per content block a
@@ -95,6 +97,42 @@ impl StreamTranslator {
         let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
             return out;
         };
+        let reasoning = choice
+            .delta
+            .extra
+            .get(REASONING)
+            .and_then(|v| v.as_str())
+            .filter(|t| !t.is_empty());
+        if let Some(thinking) = reasoning {
+            let index = if self.open == Open::Thinking {
+                self.next_index - 1
+            } else {
+                let block = OutBlock::Thinking {
+                    thinking: String::new(),
+                    signature: String::new(),
+                };
+                self.open(Open::Thinking, block, &mut out)
+            };
+            let delta = BlockDelta::ThinkingDelta {
+                thinking: thinking.to_owned(),
+            };
+            out.push(StreamEvent::ContentBlockDelta { index, delta });
+        }
+        if let Some(sig) = choice
+            .delta
+            .extra
+            .get(REASONING_SIGNATURE)
+            .and_then(|v| v.as_str())
+            && self.open == Open::Thinking
+        {
+            let delta = BlockDelta::SignatureDelta {
+                signature: sig.to_owned(),
+            };
+            out.push(StreamEvent::ContentBlockDelta {
+                index: self.next_index - 1,
+                delta,
+            });
+        }
         if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
             let index = if self.open == Open::Text {
                 self.next_index - 1

@@ -12,6 +12,11 @@ use crate::chat::{
     ToolCallDelta, ToolCallFunction, ToolCallFunctionDelta, ToolChoice, Usage,
 };
 
+/// The delta field carrying reasoning text in canonical chunks.
+pub const REASONING: &str = "reasoning_content";
+/// The delta field carrying a reasoning block's signature in canonical chunks.
+pub const REASONING_SIGNATURE: &str = "reasoning_signature";
+
 /// The `anthropic-version` header sent upstream.
 pub const API_VERSION: &str = "2023-06-01";
 
@@ -68,11 +73,8 @@ fn blocks_of(
     let mut out = Vec::new();
     match content {
         None => {}
-        Some(Content::Text(t)) => {
-            if !t.is_empty() {
-                out.push(json!({"type": "text", "text": t}));
-            }
-        }
+        Some(Content::Text(t)) if !t.is_empty() => out.push(json!({"type": "text", "text": t})),
+        Some(Content::Text(_)) => {}
         Some(Content::Parts(parts)) => {
             for (i, p) in parts.iter().enumerate() {
                 match p {
@@ -411,7 +413,7 @@ pub struct EventDecoder {
 pub enum Decoded {
     Chunks(Vec<ChatChunk>),
     /// `message_stop`: the answer is complete; the chunk carries the usage.
-    Done(ChatChunk),
+    Done(Box<ChatChunk>),
     /// An `error` event: the upstream failed mid-stream.
     Error(String),
 }
@@ -544,11 +546,19 @@ impl EventDecoder {
                             None,
                         ));
                     }
+                    // Reasoning travels as `reasoning_content` (the field OpenAI-compatible
+                    // reasoning hosts use) and its signature beside it, so that the Messages
+                    // surface can rebuild the thinking block.
                     Some("thinking_delta") => {
+                        let mut delta = Delta::default();
+                        delta.extra.insert(REASONING.into(), d["thinking"].clone());
+                        out.push(self.chunk(delta, None));
+                    }
+                    Some("signature_delta") => {
                         let mut delta = Delta::default();
                         delta
                             .extra
-                            .insert("reasoning_content".into(), d["thinking"].clone());
+                            .insert(REASONING_SIGNATURE.into(), d["signature"].clone());
                         out.push(self.chunk(delta, None));
                     }
                     _ => {}
@@ -570,7 +580,7 @@ impl EventDecoder {
                 let mut last = self.chunk(Delta::default(), None);
                 last.choices.clear();
                 last.usage = Some(usage_to_canonical(&self.usage));
-                return Ok(Decoded::Done(last));
+                return Ok(Decoded::Done(Box::new(last)));
             }
             "error" => {
                 let message = v["error"]["message"]

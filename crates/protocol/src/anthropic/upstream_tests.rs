@@ -217,7 +217,7 @@ fn documented_event_stream_decodes_into_chunks() {
         chunks.last().unwrap().choices[0].finish_reason,
         Some(FinishReason::ToolCalls)
     );
-    let usage = done.unwrap().usage.unwrap();
+    let usage = done.unwrap().usage.clone().unwrap();
     assert_eq!((usage.prompt_tokens, usage.completion_tokens), (25, 89));
     assert!(d.finished());
     assert_eq!(
@@ -225,4 +225,69 @@ fn documented_event_stream_decodes_into_chunks() {
             .unwrap(),
         Decoded::Error("Overloaded".into())
     );
+}
+
+#[test]
+fn thinking_survives_an_anthropic_round_trip_streamed() {
+    use super::StreamTranslator;
+    let mut d = EventDecoder::new(1);
+    let mut t = StreamTranslator::new("m");
+    let mut events = Vec::new();
+    for e in [
+        r#"{"type":"message_start","message":{"id":"msg_1","model":"claude-sonnet-4-5","usage":{"input_tokens":5,"output_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me think."}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQBCg=="}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Hi"}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}"#,
+    ] {
+        if let Decoded::Chunks(chunks) = d.event(e).unwrap() {
+            for c in chunks {
+                events.extend(t.push(c));
+            }
+        }
+    }
+    events.extend(t.finish("msg_1"));
+    let v: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    assert_eq!(v[1]["content_block"]["type"], "thinking");
+    assert_eq!(
+        v[2]["delta"],
+        json!({"type": "thinking_delta", "thinking": "Let me think."})
+    );
+    assert_eq!(
+        v[3]["delta"],
+        json!({"type": "signature_delta", "signature": "EqQBCg=="})
+    );
+    assert_eq!(v[4]["type"], "content_block_stop");
+    assert_eq!(v[5]["content_block"]["type"], "text");
+    assert_eq!(v[5]["index"], 1);
+}
+
+#[test]
+fn thinking_survives_an_anthropic_round_trip_plain() {
+    let answer = json!({"id": "msg_1", "model": "claude-sonnet-4-5", "stop_reason": "end_turn",
+        "content": [{"type": "thinking", "thinking": "t", "signature": "sig"}, {"type": "text", "text": "Hi"}],
+        "usage": {"input_tokens": 1, "output_tokens": 1}});
+    let canonical = response_to_canonical(&answer).unwrap();
+    let back = serde_json::to_value(super::to_anthropic(canonical.clone())).unwrap();
+    assert_eq!(back["content"], answer["content"]);
+    // And as history for the next turn, the block goes back to Anthropic unchanged.
+    let req = ChatRequest {
+        messages: vec![canonical.choices[0].message.clone()],
+        ..canonical_request()
+    };
+    let body = request_from_canonical("anthropic", &req, "m", false).unwrap();
+    assert_eq!(
+        body["messages"][0]["content"][0],
+        json!({"type": "thinking", "thinking": "t", "signature": "sig"})
+    );
+}
+
+fn canonical_request() -> ChatRequest {
+    canonical(json!({"model": "m", "messages": []}))
 }

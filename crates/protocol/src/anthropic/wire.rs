@@ -203,6 +203,9 @@ pub enum OutBlock {
         thinking: String,
         signature: String,
     },
+    RedactedThinking {
+        data: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]

@@ -5,7 +5,6 @@
 //! requests go out as they came (with the upstream's model name) and answers come back typed.
 
 mod request;
-mod response;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -16,7 +15,7 @@ use switchyard_protocol::chat::{ChatRequest, ChatResponse, StreamOptions};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_protocol::models::ModelList;
 
-use crate::{ChatStream, ProviderError, ProviderSettings};
+use crate::{ChatStream, ProviderError, ProviderSettings, events, http as response};
 
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
@@ -85,7 +84,11 @@ impl OpenAiProvider {
         let body = request::encode(&s.name, &req)?;
         let http = self.inner.post(&self.inner.chat_url, body);
         let resp = response::start(&s.name, http, s.request_timeout).await?;
-        Ok(stream::chunks(s.name.clone(), resp))
+        Ok(events::chunks(
+            s.name.clone(),
+            resp,
+            stream::OpenAiEvents::default(),
+        ))
     }
 
     pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {

@@ -1,53 +1,19 @@
-//! The OpenAI adapter against the mock provider over real loopback HTTP.
+//! What is particular to the OpenAI-compatible adapter (the shared behaviour is in
+//! `crate::conformance`): unknown fields pass through, usage is always asked of streams,
+//! embeddings, and the wire form of canonical-only content.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::json;
-use switchyard_mock::Stats;
 use switchyard_protocol::chat::{ChatRequest, FinishReason};
 use switchyard_protocol::embeddings::{EmbeddingRequest, Vector};
 
-use super::OpenAiProvider;
-use crate::{AuthStyle, ErrorClass, ProviderError, ProviderSettings, Secret, http_client};
+use crate::WireKind;
+use crate::conformance::{chat, with_mock};
 
-async fn provider_with(timeout: Duration) -> (OpenAiProvider, Arc<Stats>) {
-    let (addr, stats) = switchyard_mock::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    (provider_at(&format!("http://{addr}/v1"), timeout), stats)
-}
-
-fn provider_at(base_url: &str, timeout: Duration) -> OpenAiProvider {
-    let settings = ProviderSettings {
-        name: "up".into(),
-        base_url: base_url.into(),
-        api_key: Some(Secret::new("sk-upstream-test")),
-        auth: AuthStyle::Bearer,
-        headers: vec![("x-extra".into(), "1".into())],
-        request_timeout: timeout,
-        stream_usage: true,
-    };
-    OpenAiProvider::new(settings, http_client(Duration::from_secs(2)).unwrap()).unwrap()
-}
-
-async fn provider() -> (OpenAiProvider, Arc<Stats>) {
-    provider_with(Duration::from_secs(10)).await
-}
-
-fn chat(model: &str, extra: serde_json::Value) -> ChatRequest {
-    let mut v =
-        json!({"model": model, "messages": [{"role": "user", "content": "hello there world"}]});
-    if let (Some(obj), Some(more)) = (v.as_object_mut(), extra.as_object()) {
-        obj.extend(more.clone());
-    }
-    serde_json::from_value(v).unwrap()
-}
-
-fn tools() -> serde_json::Value {
-    json!({"tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}]})
+async fn provider() -> (crate::Provider, std::sync::Arc<switchyard_mock::Stats>) {
+    with_mock(WireKind::OpenAi, Duration::from_secs(10)).await
 }
 
 #[tokio::test]
@@ -97,34 +63,6 @@ async fn stream_yields_chunks_and_usage() {
 }
 
 #[tokio::test]
-async fn tool_calls_plain_and_streamed() {
-    let (p, _) = provider().await;
-    let resp = p.chat(chat("echo", tools())).await.unwrap();
-    let call = &resp.choices[0].message.tool_calls.as_ref().unwrap()[0];
-    assert_eq!(call.function.name, "lookup");
-    assert_eq!(call.function.arguments, r#"{"q":"mock"}"#);
-    assert_eq!(resp.choices[0].finish_reason, Some(FinishReason::ToolCalls));
-
-    let mut s = p.chat_stream(chat("echo", tools())).await.unwrap();
-    let mut args = String::new();
-    let mut name = None;
-    while let Some(chunk) = s.next().await {
-        for c in chunk.unwrap().choices {
-            for d in c.delta.tool_calls.unwrap_or_default() {
-                if let Some(f) = d.function {
-                    name = name.or(f.name);
-                    args.push_str(f.arguments.as_deref().unwrap_or(""));
-                }
-            }
-        }
-    }
-    assert_eq!(
-        (name.as_deref(), args.as_str()),
-        (Some("lookup"), r#"{"q":"mock"}"#)
-    );
-}
-
-#[tokio::test]
 async fn embeddings_float_and_base64() {
     let (p, _) = provider().await;
     let req: EmbeddingRequest =
@@ -139,96 +77,6 @@ async fn embeddings_float_and_base64() {
     .unwrap();
     let resp = p.embed(req).await.unwrap();
     assert!(matches!(&resp.data[0].embedding, Vector::Base64(s) if !s.is_empty()));
-}
-
-#[tokio::test]
-async fn upstream_failures_are_classified() {
-    let (p, _) = provider().await;
-    let err = p.chat(chat("fail-503", json!({}))).await.unwrap_err();
-    assert!(err.is_retryable());
-    assert_eq!(err.class(), ErrorClass::UpstreamServer);
-
-    let err = p.chat(chat("ratelimit-2s", json!({}))).await.unwrap_err();
-    assert_eq!(err.class(), ErrorClass::RateLimited);
-    assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
-
-    let err = p.chat(chat("fail-404", json!({}))).await.unwrap_err();
-    assert!(!err.is_retryable());
-    assert!(
-        matches!(&err, ProviderError::Status(s) if s.status == 404 && s.message.contains("scripted"))
-    );
-
-    let err = p.chat(chat("malformed", json!({}))).await.unwrap_err();
-    assert_eq!(err.class(), ErrorClass::Decode);
-
-    // A stream's failure before the first byte is an error of the call, not of the stream.
-    let err = p
-        .chat_stream(chat("fail-502", json!({})))
-        .await
-        .err()
-        .unwrap();
-    assert!(matches!(&err, ProviderError::Status(s) if s.status == 502));
-}
-
-#[tokio::test]
-async fn a_stream_cut_midway_ends_with_an_error() {
-    let (p, _) = provider().await;
-    let mut s = p
-        .chat_stream(chat("stream-20+truncate-4", json!({})))
-        .await
-        .unwrap();
-    let mut ok = 0;
-    let mut last_err = None;
-    while let Some(item) = s.next().await {
-        match item {
-            Ok(_) => ok += 1,
-            Err(e) => last_err = Some(e),
-        }
-    }
-    assert_eq!(ok, 4);
-    assert_eq!(last_err.unwrap().class(), ErrorClass::Interrupted);
-
-    let mut s = p.chat_stream(chat("malformed", json!({}))).await.unwrap();
-    let first = s.next().await.unwrap();
-    assert_eq!(first.unwrap_err().class(), ErrorClass::Decode);
-    assert!(s.next().await.is_none());
-}
-
-#[tokio::test]
-async fn timeouts_and_refused_connections() {
-    let (p, _) = provider_with(Duration::from_millis(150)).await;
-    let err = p.chat(chat("slow-2s", json!({}))).await.unwrap_err();
-    assert_eq!(err.class(), ErrorClass::Timeout);
-
-    // A port nothing listens on: bind one, then drop the listener.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    let p = provider_at(&format!("http://{addr}/v1"), Duration::from_secs(2));
-    let err = p.chat(chat("echo", json!({}))).await.unwrap_err();
-    assert_eq!(err.class(), ErrorClass::Connect);
-    assert!(!err.to_string().contains("sk-upstream-test"));
-}
-
-#[tokio::test]
-async fn dropping_a_stream_cancels_the_upstream() {
-    let (p, stats) = provider().await;
-    let mut s = p
-        .chat_stream(chat("stream-1000+itl-5ms", json!({})))
-        .await
-        .unwrap();
-    for _ in 0..3 {
-        s.next().await.unwrap().unwrap();
-    }
-    drop(s);
-    for _ in 0..100 {
-        if stats.snapshot().streams_cancelled == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let snap = stats.snapshot();
-    assert_eq!((snap.streams_cancelled, snap.streams_completed), (1, 0));
 }
 
 #[test]

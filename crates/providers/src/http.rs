@@ -1,4 +1,5 @@
-//! Reading upstream answers and upstream errors.
+//! Sending upstream requests and reading answers and errors (OpenAI's and Anthropic's error
+//! bodies share the `error.message` / `error.type` fields that are read here).
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use switchyard_protocol::error::ErrorBody;
 use crate::{ProviderError, UpstreamStatus};
 
 /// Sends the request and returns the response once its status is known to be a success.
-pub(super) async fn start(
+pub(crate) async fn start(
     provider: &str,
     http: reqwest::RequestBuilder,
     timeout: Duration,
@@ -30,7 +31,7 @@ pub(super) async fn start(
 }
 
 /// Sends the request and decodes a JSON answer, all within `timeout`.
-pub(super) async fn json<T: DeserializeOwned>(
+pub(crate) async fn json<T: DeserializeOwned>(
     provider: &str,
     http: reqwest::RequestBuilder,
     timeout: Duration,
