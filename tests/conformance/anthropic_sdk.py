@@ -115,6 +115,27 @@ def test_image_input():
     assert m.content[0].text == "describe"
 
 
+def test_anthropic_upstream_round_trip():
+    # Messages in, canonical in the middle, Messages out to the Anthropic-shaped mock, and back.
+    with client.messages.stream(
+        model="mock-anthropic/echo", max_tokens=100, tools=TOOLS, messages=[{"role": "user", "content": "weather?"}]
+    ) as stream:
+        final = stream.get_final_message()
+    tool = [b for b in final.content if b.type == "tool_use"][0]
+    assert tool.input == {"city": "mock", "unit": "c"}, tool
+    m = client.messages.create(
+        model="mock-anthropic/echo",
+        max_tokens=100,
+        tools=TOOLS,
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [b.model_dump() for b in final.content]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "sunny"}]},
+        ],
+    )
+    assert m.content[0].text == "tool result received: sunny", m.content
+
+
 def expect(exc, **kwargs):
     try:
         client.messages.create(**kwargs)

@@ -170,6 +170,50 @@ def test_models():
     assert client.models.retrieve("mock/echo").id == "mock/echo"
 
 
+def test_anthropic_shaped_upstream_text_and_stream():
+    # mock-anthropic/* is the mock reached through the Anthropic adapter (Messages wire format).
+    r = client.chat.completions.create(
+        model="mock-anthropic/echo", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi there"}]
+    )
+    assert r.choices[0].message.content == "hi there", r
+    assert r.choices[0].finish_reason == "stop"
+    assert r.usage.completion_tokens == 2
+    chunks = list(
+        client.chat.completions.create(
+            model="mock-anthropic/stream-4", messages=[{"role": "user", "content": "x"}],
+            stream=True, stream_options={"include_usage": True},
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "tok1 tok2 tok3 tok4"
+    assert chunks[-1].usage.completion_tokens == 4
+
+
+def test_anthropic_shaped_upstream_streamed_tool_calls():
+    stream = client.chat.completions.create(
+        model="mock-anthropic/echo", messages=[{"role": "user", "content": "weather?"}], tools=TOOLS, stream=True
+    )
+    calls = {}
+    finish = None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        for tc in chunk.choices[0].delta.tool_calls or []:
+            entry = calls.setdefault(tc.index, {"id": None, "name": None, "args": ""})
+            entry["id"] = entry["id"] or tc.id
+            entry["name"] = entry["name"] or (tc.function.name if tc.function else None)
+            entry["args"] += (tc.function.arguments or "") if tc.function else ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert list(calls) == [0], calls
+    assert calls[0]["name"] == "get_weather" and calls[0]["id"]
+    assert json.loads(calls[0]["args"]) == {"city": "mock", "unit": "c"}
+    assert finish == "tool_calls"
+
+
+def test_anthropic_shaped_upstream_refuses_what_it_cannot_honour():
+    e = expect(openai.BadRequestError, model="mock-anthropic/echo", messages=[{"role": "user", "content": "x"}], logprobs=True)
+    assert e.param == "logprobs" and "mock-anthropic" in e.message, e.body
+
+
 def expect(exc, **kwargs):
     try:
         client.chat.completions.create(**kwargs)

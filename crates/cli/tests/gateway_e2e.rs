@@ -37,6 +37,8 @@ request_timeout_ms = 300
             ("UP_KEY", "sk-up-secret"),
             ("OPENAI_API_KEY", "sk-openai-secret"),
             ("OPENAI_BASE_URL", &openai_url),
+            ("ANTHROPIC_API_KEY", "sk-ant-secret"),
+            ("ANTHROPIC_BASE_URL", &m.url),
         ],
     );
     (g, m)
@@ -759,4 +761,62 @@ async fn messages_stream_events_and_mid_stream_errors() {
         .collect();
     assert_eq!(names.last(), Some(&"error"), "{text}");
     assert!(!names.contains(&"message_stop"));
+}
+
+#[tokio::test]
+async fn the_anthropic_preset_speaks_messages_upstream() {
+    let (g, m) = setup();
+    let resp = post(&g, json!({"model": "anthropic/echo", "temperature": 0.4,
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello claude"}]})).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "anthropic");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "hello claude");
+    let seen = last(&m).await;
+    assert_eq!(seen["path"], "/v1/messages");
+    assert_eq!(seen["x_api_key"], "sk-ant-secret");
+    assert_eq!(seen["anthropic_version"], "2023-06-01");
+    assert!(
+        seen["authorization"].is_null(),
+        "no bearer token to Anthropic"
+    );
+    assert_eq!(
+        seen["body"]["system"],
+        json!([{"type": "text", "text": "Be brief."}])
+    );
+    assert_eq!(
+        seen["body"]["messages"],
+        json!([{"role": "user", "content": [{"type": "text", "text": "hello claude"}]}])
+    );
+    assert_eq!(seen["body"]["max_tokens"], 16384);
+
+    // A field Anthropic cannot honour is a 400 naming it and the provider.
+    let (s, _, b) = error_of(
+        post(
+            &g,
+            json!({"model": "anthropic/echo", "n": 3, "messages": user("x")}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, b["error"]["param"].as_str()), (400, Some("n")));
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`anthropic`"),
+        "{b}"
+    );
+    // Errors from an Anthropic upstream keep their status and retry-after.
+    let (s, h, _) = error_of(
+        post(
+            &g,
+            json!({"model": "anthropic/ratelimit-2s", "messages": user("x")}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((s, h["retry-after"].to_str().unwrap()), (429, "2"));
+    let log = g.stderr_text();
+    assert!(!log.contains("sk-ant-secret"), "{log}");
 }
