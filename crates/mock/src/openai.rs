@@ -300,6 +300,7 @@ pub(crate) async fn chat(
                 id,
                 kind: "function".to_owned(),
                 function: ToolCallFunction { name, arguments },
+                extra: Map::new(),
             }]);
             (m, FinishReason::ToolCalls, completion)
         }
@@ -396,6 +397,7 @@ fn stream_events(req: &ChatRequest, s: &Scenario) -> Vec<Bytes> {
             arguments,
         } => {
             let head = ToolCallDelta {
+                extra: Map::new(),
                 index: 0,
                 id: Some(call_id),
                 kind: Some("function".to_owned()),
@@ -412,6 +414,7 @@ fn stream_events(req: &ChatRequest, s: &Scenario) -> Vec<Bytes> {
             let chars: Vec<char> = arguments.chars().collect();
             for part in chars.chunks(8) {
                 let tail = ToolCallDelta {
+                    extra: Map::new(),
                     index: 0,
                     id: None,
                     kind: None,

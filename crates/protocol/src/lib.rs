@@ -14,7 +14,16 @@ pub mod chat;
 pub mod decode;
 pub mod embeddings;
 pub mod error;
+pub mod gemini;
 pub mod models;
 pub mod sse;
+
+/// A request a translation cannot carry; `param` names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TranslateError {
+    pub param: String,
+    pub message: String,
+}
 
 pub use decode::{DecodeError, decode_json};

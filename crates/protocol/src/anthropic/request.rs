@@ -6,18 +6,11 @@ use super::wire::{
     Block, ImageSource, InputRole, MessagesRequest, TextOrBlocks, Thinking,
     ToolChoice as AToolChoice,
 };
+pub use crate::TranslateError;
 use crate::chat::{
     ChatRequest, Content, FunctionDef, ImageUrl, Message, Part, Role, Stop, Tool, ToolCall,
     ToolCallFunction, ToolChoice,
 };
-
-/// A request the translation cannot carry; `param` names the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct TranslateError {
-    pub param: String,
-    pub message: String,
-}
 
 fn refuse(param: impl Into<String>, message: impl Into<String>) -> TranslateError {
     TranslateError {
@@ -239,6 +232,7 @@ fn assistant_message(i: usize, content: TextOrBlocks) -> Result<Message, Transla
                     name,
                     arguments: input.to_string(),
                 },
+                extra: Map::new(),
             }),
             Block::Thinking {
                 thinking,

@@ -352,6 +352,7 @@ pub fn response_to_canonical(v: &Value) -> Result<ChatResponse, String> {
                         .get("input")
                         .map_or_else(|| "{}".to_owned(), Value::to_string),
                 },
+                extra: Map::new(),
             }),
             Some(_) => parts.push(Part::Other(block.clone())),
             None => return Err("a content block without `type`".into()),
@@ -479,6 +480,7 @@ impl EventDecoder {
                         let n = self.tools.len() as u32;
                         self.tools.insert(index, n);
                         let call = ToolCallDelta {
+                            extra: Map::new(),
                             index: n,
                             id: block["id"].as_str().map(str::to_owned),
                             kind: Some("function".into()),
@@ -530,6 +532,7 @@ impl EventDecoder {
                             ));
                         };
                         let call = ToolCallDelta {
+                            extra: Map::new(),
                             index: n,
                             id: None,
                             kind: None,

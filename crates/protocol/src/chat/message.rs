@@ -207,6 +207,10 @@ pub struct ToolCall {
     #[serde(rename = "type", default = "function_type")]
     pub kind: String,
     pub function: ToolCallFunction,
+    /// Provider data that must come back with the call on the next turn, e.g. Gemini's
+    /// `extra_content.google.thought_signature` (the field Google's own OpenAI layer uses).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 pub(crate) fn function_type() -> String {
