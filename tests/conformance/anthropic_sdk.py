@@ -136,6 +136,25 @@ def test_anthropic_upstream_round_trip():
     assert m.content[0].text == "tool result received: sunny", m.content
 
 
+def test_gemini_upstream_tool_loop_keeps_thought_signatures():
+    m = client.messages.create(
+        model="mock-gemini/echo", max_tokens=100, tools=TOOLS, messages=[{"role": "user", "content": "weather?"}]
+    )
+    tool = [b for b in m.content if b.type == "tool_use"][0]
+    assert tool.input == {"city": "mock", "unit": "c"}
+    m2 = client.messages.create(
+        model="mock-gemini/echo",
+        max_tokens=100,
+        tools=TOOLS,
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [b.model_dump() for b in m.content]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool.id, "content": "21C"}]},
+        ],
+    )
+    assert m2.content[0].text == "tool result received: 21C", m2.content
+
+
 def expect(exc, **kwargs):
     try:
         client.messages.create(**kwargs)

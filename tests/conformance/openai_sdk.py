@@ -214,6 +214,47 @@ def test_anthropic_shaped_upstream_refuses_what_it_cannot_honour():
     assert e.param == "logprobs" and "mock-anthropic" in e.message, e.body
 
 
+def test_gemini_shaped_upstream_text_stream_and_embeddings():
+    # mock-gemini/* is the mock reached through the Gemini adapter (generateContent wire format).
+    r = client.chat.completions.create(model="mock-gemini/echo", messages=[{"role": "user", "content": "hola gemini"}])
+    assert r.choices[0].message.content == "hola gemini" and r.choices[0].finish_reason == "stop", r
+    chunks = list(
+        client.chat.completions.create(
+            model="mock-gemini/stream-3", messages=[{"role": "user", "content": "x"}],
+            stream=True, stream_options={"include_usage": True},
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "tok1 tok2 tok3"
+    assert chunks[-1].usage.completion_tokens == 3
+    e = client.embeddings.create(model="mock-gemini/embed", input=["a", "b"], dimensions=4)
+    assert len(e.data) == 2 and len(e.data[1].embedding) == 4
+
+
+def test_gemini_tool_loop_keeps_thought_signatures():
+    # Gemini refuses a history whose function call lost its thought signature; the mock does too.
+    messages = [{"role": "user", "content": "weather in Rome?"}]
+    stream = client.chat.completions.create(model="mock-gemini/echo", messages=messages, tools=TOOLS, stream=True)
+    calls = {}
+    for chunk in stream:
+        for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+            calls[tc.index] = tc
+    assert list(calls) == [0] and calls[0].function.name == "get_weather"
+    assert json.loads(calls[0].function.arguments) == {"city": "mock", "unit": "c"}
+    r = client.chat.completions.create(model="mock-gemini/echo", messages=messages, tools=TOOLS)
+    msg = r.choices[0].message
+    assert r.choices[0].finish_reason == "tool_calls"
+    assert msg.tool_calls[0].model_extra["extra_content"]["google"]["thought_signature"]
+    r2 = client.chat.completions.create(
+        model="mock-gemini/echo",
+        tools=TOOLS,
+        messages=messages + [
+            msg.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": msg.tool_calls[0].id, "content": "21C"},
+        ],
+    )
+    assert r2.choices[0].message.content == "tool result received: 21C", r2
+
+
 def expect(exc, **kwargs):
     try:
         client.chat.completions.create(**kwargs)

@@ -39,6 +39,8 @@ request_timeout_ms = 300
             ("OPENAI_BASE_URL", &openai_url),
             ("ANTHROPIC_API_KEY", "sk-ant-secret"),
             ("ANTHROPIC_BASE_URL", &m.url),
+            ("GEMINI_API_KEY", "gm-secret"),
+            ("GEMINI_BASE_URL", &m.url),
         ],
     );
     (g, m)
@@ -819,4 +821,43 @@ async fn the_anthropic_preset_speaks_messages_upstream() {
     assert_eq!((s, h["retry-after"].to_str().unwrap()), (429, "2"));
     let log = g.stderr_text();
     assert!(!log.contains("sk-ant-secret"), "{log}");
+}
+
+#[tokio::test]
+async fn the_gemini_preset_speaks_generate_content_upstream() {
+    let (g, m) = setup();
+    let resp = post(&g, json!({"model": "gemini/echo", "max_tokens": 50,
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello gemini"}]})).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "gemini");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "hello gemini");
+    let seen = last(&m).await;
+    assert_eq!(seen["path"], "/v1beta/models/echo:generateContent");
+    assert_eq!(seen["x_goog_api_key"], "gm-secret");
+    assert!(seen["authorization"].is_null());
+    assert_eq!(
+        seen["body"]["systemInstruction"],
+        json!({"parts": [{"text": "Be brief."}]})
+    );
+    assert_eq!(seen["body"]["generationConfig"]["maxOutputTokens"], 50);
+
+    // A history whose function call lost its thought signature is refused upstream, as Gemini does.
+    let history = json!([
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
+    ]);
+    let (s, _, b) =
+        error_of(post(&g, json!({"model": "gemini/echo", "messages": history})).await).await;
+    assert_eq!(s, 400);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("thought_signature"),
+        "{b}"
+    );
+    let log = g.stderr_text();
+    assert!(!log.contains("gm-secret"), "{log}");
 }

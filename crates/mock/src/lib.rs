@@ -5,12 +5,15 @@
 //! `slow-250ms`, `fail-503`, `stream-40`, …, combined with `+`), or by the `x-mock-scenario`
 //! header; see [`Scenario`] for the grammar.
 //!
-//! The mock speaks OpenAI's wire format and Anthropic's (`POST /v1/messages`). It must never be the bottleneck of a benchmark, so
+//! The mock speaks OpenAI's wire format, Anthropic's (`POST /v1/messages`) and Gemini's
+//! (`POST /v1beta/models/{model}:generateContent`). It must never be the bottleneck of a
+//! benchmark, so
 //! the request path does no more than parse, format and write.
 //!
 //! Depends only on the protocol crate.
 
 mod anthropic;
+mod gemini;
 mod openai;
 mod scenario;
 mod schema;
@@ -25,6 +28,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+pub use gemini::THOUGHT_SIGNATURE;
 pub use scenario::{Scenario, ScenarioError};
 pub use stats::{LastRequest, Stats, StatsSnapshot};
 pub use tokens::estimate_tokens;
@@ -54,6 +58,7 @@ pub fn router_with(stats: Arc<Stats>) -> Router {
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1beta/models/{model_action}", post(gemini::models_action))
         .route("/mock/stats", get(stats::stats_handler))
         .route("/mock/last", get(stats::last_handler))
         .with_state(stats)

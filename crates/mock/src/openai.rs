@@ -534,7 +534,7 @@ pub(crate) fn stream_response(events: Vec<Bytes>, s: &Scenario, stats: Arc<Stats
 // === embeddings ===
 
 /// A deterministic unit vector for a text: the same text always gives the same vector.
-fn vector(text: &str, dims: usize) -> Vec<f32> {
+pub(crate) fn vector(text: &str, dims: usize) -> Vec<f32> {
     // FNV-1a seeds an xorshift generator.
     let mut h: u64 = 0xcbf29ce484222325;
     for b in text.bytes() {

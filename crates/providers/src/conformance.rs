@@ -18,6 +18,7 @@ pub(crate) fn provider_at(kind: WireKind, base_url: &str, timeout: Duration) -> 
     let auth = match kind {
         WireKind::OpenAi => AuthStyle::Bearer,
         WireKind::Anthropic => AuthStyle::Header("x-api-key".into()),
+        WireKind::Gemini => AuthStyle::Header("x-goog-api-key".into()),
     };
     let settings = ProviderSettings {
         name: "up".into(),
@@ -100,6 +101,7 @@ macro_rules! conformance {
                 let key = match $kind {
                     WireKind::OpenAi => last.authorization.clone(),
                     WireKind::Anthropic => last.x_api_key.clone(),
+                    WireKind::Gemini => last.x_goog_api_key.clone(),
                 };
                 assert_eq!(key.as_deref().map(|k| k.trim_start_matches("Bearer ")), Some("sk-upstream-test"));
             }
@@ -209,6 +211,7 @@ macro_rules! conformance {
 
 conformance!(openai, WireKind::OpenAi);
 conformance!(anthropic, WireKind::Anthropic);
+conformance!(gemini, WireKind::Gemini);
 
 #[tokio::test]
 async fn anthropic_requests_carry_the_version_and_refuse_what_they_cannot_say() {

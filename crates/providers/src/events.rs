@@ -24,6 +24,10 @@ pub(crate) trait EventParser: Send + 'static {
     fn parse(&mut self, provider: &str, ev: SseEvent) -> Result<Parsed, ProviderError>;
     /// Whether the answer is complete if the connection closes now (without an end marker).
     fn complete(&self) -> bool;
+    /// Chunks to emit when the connection closes on a complete answer (Gemini's usage).
+    fn end(&mut self) -> Vec<ChatChunk> {
+        Vec::new()
+    }
 }
 
 struct State<P> {
@@ -103,7 +107,11 @@ pub(crate) fn chunks<P: EventParser>(
                         detail: e.without_url().to_string(),
                     });
                 }
-                None if st.parser.complete() => st.done = true,
+                None if st.parser.complete() => {
+                    let last = st.parser.end();
+                    st.pending.extend(last);
+                    st.done = true;
+                }
                 None => {
                     st.failed = Some(ProviderError::Interrupted {
                         provider: st.provider.clone(),

@@ -11,6 +11,7 @@ pub mod anthropic;
 mod conformance;
 mod error;
 mod events;
+pub mod gemini;
 mod http;
 pub mod openai;
 pub mod presets;
@@ -63,6 +64,7 @@ pub struct ProviderSettings {
 pub enum Provider {
     OpenAi(openai::OpenAiProvider),
     Anthropic(anthropic::AnthropicProvider),
+    Gemini(gemini::GeminiProvider),
 }
 
 /// The wire families a provider can speak.
@@ -70,6 +72,7 @@ pub enum Provider {
 pub enum WireKind {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 impl WireKind {
@@ -78,6 +81,7 @@ impl WireKind {
         match s {
             "openai" => Some(Self::OpenAi),
             "anthropic" => Some(Self::Anthropic),
+            "gemini" => Some(Self::Gemini),
             _ => None,
         }
     }
@@ -95,6 +99,7 @@ impl Provider {
             WireKind::Anthropic => {
                 Self::Anthropic(anthropic::AnthropicProvider::new(settings, client)?)
             }
+            WireKind::Gemini => Self::Gemini(gemini::GeminiProvider::new(settings, client)?),
         })
     }
 }
@@ -104,6 +109,7 @@ impl Provider {
         match self {
             Self::OpenAi(p) => p.name(),
             Self::Anthropic(p) => p.name(),
+            Self::Gemini(p) => p.name(),
         }
     }
 
@@ -112,6 +118,7 @@ impl Provider {
         match self {
             Self::OpenAi(p) => p.chat(req).await,
             Self::Anthropic(p) => p.chat(req).await,
+            Self::Gemini(p) => p.chat(req).await,
         }
     }
 
@@ -121,6 +128,7 @@ impl Provider {
         match self {
             Self::OpenAi(p) => p.chat_stream(req).await,
             Self::Anthropic(p) => p.chat_stream(req).await,
+            Self::Gemini(p) => p.chat_stream(req).await,
         }
     }
 
@@ -128,6 +136,7 @@ impl Provider {
         match self {
             Self::OpenAi(p) => p.embed(req).await,
             Self::Anthropic(p) => p.embed(req).await,
+            Self::Gemini(p) => p.embed(req).await,
         }
     }
 
@@ -136,6 +145,7 @@ impl Provider {
         match self {
             Self::OpenAi(p) => p.models().await,
             Self::Anthropic(p) => p.models().await,
+            Self::Gemini(p) => p.models().await,
         }
     }
 }

@@ -78,6 +78,16 @@ pub const PRESETS: &[Preset] = &[
         stream_usage: true,
     },
     Preset {
+        name: "gemini",
+        kind: WireKind::Gemini,
+        base_url: Some("https://generativelanguage.googleapis.com"),
+        key_env: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+        base_url_env: "GEMINI_BASE_URL",
+        keyless: false,
+        key_header: Some("x-goog-api-key"),
+        stream_usage: true,
+    },
+    Preset {
         name: "azure",
         kind: WireKind::OpenAi,
         // Azure OpenAI's v1 API: https://<resource>.openai.azure.com/openai/v1

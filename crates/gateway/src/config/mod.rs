@@ -28,6 +28,8 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 pub const MOCK: &str = "mock";
 /// The built-in mock, reached through the Anthropic adapter.
 pub const MOCK_ANTHROPIC: &str = "mock-anthropic";
+/// The built-in mock, reached through the Gemini adapter.
+pub const MOCK_GEMINI: &str = "mock-gemini";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -122,8 +124,13 @@ impl Config {
             anthropic.kind = WireKind::Anthropic;
             anthropic.settings.name = MOCK_ANTHROPIC.to_owned();
             anthropic.settings.auth = AuthStyle::Header("x-api-key".to_owned());
+            let mut gemini = p.clone();
+            gemini.kind = WireKind::Gemini;
+            gemini.settings.name = MOCK_GEMINI.to_owned();
+            gemini.settings.auth = AuthStyle::Header("x-goog-api-key".to_owned());
             providers.push(p);
             providers.push(anthropic);
+            providers.push(gemini);
         }
         for (name, section) in raw_providers {
             if let Some(p) = custom_provider(&name, section, env, request_timeout)? {
@@ -421,7 +428,7 @@ fn custom_provider(
         Some(k) => WireKind::parse(k).ok_or_else(|| {
             err(
                 &format!("{prefix}.kind"),
-                format!("`{k}` is not a known kind; use \"openai\" or \"anthropic\""),
+                format!("`{k}` is not a known kind; use \"openai\", \"anthropic\" or \"gemini\""),
             )
         })?,
         None => {
@@ -429,7 +436,7 @@ fn custom_provider(
             return Err(err(
                 &format!("{prefix}.kind"),
                 format!(
-                    "`{name}` is not a preset ({}), so say which wire format it speaks: kind = \"openai\" or \"anthropic\"",
+                    "`{name}` is not a preset ({}), so say which wire format it speaks: kind = \"openai\", \"anthropic\" or \"gemini\"",
                     known.join(", ")
                 ),
             ));
@@ -457,6 +464,7 @@ fn custom_provider(
             auth: match (s.auth_header, kind) {
                 (Some(h), _) => AuthStyle::Header(h),
                 (None, WireKind::Anthropic) => AuthStyle::Header("x-api-key".to_owned()),
+                (None, WireKind::Gemini) => AuthStyle::Header("x-goog-api-key".to_owned()),
                 (None, WireKind::OpenAi) => AuthStyle::Bearer,
             },
             headers: headers(name, &s.headers)?,
@@ -477,6 +485,7 @@ fn kind_name(k: WireKind) -> &'static str {
     match k {
         WireKind::OpenAi => "openai",
         WireKind::Anthropic => "anthropic",
+        WireKind::Gemini => "gemini",
     }
 }
 

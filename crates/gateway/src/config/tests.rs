@@ -27,7 +27,8 @@ fn defaults_enable_presets_with_keys_local_servers_and_the_mock() {
             "vllm",
             "lmstudio",
             "mock",
-            "mock-anthropic"
+            "mock-anthropic",
+            "mock-gemini"
         ]
     );
     let groq = &c.providers[0].settings;
@@ -38,9 +39,9 @@ fn defaults_enable_presets_with_keys_local_servers_and_the_mock() {
             .iter()
             .any(|(n, v)| n == "openai" && v == "OPENAI_API_KEY")
     );
-    let mock = &c.providers[c.providers.len() - 2];
+    let mock = &c.providers[c.providers.len() - 3];
     assert!(mock.embedded_mock && mock.kind == WireKind::OpenAi);
-    let mock_anthropic = c.providers.last().unwrap();
+    let mock_anthropic = &c.providers[c.providers.len() - 2];
     assert!(mock_anthropic.embedded_mock && mock_anthropic.kind == WireKind::Anthropic);
 }
 

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::response::extra_from_call_id;
 use super::wire::{
     Block, ImageSource, InputRole, MessagesRequest, TextOrBlocks, Thinking,
     ToolChoice as AToolChoice,
@@ -226,13 +227,13 @@ fn assistant_message(i: usize, content: TextOrBlocks) -> Result<Message, Transla
         match block {
             Block::Text { text, .. } => parts.push(Part::Text { text }),
             Block::ToolUse { id, name, input } => calls.push(ToolCall {
+                extra: extra_from_call_id(&id),
                 id,
                 kind: "function".to_owned(),
                 function: ToolCallFunction {
                     name,
                     arguments: input.to_string(),
                 },
-                extra: Map::new(),
             }),
             Block::Thinking {
                 thinking,

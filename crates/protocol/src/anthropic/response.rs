@@ -1,6 +1,8 @@
 //! A canonical answer → a Messages answer.
 
-use serde_json::Value;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
 
 use super::wire::{MessagesResponse, OutBlock, Usage};
 use crate::chat::{ChatResponse, Content, FinishReason, Part, Usage as CanonicalUsage};
@@ -28,6 +30,41 @@ pub fn usage_to_anthropic(u: &CanonicalUsage) -> Usage {
         cache_creation_input_tokens: Some(0),
         cache_read_input_tokens: Some(cached),
     }
+}
+
+const SIGNATURE_MARK: &str = "__ts_";
+
+/// Messages `tool_use` blocks have no place for provider data a call must carry back (Gemini's
+/// `thought_signature`), but clients always return the id: the signature rides in it,
+/// URL-safe base64 after `__ts_`, so the id still matches `^[a-zA-Z0-9_-]+$`.
+pub(crate) fn call_id_with_extra(id: &str, extra: &Map<String, Value>) -> String {
+    match extra
+        .get("extra_content")
+        .and_then(|e| e["google"]["thought_signature"].as_str())
+    {
+        Some(sig) if !id.contains(SIGNATURE_MARK) => {
+            format!(
+                "{id}{SIGNATURE_MARK}{}",
+                URL_SAFE_NO_PAD.encode(sig.as_bytes())
+            )
+        }
+        _ => id.to_owned(),
+    }
+}
+
+/// The provider data carried in a `tool_use` id (see [`call_id_with_extra`]).
+pub(crate) fn extra_from_call_id(id: &str) -> Map<String, Value> {
+    let mut extra = Map::new();
+    if let Some((_, encoded)) = id.split_once(SIGNATURE_MARK)
+        && let Ok(bytes) = URL_SAFE_NO_PAD.decode(encoded)
+        && let Ok(sig) = String::from_utf8(bytes)
+    {
+        extra.insert(
+            "extra_content".into(),
+            serde_json::json!({"google": {"thought_signature": sig}}),
+        );
+    }
+    extra
 }
 
 /// Tool arguments as a JSON object; text that is not one is kept under `_raw` rather than lost.
@@ -73,7 +110,7 @@ pub fn to_anthropic(resp: ChatResponse) -> MessagesResponse {
         for call in msg.tool_calls.unwrap_or_default() {
             content.push(OutBlock::ToolUse {
                 input: arguments_to_input(&call.function.arguments),
-                id: call.id,
+                id: call_id_with_extra(&call.id, &call.extra),
                 name: call.function.name,
             });
         }

@@ -1,6 +1,8 @@
 //! Canonical stream chunks → Messages stream events.
 
-use super::response::{arguments_to_input, finish_to_stop_reason, usage_to_anthropic};
+use super::response::{
+    arguments_to_input, call_id_with_extra, finish_to_stop_reason, usage_to_anthropic,
+};
 use super::upstream::{REASONING, REASONING_SIGNATURE};
 use super::wire::{
     BlockDelta, ErrorDetail, MessageDelta, MessagesResponse, OutBlock, StreamEvent, Usage,
@@ -156,7 +158,10 @@ impl StreamTranslator {
                 (Open::Tool(i), None) if i == call.index => self.next_index - 1,
                 (_, id) => {
                     let block = OutBlock::ToolUse {
-                        id: id.unwrap_or_else(|| format!("toolu_{}", call.index)),
+                        id: call_id_with_extra(
+                            &id.unwrap_or_else(|| format!("toolu_{}", call.index)),
+                            &call.extra,
+                        ),
                         name: function.name.clone().unwrap_or_default(),
                         input: arguments_to_input(""),
                     };

@@ -254,3 +254,36 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn gemini_thought_signatures_ride_in_tool_use_ids_across_the_messages_surface() {
+    let resp: ChatResponse = serde_json::from_value(json!({
+        "id": "r", "model": "gemini-2.5-flash", "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": null, "tool_calls": [{"id": "call_r_0", "type": "function",
+                "function": {"name": "f", "arguments": "{}"},
+                "extra_content": {"google": {"thought_signature": "CiQB+/0e2Kb="}}}]}}]
+    }))
+    .unwrap();
+    let out = serde_json::to_value(to_anthropic(resp)).unwrap();
+    let id = out["content"][0]["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("call_r_0__ts_"));
+    assert!(
+        id.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+        "{id}"
+    );
+    // The client sends the block back; the canonical call has its signature again.
+    let req = request(json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "ok"}]}]}));
+    let c = to_canonical(req).unwrap();
+    let call = &c.messages[0].tool_calls.as_ref().unwrap()[0];
+    assert_eq!(
+        call.extra["extra_content"]["google"]["thought_signature"],
+        "CiQB+/0e2Kb="
+    );
+    assert_eq!(
+        c.messages[1].tool_call_id.as_deref(),
+        Some(call.id.as_str())
+    );
+}
