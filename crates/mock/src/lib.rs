@@ -7,8 +7,7 @@
 //!
 //! The mock speaks OpenAI's wire format, Anthropic's (`POST /v1/messages`) and Gemini's
 //! (`POST /v1beta/models/{model}:generateContent`). It must never be the bottleneck of a
-//! benchmark, so
-//! the request path does no more than parse, format and write.
+//! benchmark, so the request path does no more than parse, format and write.
 //!
 //! Depends only on the protocol crate.
 
