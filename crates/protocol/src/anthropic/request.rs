@@ -43,7 +43,10 @@ pub fn to_canonical(req: MessagesRequest) -> Result<ChatRequest, TranslateError>
                 .into_iter()
                 .enumerate()
                 .map(|(i, b)| match b {
-                    Block::Text { text, .. } => Ok(Part::Text { text }),
+                    Block::Text {
+                        text,
+                        cache_control,
+                    } => Ok(text_part(text, cache_control)),
                     _ => Err(refuse(format!("system[{i}]"), "system blocks must be text")),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -79,7 +82,10 @@ pub fn to_canonical(req: MessagesRequest) -> Result<ChatRequest, TranslateError>
                     parameters: Some(t.input_schema.unwrap_or_else(|| json!({"type": "object"}))),
                     strict: None,
                 }),
-                extra: Map::new(),
+                extra: t
+                    .cache_control
+                    .map(|cc| Map::from_iter([("cache_control".to_owned(), cc)]))
+                    .unwrap_or_default(),
             });
         }
         tools = Some(out);
@@ -134,6 +140,15 @@ pub fn to_canonical(req: MessagesRequest) -> Result<ChatRequest, TranslateError>
     })
 }
 
+/// A text block; one with `cache_control` is kept whole so the hint reaches an Anthropic
+/// upstream unchanged (other wire families read its text and drop the hint).
+fn text_part(text: String, cache_control: Option<Value>) -> Part {
+    match cache_control {
+        None => Part::Text { text },
+        Some(cc) => Part::Other(json!({"type": "text", "text": text, "cache_control": cc})),
+    }
+}
+
 fn image(source: ImageSource) -> Part {
     let url = match source {
         ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
@@ -168,7 +183,10 @@ fn user_message(
     for (j, block) in blocks.into_iter().enumerate() {
         let at = format!("messages[{i}].content[{j}]");
         match block {
-            Block::Text { text, .. } => parts.push(Part::Text { text }),
+            Block::Text {
+                text,
+                cache_control,
+            } => parts.push(text_part(text, cache_control)),
             Block::Image { source } => parts.push(image(source)),
             Block::ToolResult {
                 tool_use_id,
@@ -181,7 +199,10 @@ fn user_message(
                     Some(TextOrBlocks::Blocks(bs)) => bs
                         .into_iter()
                         .map(|b| match b {
-                            Block::Text { text, .. } => Ok(Part::Text { text }),
+                            Block::Text {
+                                text,
+                                cache_control,
+                            } => Ok(text_part(text, cache_control)),
                             Block::Image { source } => Ok(image(source)),
                             _ => Err(refuse(
                                 format!("{at}.content"),
@@ -225,7 +246,10 @@ fn assistant_message(i: usize, content: TextOrBlocks) -> Result<Message, Transla
     let mut calls = Vec::new();
     for (j, block) in blocks.into_iter().enumerate() {
         match block {
-            Block::Text { text, .. } => parts.push(Part::Text { text }),
+            Block::Text {
+                text,
+                cache_control,
+            } => parts.push(text_part(text, cache_control)),
             Block::ToolUse { id, name, input } => calls.push(ToolCall {
                 extra: extra_from_call_id(&id),
                 id,

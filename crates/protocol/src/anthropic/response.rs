@@ -19,15 +19,16 @@ pub fn finish_to_stop_reason(f: &FinishReason) -> &'static str {
 
 /// Anthropic counts cached input apart from `input_tokens`; OpenAI counts it inside.
 pub fn usage_to_anthropic(u: &CanonicalUsage) -> Usage {
-    let cached = u
-        .prompt_tokens_details
-        .as_ref()
-        .and_then(|d| d.cached_tokens)
+    let details = u.prompt_tokens_details.as_ref();
+    let cached = details.and_then(|d| d.cached_tokens).unwrap_or(0);
+    let written = details
+        .and_then(|d| d.extra.get("cache_creation_tokens"))
+        .and_then(Value::as_u64)
         .unwrap_or(0);
     Usage {
-        input_tokens: u.prompt_tokens.saturating_sub(cached),
+        input_tokens: u.prompt_tokens.saturating_sub(cached + written),
         output_tokens: u.completion_tokens,
-        cache_creation_input_tokens: Some(0),
+        cache_creation_input_tokens: Some(written),
         cache_read_input_tokens: Some(cached),
     }
 }

@@ -31,6 +31,13 @@ fn documented_request_translates_every_field() {
         ]
     );
     assert_eq!(c.messages[0].text(), "You are a weather bot.");
+    let Some(Content::Parts(system)) = &c.messages[0].content else {
+        panic!()
+    };
+    assert!(
+        matches!(&system[0], Part::Other(v) if v["cache_control"] == json!({"type": "ephemeral"})),
+        "cache hint kept"
+    );
 
     let Some(Content::Parts(parts)) = &c.messages[1].content else {
         panic!()
@@ -69,6 +76,10 @@ fn documented_request_translates_every_field() {
     assert_eq!(c.messages[5].text(), "Thanks!");
 
     let tools = c.tools.as_ref().unwrap();
+    assert_eq!(
+        tools[0].extra["cache_control"],
+        json!({"type": "ephemeral"})
+    );
     assert_eq!(
         tools[0]
             .function

@@ -291,3 +291,38 @@ fn thinking_survives_an_anthropic_round_trip_plain() {
 fn canonical_request() -> ChatRequest {
     canonical(json!({"model": "m", "messages": []}))
 }
+
+#[test]
+fn cache_hints_reach_an_anthropic_upstream_from_either_surface() {
+    // From the Messages surface (kept whole by the translation) and from OpenAI-style parts.
+    let from_messages: crate::anthropic::MessagesRequest = serde_json::from_value(json!({
+        "model": "m", "max_tokens": 10,
+        "system": [{"type": "text", "text": "long context", "cache_control": {"type": "ephemeral"}}],
+        "tools": [{"name": "f", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]}]
+    }))
+    .unwrap();
+    let c = crate::anthropic::to_canonical(from_messages).unwrap();
+    let body = request_from_canonical("anthropic", &c, "m", false).unwrap();
+    assert_eq!(
+        body["system"][0]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+    assert_eq!(
+        body["tools"][0]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+    assert_eq!(
+        body["messages"][0]["content"][0]["cache_control"],
+        json!({"type": "ephemeral", "ttl": "1h"})
+    );
+    let from_openai = canonical(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}]}]}),
+    );
+    let body = request_from_canonical("anthropic", &from_openai, "m", false).unwrap();
+    assert_eq!(
+        body["messages"][0]["content"][0],
+        json!({"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}})
+    );
+}

@@ -60,15 +60,7 @@ impl Message {
         match &self.content {
             None => String::new(),
             Some(Content::Text(t)) => t.clone(),
-            Some(Content::Parts(parts)) => {
-                let mut out = String::new();
-                for part in parts {
-                    if let Part::Text { text } = part {
-                        out.push_str(text);
-                    }
-                }
-                out
-            }
+            Some(Content::Parts(parts)) => parts.iter().filter_map(Part::text).collect(),
         }
     }
 }
@@ -122,6 +114,18 @@ pub enum Part {
     Text { text: String },
     ImageUrl { image_url: ImageUrl },
     Other(Value),
+}
+
+impl Part {
+    /// The text of a text part, including one kept whole for its provider hints (a text block
+    /// with `cache_control`).
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Self::Text { text } => Some(text),
+            Self::Other(v) if v["type"] == "text" => v["text"].as_str(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -64,6 +64,8 @@ fn parts_of(
                     Part::Other(v)
                         if matches!(v["type"].as_str(), Some("thinking" | "redacted_thinking")) => {
                     }
+                    // A text block kept for its cache hint: Gemini takes the text.
+                    Part::Other(v) if v["type"] == "text" => out.push(json!({"text": v["text"]})),
                     Part::Other(v) => {
                         return Err(refuse(
                             provider,

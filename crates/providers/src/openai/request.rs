@@ -10,7 +10,23 @@ use crate::{AuthStyle, ProviderError, ProviderSettings};
 /// for upstreams that take them back) are left out of assistant history, and a tool result that
 /// reports an error says so in its text. Requests without either pass untouched.
 pub(super) fn to_wire(req: &mut ChatRequest) {
+    for t in req.tools.iter_mut().flatten() {
+        t.extra.remove("cache_control");
+    }
     for m in &mut req.messages {
+        // Anthropic cache hints on text blocks: OpenAI caches by itself; keep the text.
+        if let Some(Content::Parts(parts)) = &mut m.content {
+            for p in parts.iter_mut() {
+                if let Part::Other(v) = p
+                    && v["type"] == "text"
+                    && let Some(text) = v["text"].as_str()
+                {
+                    *p = Part::Text {
+                        text: text.to_owned(),
+                    };
+                }
+            }
+        }
         if m.role == Role::Assistant
             && let Some(Content::Parts(parts)) = &mut m.content
         {

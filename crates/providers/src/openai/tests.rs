@@ -100,3 +100,18 @@ fn wire_form_drops_reasoning_history_and_flags_tool_errors_in_text() {
     // Other messages keep their shape.
     assert_eq!(wire["messages"][2]["content"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn wire_form_drops_anthropic_cache_hints_but_keeps_the_text() {
+    let mut req: ChatRequest = serde_json::from_value(json!({"model": "m", "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]}],
+        "tools": [{"type": "function", "function": {"name": "f"}, "cache_control": {"type": "ephemeral"}}]}))
+    .unwrap();
+    super::request::to_wire(&mut req);
+    let wire = serde_json::to_value(&req).unwrap();
+    assert_eq!(
+        wire["messages"][0]["content"],
+        json!([{"type": "text", "text": "Be brief."}])
+    );
+    assert!(wire["tools"][0].get("cache_control").is_none());
+}
