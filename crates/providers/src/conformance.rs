@@ -138,6 +138,22 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn json_mode_and_json_schema_output() {
+                let (p, _) = with_mock($kind, Duration::from_secs(10)).await;
+                let format = json!({"response_format": {"type": "json_schema", "json_schema": {"name": "r",
+                    "schema": {"type": "object", "properties": {"answer": {"type": "integer"}, "why": {"type": "string"}}}}}});
+                let resp = p.chat(chat("echo", format.clone())).await.unwrap();
+                let text = resp.choices[0].message.text();
+                assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), json!({"answer": 1, "why": "mock"}), "{text}");
+                assert_eq!(resp.choices[0].finish_reason, Some(FinishReason::Stop));
+                let (text, name, _, finish, _) = collect(p.chat_stream(chat("echo", format)).await.unwrap()).await;
+                assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), json!({"answer": 1, "why": "mock"}), "{text}");
+                assert_eq!((name, finish), (None, Some(FinishReason::Stop)));
+                let resp = p.chat(chat("echo", json!({"response_format": {"type": "json_object"}}))).await.unwrap();
+                assert!(serde_json::from_str::<serde_json::Value>(&resp.choices[0].message.text()).unwrap().is_object());
+            }
+
+            #[tokio::test]
             async fn upstream_failures_are_classified() {
                 let (p, _) = with_mock($kind, Duration::from_secs(10)).await;
                 let err = p.chat(chat("fail-503", json!({}))).await.unwrap_err();

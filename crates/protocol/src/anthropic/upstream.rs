@@ -12,6 +12,10 @@ use crate::chat::{
     ToolCallDelta, ToolCallFunction, ToolCallFunctionDelta, ToolChoice, Usage,
 };
 
+/// The tool that carries JSON output (`response_format`) on Anthropic; its input comes back as
+/// the answer's text.
+pub const JSON_TOOL: &str = "switchyard_json_output";
+
 /// The delta field carrying reasoning text in canonical chunks.
 pub const REASONING: &str = "reasoning_content";
 /// The delta field carrying a reasoning block's signature in canonical chunks.
@@ -121,9 +125,36 @@ pub fn request_from_canonical(
     if req.seed.is_some() {
         return Err(refuse(provider, "seed", "has no Anthropic equivalent"));
     }
-    match &req.response_format {
-        None | Some(ResponseFormat::Text) => {}
-        Some(_) => return Err(refuse(provider, "response_format", "asks for JSON output")),
+    // JSON output is asked of Anthropic by forcing one tool whose input is the answer.
+    let json_schema = match &req.response_format {
+        None | Some(ResponseFormat::Text) => None,
+        Some(ResponseFormat::JsonObject) => Some(json!({"type": "object"})),
+        Some(ResponseFormat::JsonSchema { json_schema }) => Some(
+            json_schema
+                .schema
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object"})),
+        ),
+    };
+    let tools_given = req.tools.as_ref().is_some_and(|t| !t.is_empty());
+    if json_schema.is_some() && tools_given {
+        return Err(refuse(
+            provider,
+            "response_format",
+            "together with `tools` has no Anthropic equivalent",
+        ));
+    }
+    if req
+        .tools
+        .iter()
+        .flatten()
+        .any(|t| t.function.as_ref().is_some_and(|f| f.name == JSON_TOOL))
+    {
+        return Err(refuse(
+            provider,
+            "tools",
+            &format!("uses the name `{JSON_TOOL}`, which Switchyard reserves"),
+        ));
     }
 
     let mut system: Vec<Value> = Vec::new();
@@ -267,6 +298,16 @@ pub fn request_from_canonical(
         }
         body.insert("tool_choice".into(), c);
     }
+    if let Some(schema) = json_schema {
+        body.insert(
+            "tools".into(),
+            json!([{"name": JSON_TOOL, "description": "Give the answer as this tool's input.", "input_schema": schema}]),
+        );
+        body.insert(
+            "tool_choice".into(),
+            json!({"type": "tool", "name": JSON_TOOL}),
+        );
+    }
     if stream {
         body.insert("stream".into(), true.into());
     }
@@ -343,6 +384,12 @@ pub fn response_to_canonical(v: &Value) -> Result<ChatResponse, String> {
             Some("text") => parts.push(Part::Text {
                 text: block["text"].as_str().unwrap_or_default().to_owned(),
             }),
+            Some("tool_use") if block["name"] == JSON_TOOL => {
+                let input = block
+                    .get("input")
+                    .map_or_else(|| "{}".to_owned(), Value::to_string);
+                parts.push(Part::Text { text: input });
+            }
             Some("tool_use") => calls.push(ToolCall {
                 id: block["id"].as_str().unwrap_or_default().to_owned(),
                 kind: "function".into(),
@@ -367,10 +414,16 @@ pub fn response_to_canonical(v: &Value) -> Result<ChatResponse, String> {
     if !calls.is_empty() {
         message.tool_calls = Some(calls);
     }
+    // A forced JSON answer ends with `tool_use`; to the caller it is a plain stop.
+    let json_answer =
+        message.tool_calls.is_none() && content.iter().any(|b| b["name"] == JSON_TOOL);
     let finish = v
         .get("stop_reason")
         .and_then(Value::as_str)
-        .map(stop_reason_to_finish);
+        .map(|r| match r {
+            "tool_use" if json_answer => FinishReason::Stop,
+            other => stop_reason_to_finish(other),
+        });
     Ok(ChatResponse {
         id: v
             .get("id")
@@ -407,6 +460,8 @@ pub struct EventDecoder {
     tools: HashMap<u64, u32>,
     usage: Value,
     finished: bool,
+    /// The block index of the forced JSON tool, whose input streams as text.
+    json_block: Option<u64>,
 }
 
 /// What one event means for the stream.
@@ -476,6 +531,9 @@ impl EventDecoder {
                 let block = &v["content_block"];
                 let index = v["index"].as_u64().unwrap_or_default();
                 match block["type"].as_str() {
+                    Some("tool_use") if block["name"] == JSON_TOOL => {
+                        self.json_block = Some(index);
+                    }
                     Some("tool_use") => {
                         let n = self.tools.len() as u32;
                         self.tools.insert(index, n);
@@ -517,6 +575,16 @@ impl EventDecoder {
                 match d["type"].as_str() {
                     Some("text_delta") => {
                         let text = d["text"].as_str().unwrap_or_default().to_owned();
+                        out.push(self.chunk(
+                            Delta {
+                                content: Some(text),
+                                ..Delta::default()
+                            },
+                            None,
+                        ));
+                    }
+                    Some("input_json_delta") if self.json_block == Some(index) => {
+                        let text = d["partial_json"].as_str().unwrap_or_default().to_owned();
                         out.push(self.chunk(
                             Delta {
                                 content: Some(text),
@@ -575,7 +643,13 @@ impl EventDecoder {
                 }
                 if let Some(reason) = v["delta"]["stop_reason"].as_str() {
                     self.finished = true;
-                    out.push(self.chunk(Delta::default(), Some(stop_reason_to_finish(reason))));
+                    let finish = match reason {
+                        "tool_use" if self.json_block.is_some() && self.tools.is_empty() => {
+                            FinishReason::Stop
+                        }
+                        other => stop_reason_to_finish(other),
+                    };
+                    out.push(self.chunk(Delta::default(), Some(finish)));
                 }
             }
             "message_stop" => {

@@ -105,8 +105,12 @@ fn fields_anthropic_cannot_honour_are_refused_by_name() {
         (json!({"seed": 7}), "seed"),
         (json!({"temperature": 1.5}), "temperature"),
         (
-            json!({"response_format": {"type": "json_object"}}),
+            json!({"response_format": {"type": "json_object"}, "tools": [{"type": "function", "function": {"name": "f"}}]}),
             "response_format",
+        ),
+        (
+            json!({"tools": [{"type": "function", "function": {"name": "switchyard_json_output"}}]}),
+            "tools",
         ),
     ] {
         let mut v = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
@@ -325,4 +329,50 @@ fn cache_hints_reach_an_anthropic_upstream_from_either_surface() {
         body["messages"][0]["content"][0],
         json!({"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}})
     );
+}
+
+#[test]
+fn json_output_rides_on_a_forced_tool_and_comes_back_as_text() {
+    let req = canonical(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}}),
+    );
+    let body = request_from_canonical("anthropic", &req, "m", false).unwrap();
+    assert_eq!(body["tools"][0]["name"], JSON_TOOL);
+    assert_eq!(
+        body["tools"][0]["input_schema"]["properties"]["a"]["type"],
+        "integer"
+    );
+    assert_eq!(
+        body["tool_choice"],
+        json!({"type": "tool", "name": JSON_TOOL})
+    );
+
+    let answer = json!({"id": "msg", "model": "m", "stop_reason": "tool_use", "usage": {"input_tokens": 1, "output_tokens": 1},
+        "content": [{"type": "tool_use", "id": "t", "name": JSON_TOOL, "input": {"a": 1}}]});
+    let r = response_to_canonical(&answer).unwrap();
+    assert_eq!(r.choices[0].message.text(), r#"{"a":1}"#);
+    assert!(r.choices[0].message.tool_calls.is_none());
+    assert_eq!(r.choices[0].finish_reason, Some(FinishReason::Stop));
+
+    let mut d = EventDecoder::new(1);
+    let mut text = String::new();
+    let mut finish = None;
+    for e in [
+        r#"{"type":"message_start","message":{"id":"m","model":"m","usage":{"input_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"switchyard_json_output","input":{}}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"1}"}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":3}}"#,
+    ] {
+        if let Decoded::Chunks(chunks) = d.event(e).unwrap() {
+            for c in chunks {
+                assert!(c.choices[0].delta.tool_calls.is_none());
+                text.push_str(c.choices[0].delta.content.as_deref().unwrap_or(""));
+                finish = finish.or(c.choices[0].finish_reason.clone());
+            }
+        }
+    }
+    assert_eq!(text, r#"{"a":1}"#);
+    assert_eq!(finish, Some(FinishReason::Stop));
 }
