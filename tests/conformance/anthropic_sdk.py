@@ -155,6 +155,20 @@ def test_gemini_upstream_tool_loop_keeps_thought_signatures():
     assert m2.content[0].text == "tool result received: 21C", m2.content
 
 
+def test_count_tokens():
+    messages = [{"role": "user", "content": "count these words please"}]
+    for model in ("mock-anthropic/echo", "mock-gemini/echo"):
+        n = client.messages.count_tokens(model=model, system="Be brief.", messages=messages)
+        # The mock counts 3 per message plus ceil(chars/4), plus 3: 3+3 + 3+6 + 3.
+        assert n.input_tokens == 18, (model, n)
+    try:
+        client.messages.count_tokens(model="mock/echo", messages=messages)
+    except anthropic.BadRequestError as e:
+        assert "counting tokens" in e.body["error"]["message"], e.body
+    else:
+        raise AssertionError("an OpenAI-shaped upstream cannot count tokens")
+
+
 def expect(exc, **kwargs):
     try:
         client.messages.create(**kwargs)

@@ -51,6 +51,7 @@ pub fn build_app(state: Arc<AppState>) -> Router {
         .route("/chat/completions", post(openai::chat_completions))
         .route("/embeddings", post(openai::embeddings))
         .route("/messages", post(anthropic::messages))
+        .route("/messages/count_tokens", post(anthropic::count_tokens))
         .route("/models", get(openai::models))
         .route("/models/{*id}", get(openai::model));
     Router::new()

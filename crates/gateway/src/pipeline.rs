@@ -77,6 +77,19 @@ pub async fn chat_stream(
     }
 }
 
+/// The input tokens of a request, counted by the target's upstream.
+pub async fn count_tokens(
+    registry: &Registry,
+    mut req: ChatRequest,
+) -> Result<(Target, u64), Failure> {
+    let target = registry.resolve(&req.model).map_err(|e| (None, e))?;
+    req.model.clone_from(&target.model);
+    match target.provider.count_tokens(req).await {
+        Ok(n) => Ok((target, n)),
+        Err(e) => Err((Some(target), e.into())),
+    }
+}
+
 pub async fn embed(
     registry: &Registry,
     mut req: EmbeddingRequest,

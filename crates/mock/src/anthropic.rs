@@ -41,6 +41,32 @@ fn scripted_failure(s: &Scenario) -> Option<Response> {
     Some(resp)
 }
 
+/// `POST /v1/messages/count_tokens`: the mock's estimate of the input tokens.
+pub(crate) async fn count_tokens(
+    State(stats): State<Arc<Stats>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    stats.record("/v1/messages/count_tokens", &headers, &body);
+    let mut v: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error(400, e.to_string()),
+    };
+    // count_tokens requests carry no max_tokens.
+    v["max_tokens"] = json!(1);
+    let req = match serde_json::from_value::<MessagesRequest>(v)
+        .map_err(|e| e.to_string())
+        .and_then(|r| to_canonical(r).map_err(|e| e.message))
+    {
+        Ok(r) => r,
+        Err(e) => return error(400, e),
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({ "input_tokens": prompt_tokens(&req) }),
+    )
+}
+
 fn reply_blocks(reply: Reply) -> (Vec<OutBlock>, FinishReason, u64) {
     match reply {
         Reply::Text {

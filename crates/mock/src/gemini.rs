@@ -132,6 +132,15 @@ pub(crate) async fn models_action(
     match action {
         "generateContent" | "streamGenerateContent" => {}
         "batchEmbedContents" => return embed(&v, &s).await,
+        "countTokens" => {
+            return match to_canonical_request(&v["generateContentRequest"], model, false) {
+                Ok(req) => json_response(
+                    StatusCode::OK,
+                    &json!({ "totalTokens": prompt_tokens(&req) }),
+                ),
+                Err(e) => error(400, e),
+            };
+        }
         other => return error(404, format!("unknown method `{other}`")),
     }
     if missing_signature(&v) {

@@ -254,3 +254,29 @@ async fn anthropic_requests_carry_the_version_and_refuse_what_they_cannot_say() 
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Unsupported);
 }
+
+#[tokio::test]
+async fn upstreams_with_counting_endpoints_count_tokens() {
+    for kind in [WireKind::Anthropic, WireKind::Gemini] {
+        let (p, stats) = with_mock(kind, Duration::from_secs(10)).await;
+        // 3 per message + ceil(17 chars / 4) + 3 for the request.
+        assert_eq!(
+            p.count_tokens(chat("echo", json!({}))).await.unwrap(),
+            11,
+            "{kind:?}"
+        );
+        let path = stats.last().unwrap().path;
+        assert!(
+            path.ends_with("count_tokens") || path.ends_with(":countTokens"),
+            "{path}"
+        );
+    }
+    let (p, _) = with_mock(WireKind::OpenAi, Duration::from_secs(10)).await;
+    assert_eq!(
+        p.count_tokens(chat("echo", json!({})))
+            .await
+            .unwrap_err()
+            .class(),
+        ErrorClass::Unsupported
+    );
+}

@@ -140,6 +140,20 @@ impl Provider {
         }
     }
 
+    /// The input tokens the upstream counts for a request, where it has a counting endpoint
+    /// (Anthropic's `count_tokens`, Gemini's `countTokens`).
+    pub async fn count_tokens(&self, req: ChatRequest) -> Result<u64, ProviderError> {
+        match self {
+            Self::OpenAi(p) => Err(ProviderError::Unsupported {
+                provider: p.name().to_owned(),
+                what: "counting tokens (OpenAI-compatible APIs have no counting endpoint)"
+                    .to_owned(),
+            }),
+            Self::Anthropic(p) => p.count_tokens(req).await,
+            Self::Gemini(p) => p.count_tokens(req).await,
+        }
+    }
+
     /// The models the upstream itself lists.
     pub async fn models(&self) -> Result<ModelList, ProviderError> {
         match self {

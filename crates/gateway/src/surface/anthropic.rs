@@ -72,6 +72,47 @@ pub async fn messages(
     }
 }
 
+/// `POST /v1/messages/count_tokens`: counted by the upstream where it has a counting endpoint
+/// (Anthropic, Gemini); other providers answer 400 rather than with a guess.
+pub async fn count_tokens(
+    State(state): State<Arc<AppState>>,
+    body: Result<RawBody, GatewayError>,
+) -> Response {
+    let body = match body {
+        Ok(RawBody(b)) => b,
+        Err(e) => return e.into_anthropic_response(),
+    };
+    let mut value: serde_json::Value = match decode(&body) {
+        Ok(v) => v,
+        Err(e) => return e.into_anthropic_response(),
+    };
+    // A count_tokens request carries no max_tokens; the translation wants one.
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("max_tokens").or_insert(1.into());
+    }
+    let req: MessagesRequest = match serde_json::from_value(value) {
+        Ok(r) => r,
+        Err(e) => {
+            return GatewayError::bad_request(format!("invalid request body: {e}"), None)
+                .into_anthropic_response();
+        }
+    };
+    let canonical = match to_canonical(req) {
+        Ok(c) => c,
+        Err(e) => {
+            return GatewayError::BadRequest {
+                message: e.message,
+                param: Some(e.param),
+            }
+            .into_anthropic_response();
+        }
+    };
+    match pipeline::count_tokens(&state.registry, canonical).await {
+        Ok((target, n)) => json(&target, &serde_json::json!({ "input_tokens": n })),
+        Err(f) => failure(f),
+    }
+}
+
 fn push_event(frame: &mut BytesMut, event: &StreamEvent) {
     if let Ok(data) = serde_json::to_string(event) {
         frame.extend_from_slice(&sse::encode(Some(event.name()), &data));

@@ -25,6 +25,7 @@ struct Inner {
     settings: ProviderSettings,
     client: reqwest::Client,
     messages_url: reqwest::Url,
+    count_url: reqwest::Url,
     models_url: reqwest::Url,
 }
 
@@ -44,6 +45,7 @@ impl AnthropicProvider {
         };
         let inner = Inner {
             messages_url: url("messages")?,
+            count_url: url("messages/count_tokens")?,
             models_url: url("models")?,
             settings,
             client,
@@ -119,6 +121,49 @@ impl AnthropicProvider {
             resp,
             stream::AnthropicEvents::new(now()),
         ))
+    }
+
+    pub async fn count_tokens(&self, req: ChatRequest) -> Result<u64, ProviderError> {
+        let s = &self.inner.settings;
+        let mut body =
+            upstream::request_from_canonical(&s.name, &req, &req.model, false).map_err(|e| {
+                ProviderError::Request {
+                    provider: s.name.clone(),
+                    param: e.param,
+                    message: e.message,
+                }
+            })?;
+        if let Some(obj) = body.as_object_mut() {
+            // count_tokens takes the request without generation settings.
+            for k in [
+                "max_tokens",
+                "stop_sequences",
+                "temperature",
+                "top_p",
+                "top_k",
+                "metadata",
+                "stream",
+            ] {
+                obj.remove(k);
+            }
+        }
+        let bytes = serde_json::to_vec(&body).map_err(|e| ProviderError::Internal {
+            detail: format!("encoding the request: {e}"),
+        })?;
+        let http = self.request(
+            self.inner
+                .client
+                .post(self.inner.count_url.clone())
+                .header(::http::header::CONTENT_TYPE, "application/json")
+                .body(bytes),
+        );
+        let v: Value = http::json(&s.name, http, s.request_timeout).await?;
+        v["input_tokens"]
+            .as_u64()
+            .ok_or_else(|| ProviderError::Decode {
+                provider: s.name.clone(),
+                detail: "no `input_tokens` in the count_tokens answer".to_owned(),
+            })
     }
 
     pub async fn embed(&self, _req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {

@@ -137,6 +137,27 @@ impl GeminiProvider {
         ))
     }
 
+    pub async fn count_tokens(&self, req: ChatRequest) -> Result<u64, ProviderError> {
+        let s = &self.inner.settings;
+        let generate = self.body(&req)?;
+        let mut inner = serde_json::Map::new();
+        inner.insert("model".into(), format!("models/{}", req.model).into());
+        for key in ["contents", "systemInstruction", "tools"] {
+            if let Some(v) = generate.get(key) {
+                inner.insert(key.into(), v.clone());
+            }
+        }
+        let body = serde_json::json!({ "generateContentRequest": inner });
+        let http = self.post(self.url(&req.model, "countTokens")?, &body)?;
+        let v: Value = http::json(&s.name, http, s.request_timeout).await?;
+        v["totalTokens"]
+            .as_u64()
+            .ok_or_else(|| ProviderError::Decode {
+                provider: s.name.clone(),
+                detail: "no `totalTokens` in the countTokens answer".to_owned(),
+            })
+    }
+
     pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
         let s = &self.inner.settings;
         let body = gemini::embed_request(&s.name, &req, &req.model).map_err(|e| {
