@@ -7,7 +7,8 @@ Messages ↔ canonical ↔ OpenAI translation.
 
 import os
 import sys
-import traceback
+
+from runner import run
 
 import anthropic
 from anthropic import Anthropic
@@ -200,20 +201,5 @@ def test_mid_stream_failure_raises():
     raise AssertionError("the broken stream did not raise")
 
 
-def main():
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and callable(f)]
-    failed = 0
-    for name, fn in tests:
-        try:
-            fn()
-            print(f"ok      {name}")
-        except Exception:
-            failed += 1
-            print(f"FAILED  {name}")
-            traceback.print_exc()
-    print(f"anthropic-sdk {anthropic.__version__}: {len(tests) - failed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(globals(), f"anthropic-sdk {anthropic.__version__}"))

@@ -7,7 +7,8 @@ Only the base URL differs from calling OpenAI itself.
 import json
 import os
 import sys
-import traceback
+
+from runner import run
 
 import openai
 from openai import OpenAI
@@ -290,20 +291,5 @@ def test_mid_stream_failure_raises():
     raise AssertionError("the broken stream did not raise")
 
 
-def main():
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and callable(f)]
-    failed = 0
-    for name, fn in tests:
-        try:
-            fn()
-            print(f"ok      {name}")
-        except Exception:
-            failed += 1
-            print(f"FAILED  {name}")
-            traceback.print_exc()
-    print(f"openai-sdk {openai.__version__}: {len(tests) - failed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(globals(), f"openai-sdk {openai.__version__}"))

@@ -13,9 +13,8 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use serde_json::{Map, json};
 use switchyard_protocol::chat::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Delta, FinishReason, Message,
-    ResponseFormat, Role, ToolCall, ToolCallDelta, ToolCallFunction, ToolCallFunctionDelta,
-    ToolChoice, Usage,
+    ChatChunk, ChatRequest, ChatResponse, Choice, Delta, FinishReason, Message, ResponseFormat,
+    Role, ToolCall, ToolCallDelta, ToolCallFunction, ToolCallFunctionDelta, ToolChoice, Usage,
 };
 use switchyard_protocol::embeddings::{
     Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EncodingFormat,
@@ -334,22 +333,9 @@ fn chunk(
     delta: Delta,
     finish: Option<FinishReason>,
 ) -> ChatChunk {
-    ChatChunk {
-        id: id.to_owned(),
-        object: "chat.completion.chunk".to_owned(),
-        created,
-        model: model.to_owned(),
-        choices: vec![ChunkChoice {
-            index: 0,
-            delta,
-            finish_reason: finish,
-            logprobs: None,
-            extra: Map::new(),
-        }],
-        usage: None,
-        system_fingerprint: Some("fp_mock".to_owned()),
-        extra: Map::new(),
-    }
+    let mut c = ChatChunk::new(id, model, created, delta, finish);
+    c.system_fingerprint = Some("fp_mock".to_owned());
+    c
 }
 
 fn encode(chunk: &ChatChunk) -> Bytes {

@@ -6,7 +6,25 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::error::ErrorBody;
 
-use crate::{ProviderError, UpstreamStatus};
+use crate::{AuthStyle, ProviderError, ProviderSettings, UpstreamStatus};
+
+/// Adds the provider's credential (as its wire family presents it) and configured headers.
+/// The caller's own credentials are never forwarded: upstream requests are built from scratch.
+pub(crate) fn authorize(
+    mut http: reqwest::RequestBuilder,
+    s: &ProviderSettings,
+) -> reqwest::RequestBuilder {
+    if let Some(key) = &s.api_key {
+        http = match &s.auth {
+            AuthStyle::Bearer => http.bearer_auth(key.expose()),
+            AuthStyle::Header(name) => http.header(name.as_str(), key.expose()),
+        };
+    }
+    for (name, value) in &s.headers {
+        http = http.header(name.as_str(), value.as_str());
+    }
+    http
+}
 
 /// Sends the request and returns the response once its status is known to be a success.
 pub(crate) async fn start(

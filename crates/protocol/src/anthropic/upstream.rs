@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 
 use super::request::TranslateError;
 use crate::chat::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, CompletionTokensDetails, Content,
-    Delta, FinishReason, Message, Part, PromptTokensDetails, ResponseFormat, Role, ToolCall,
+    ChatChunk, ChatRequest, ChatResponse, Choice, CompletionTokensDetails, Content, Delta,
+    FinishReason, Message, Part, PromptTokensDetails, ResponseFormat, Role, ToolCall,
     ToolCallDelta, ToolCallFunction, ToolCallFunctionDelta, ToolChoice, Usage,
 };
 
@@ -489,22 +489,7 @@ impl EventDecoder {
     }
 
     fn chunk(&self, delta: Delta, finish: Option<FinishReason>) -> ChatChunk {
-        ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish,
-                logprobs: None,
-                extra: Map::new(),
-            }],
-            usage: None,
-            system_fingerprint: None,
-            extra: Map::new(),
-        }
+        ChatChunk::new(&self.id, &self.model, self.created, delta, finish)
     }
 
     /// Decodes one event's data. Unknown event types (and `ping`) yield nothing.

@@ -25,6 +25,34 @@ pub struct ChatChunk {
     pub extra: Map<String, Value>,
 }
 
+impl ChatChunk {
+    /// A chunk with one choice (index 0) carrying `delta` and, at the end, a finish reason.
+    pub fn new(
+        id: &str,
+        model: &str,
+        created: i64,
+        delta: Delta,
+        finish: Option<FinishReason>,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            object: chunk_object(),
+            created,
+            model: model.to_owned(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish,
+                logprobs: None,
+                extra: Map::new(),
+            }],
+            usage: None,
+            system_fingerprint: None,
+            extra: Map::new(),
+        }
+    }
+}
+
 fn chunk_object() -> String {
     "chat.completion.chunk".to_owned()
 }

@@ -4,8 +4,8 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::chat::{
-    ChatChunk, ChatResponse, Choice, ChunkChoice, CompletionTokensDetails, Content, Delta,
-    FinishReason, Message, PromptTokensDetails, Role, ToolCall, ToolCallDelta, ToolCallFunction,
+    ChatChunk, ChatResponse, Choice, CompletionTokensDetails, Content, Delta, FinishReason,
+    Message, PromptTokensDetails, Role, ToolCall, ToolCallDelta, ToolCallFunction,
     ToolCallFunctionDelta, Usage,
 };
 use crate::embeddings::{Embedding, EmbeddingResponse, Vector};
@@ -163,22 +163,7 @@ impl StreamDecoder {
     }
 
     fn chunk(&self, delta: Delta, finish: Option<FinishReason>) -> ChatChunk {
-        ChatChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason: finish,
-                logprobs: None,
-                extra: Map::new(),
-            }],
-            usage: None,
-            system_fingerprint: None,
-            extra: Map::new(),
-        }
+        ChatChunk::new(&self.id, &self.model, self.created, delta, finish)
     }
 
     pub fn event(&mut self, data: &str) -> Result<Vec<ChatChunk>, String> {

@@ -13,7 +13,7 @@ use switchyard_protocol::chat::{ChatRequest, ChatResponse};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_protocol::models::{Model, ModelList};
 
-use crate::{AuthStyle, ChatStream, ProviderError, ProviderSettings, events, http};
+use crate::{ChatStream, ProviderError, ProviderSettings, events, http};
 
 #[derive(Debug, Clone)]
 pub struct AnthropicProvider {
@@ -75,18 +75,10 @@ impl AnthropicProvider {
     }
 
     fn request(&self, http: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let s = &self.inner.settings;
-        let mut http = http.header("anthropic-version", API_VERSION);
-        if let Some(key) = &s.api_key {
-            http = match &s.auth {
-                AuthStyle::Header(name) => http.header(name.as_str(), key.expose()),
-                AuthStyle::Bearer => http.bearer_auth(key.expose()),
-            };
-        }
-        for (name, value) in &s.headers {
-            http = http.header(name.as_str(), value.as_str());
-        }
-        http
+        http::authorize(
+            http.header("anthropic-version", API_VERSION),
+            &self.inner.settings,
+        )
     }
 
     fn post(&self, body: Vec<u8>) -> reqwest::RequestBuilder {

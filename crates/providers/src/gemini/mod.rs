@@ -13,7 +13,7 @@ use switchyard_protocol::models::{Model, ModelList};
 use switchyard_protocol::sse::SseEvent;
 
 use crate::events::{self, EventParser, Parsed};
-use crate::{AuthStyle, ChatStream, ProviderError, ProviderSettings, http};
+use crate::{ChatStream, ProviderError, ProviderSettings, http};
 
 #[derive(Debug, Clone)]
 pub struct GeminiProvider {
@@ -72,18 +72,7 @@ impl GeminiProvider {
     }
 
     fn request(&self, http: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let s = &self.inner.settings;
-        let mut http = http;
-        if let Some(key) = &s.api_key {
-            http = match &s.auth {
-                AuthStyle::Header(name) => http.header(name.as_str(), key.expose()),
-                AuthStyle::Bearer => http.bearer_auth(key.expose()),
-            };
-        }
-        for (name, value) in &s.headers {
-            http = http.header(name.as_str(), value.as_str());
-        }
-        http
+        http::authorize(http, &self.inner.settings)
     }
 
     fn post(

@@ -100,7 +100,7 @@ impl OpenAiProvider {
 
     pub async fn models(&self) -> Result<ModelList, ProviderError> {
         let s = &self.inner.settings;
-        let http = request::authorize(self.inner.client.get(self.inner.models_url.clone()), s);
+        let http = response::authorize(self.inner.client.get(self.inner.models_url.clone()), s);
         response::json(&s.name, http, s.request_timeout).await
     }
 }
@@ -112,6 +112,6 @@ impl Inner {
             .post(url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
-        request::authorize(http, &self.settings)
+        response::authorize(http, &self.settings)
     }
 }
