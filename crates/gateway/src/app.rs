@@ -73,7 +73,7 @@ pub fn build_app(state: Arc<AppState>) -> Router {
 }
 
 async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::now_v7();
+    let id = crate::request_id::new_v7();
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod pipeline;
 pub mod registry;
+mod request_id;
 pub mod server;
 pub mod surface;
 
