@@ -208,6 +208,15 @@ pub(crate) async fn models_action(
     json_response(StatusCode::OK, &resp)
 }
 
+/// `GET /v1beta/models`: the mock's models in Gemini's list shape.
+pub(crate) async fn models() -> Response {
+    let models: Vec<Value> = crate::MODELS
+        .iter()
+        .map(|m| json!({"name": format!("models/{m}")}))
+        .collect();
+    json_response(StatusCode::OK, &json!({ "models": models }))
+}
+
 fn encode(v: &Value) -> Bytes {
     sse::encode_json_line(v.to_string().as_bytes())
 }

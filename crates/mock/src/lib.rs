@@ -58,6 +58,7 @@ pub fn router_with(stats: Arc<Stats>) -> Router {
         .route("/v1/models", get(openai::models))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/v1beta/models", get(gemini::models))
         .route("/v1beta/models/{model_action}", post(gemini::models_action))
         .route("/mock/stats", get(stats::stats_handler))
         .route("/mock/last", get(stats::last_handler))

@@ -138,6 +138,14 @@ macro_rules! conformance {
             }
 
             #[tokio::test]
+            async fn the_upstream_model_list_is_read() {
+                let (p, _) = with_mock($kind, Duration::from_secs(10)).await;
+                let list = p.models().await.unwrap();
+                let ids: Vec<&str> = list.data.iter().map(|m| m.id.as_str()).collect();
+                assert!(ids.contains(&"echo") && ids.contains(&"stream-40"), "{ids:?}");
+            }
+
+            #[tokio::test]
             async fn json_mode_and_json_schema_output() {
                 let (p, _) = with_mock($kind, Duration::from_secs(10)).await;
                 let format = json!({"response_format": {"type": "json_schema", "json_schema": {"name": "r",

@@ -12,9 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use switchyard_providers::{
-    AuthStyle, PRESETS, Preset, ProviderSettings, Secret, WireKind, presets,
-};
+use switchyard_providers::{AuthStyle, PRESETS, Preset, ProviderSettings, Secret, WireKind};
 
 pub use env::Env;
 use raw::{RawConfig, RawProvider};
@@ -487,11 +485,6 @@ fn kind_name(k: WireKind) -> &'static str {
         WireKind::Anthropic => "anthropic",
         WireKind::Gemini => "gemini",
     }
-}
-
-/// Whether a preset with this name exists (for error messages).
-pub fn is_preset(name: &str) -> bool {
-    presets::preset(name).is_some()
 }
 
 #[cfg(test)]
