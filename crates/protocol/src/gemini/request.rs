@@ -28,21 +28,31 @@ pub(crate) fn thought_signature(call: &ToolCall) -> Option<&Value> {
         .get("thought_signature")
 }
 
-fn image_part(url: &str) -> Value {
-    match url
+/// An image: inline data for `data:` URLs, a file reference for files Gemini can read itself
+/// (its File API or Cloud Storage). Gemini does not fetch arbitrary web URLs, so those are
+/// refused by name rather than sent to fail upstream.
+fn image_part(provider: &str, at: &str, url: &str) -> Result<Value, TranslateError> {
+    if let Some((mime, data)) = url
         .strip_prefix("data:")
         .and_then(|rest| rest.split_once(";base64,"))
     {
-        Some((mime, data)) => json!({"inlineData": {"mimeType": mime, "data": data}}),
-        None => {
-            let mime = if url.ends_with(".png") {
-                "image/png"
-            } else {
-                "image/jpeg"
-            };
-            json!({"fileData": {"mimeType": mime, "fileUri": url}})
-        }
+        return Ok(json!({"inlineData": {"mimeType": mime, "data": data}}));
     }
+    if url.starts_with("gs://") || url.starts_with("https://generativelanguage.googleapis.com/") {
+        let lower = url.to_ascii_lowercase();
+        let mime = match lower.rsplit('.').next() {
+            Some("png") => "image/png",
+            Some("webp") => "image/webp",
+            Some("gif") => "image/gif",
+            _ => "image/jpeg",
+        };
+        return Ok(json!({"fileData": {"mimeType": mime, "fileUri": url}}));
+    }
+    Err(refuse(
+        provider,
+        at,
+        "is an image URL Gemini cannot fetch; send it as a data: URL (base64)",
+    ))
 }
 
 fn parts_of(
@@ -59,7 +69,13 @@ fn parts_of(
             for (i, p) in parts.iter().enumerate() {
                 match p {
                     Part::Text { text } => out.push(json!({"text": text})),
-                    Part::ImageUrl { image_url } => out.push(image_part(&image_url.url)),
+                    Part::ImageUrl { image_url } => {
+                        out.push(image_part(
+                            provider,
+                            &format!("{at}.content[{i}]"),
+                            &image_url.url,
+                        )?);
+                    }
                     // Reasoning blocks of other providers mean nothing to Gemini.
                     Part::Other(v)
                         if matches!(v["type"].as_str(), Some("thinking" | "redacted_thinking")) => {
