@@ -17,7 +17,7 @@
 //! Later stages (auth, firewall, limits, cache, routing with retries, logging) slot in between
 //! 3 and 5 and as taps on the stream, as `shared/DESIGN.md` draws them.
 
-use switchyard_protocol::anthropic::upstream::REASONING_SIGNATURE;
+use switchyard_protocol::anthropic::upstream::{REASONING_SIGNATURE, REDACTED_REASONING};
 use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_providers::ChatStream;
@@ -129,6 +129,7 @@ impl StreamShape {
         for c in &mut chunk.choices {
             if !c.delta.extra.is_empty() {
                 c.delta.extra.remove(REASONING_SIGNATURE);
+                c.delta.extra.remove(REDACTED_REASONING);
             }
         }
         if !self.include_usage && chunk.usage.is_some() {

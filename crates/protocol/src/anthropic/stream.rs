@@ -3,7 +3,7 @@
 use super::response::{
     arguments_to_input, call_id_with_extra, finish_to_stop_reason, usage_to_anthropic,
 };
-use super::upstream::{REASONING, REASONING_SIGNATURE};
+use super::upstream::{REASONING, REASONING_SIGNATURE, REDACTED_REASONING};
 use super::wire::{
     BlockDelta, ErrorDetail, MessageDelta, MessagesResponse, OutBlock, StreamEvent, Usage,
 };
@@ -16,6 +16,8 @@ enum Open {
     /// A tool call, by its canonical index.
     Tool(u32),
     Thinking,
+    /// A redacted thinking block: complete at its start, closed by whatever comes next.
+    Redacted,
 }
 
 /// Turns canonical chunks into Messages events: `message_start`, then per content block a
@@ -99,6 +101,17 @@ impl StreamTranslator {
         let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
             return out;
         };
+        if let Some(data) = choice
+            .delta
+            .extra
+            .get(REDACTED_REASONING)
+            .and_then(|v| v.as_str())
+        {
+            let block = OutBlock::RedactedThinking {
+                data: data.to_owned(),
+            };
+            self.open(Open::Redacted, block, &mut out);
+        }
         let reasoning = choice
             .delta
             .extra

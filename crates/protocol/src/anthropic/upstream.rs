@@ -21,6 +21,9 @@ pub const REASONING: &str = "reasoning_content";
 /// The delta field carrying a reasoning block's signature in canonical chunks.
 pub const REASONING_SIGNATURE: &str = "reasoning_signature";
 
+/// The delta field carrying an encrypted (redacted) reasoning block in canonical chunks.
+pub const REDACTED_REASONING: &str = "reasoning_redacted";
+
 /// The `anthropic-version` header sent upstream.
 pub const API_VERSION: &str = "2023-06-01";
 
@@ -518,6 +521,14 @@ impl EventDecoder {
                 match block["type"].as_str() {
                     Some("tool_use") if block["name"] == JSON_TOOL => {
                         self.json_block = Some(index);
+                    }
+                    // Encrypted reasoning arrives whole; it must go back on the next turn.
+                    Some("redacted_thinking") => {
+                        let mut delta = Delta::default();
+                        delta
+                            .extra
+                            .insert(REDACTED_REASONING.into(), block["data"].clone());
+                        out.push(self.chunk(delta, None));
                     }
                     Some("tool_use") => {
                         let n = self.tools.len() as u32;

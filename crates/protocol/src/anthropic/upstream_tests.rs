@@ -376,3 +376,42 @@ fn json_output_rides_on_a_forced_tool_and_comes_back_as_text() {
     assert_eq!(text, r#"{"a":1}"#);
     assert_eq!(finish, Some(FinishReason::Stop));
 }
+
+#[test]
+fn redacted_thinking_survives_a_streamed_round_trip() {
+    use super::StreamTranslator;
+    let mut d = EventDecoder::new(1);
+    let mut t = StreamTranslator::new("m");
+    let mut events = Vec::new();
+    for e in [
+        r#"{"type":"message_start","message":{"id":"msg_1","model":"claude","usage":{"input_tokens":5}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"redacted_thinking","data":"EmwKAhgBEgy3va3pzix"}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Hi"}}"#,
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}}"#,
+    ] {
+        if let Decoded::Chunks(chunks) = d.event(e).unwrap() {
+            for c in chunks {
+                events.extend(t.push(c));
+            }
+        }
+    }
+    events.extend(t.finish("msg_1"));
+    let v: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    assert_eq!(
+        v[1]["content_block"],
+        json!({"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"})
+    );
+    assert_eq!(v[2], json!({"type": "content_block_stop", "index": 0}));
+    assert_eq!(
+        (
+            v[3]["index"].as_u64(),
+            v[3]["content_block"]["type"].as_str()
+        ),
+        (Some(1), Some("text"))
+    );
+}
