@@ -17,6 +17,8 @@ pub mod error;
 pub mod gemini;
 pub mod models;
 pub mod sse;
+#[cfg(test)]
+mod translation_table;
 
 /// A request a translation cannot carry; `param` names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
