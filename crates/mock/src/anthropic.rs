@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use serde_json::json;
 use switchyard_protocol::anthropic::wire::{
@@ -18,10 +18,7 @@ use switchyard_protocol::anthropic::{
 use switchyard_protocol::chat::{ChatRequest, FinishReason};
 use switchyard_protocol::{decode_json, sse};
 
-use crate::openai::{
-    Reply, decide, json_response, next_id, pause, prompt_tokens, scenario, stream_response,
-    truncated,
-};
+use crate::openai::{Reply, decide, json_response, next_id, prompt_tokens, respond, scenario};
 use crate::scenario::Scenario;
 use crate::stats::Stats;
 use crate::tokens;
@@ -112,27 +109,21 @@ pub(crate) async fn messages(
         Ok(s) => s,
         Err(e) => return error(400, e.0),
     };
-    if req.is_stream() {
-        if let Some(resp) = scripted_failure(&s) {
-            pause(s.delay).await;
-            return resp;
-        }
-        return stream_response(events(&req, &s), &s, stats);
-    }
-    pause(s.delay).await;
-    if let Some(resp) = scripted_failure(&s) {
-        return resp;
-    }
-    if s.malformed {
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{\"type\": \"message\", \"content\": [",
-        )
-            .into_response();
-    }
-    let (content, finish, output) = reply_blocks(decide(&req, &s));
-    let resp = MessagesResponse {
+    respond(
+        &req,
+        &s,
+        stats,
+        scripted_failure,
+        || events(&req, &s),
+        "{\"type\": \"message\", \"content\": [",
+        || messages_answer(&req, &s),
+    )
+    .await
+}
+
+fn messages_answer(req: &ChatRequest, s: &Scenario) -> MessagesResponse {
+    let (content, finish, output) = reply_blocks(decide(req, s));
+    MessagesResponse {
         id: next_id("msg"),
         kind: "message",
         role: "assistant",
@@ -141,15 +132,11 @@ pub(crate) async fn messages(
         stop_reason: Some(finish_to_stop_reason(&finish)),
         stop_sequence: None,
         usage: Usage {
-            input_tokens: prompt_tokens(&req),
+            input_tokens: prompt_tokens(req),
             output_tokens: output,
             ..Usage::default()
         },
-    };
-    if let Some(n) = s.truncate_after {
-        return truncated(&resp, n);
     }
-    json_response(StatusCode::OK, &resp)
 }
 
 fn encode(event: &StreamEvent) -> Bytes {

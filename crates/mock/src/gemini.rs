@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use switchyard_protocol::chat::{ChatRequest, FinishReason};
@@ -15,8 +15,7 @@ use switchyard_protocol::gemini::to_canonical_request;
 use switchyard_protocol::sse;
 
 use crate::openai::{
-    Reply, decide, json_response, next_id, pause, prompt_tokens, scenario, stream_response,
-    truncated, vector,
+    Reply, decide, json_response, next_id, pause, prompt_tokens, respond, scenario, vector,
 };
 use crate::scenario::Scenario;
 use crate::stats::Stats;
@@ -157,27 +156,22 @@ pub(crate) async fn models_action(
     if streaming && query.get("alt").map(String::as_str) != Some("sse") {
         return error(400, "this mock streams only with ?alt=sse");
     }
-    if streaming {
-        if let Some(resp) = scripted_failure(&s) {
-            pause(s.delay).await;
-            return resp;
-        }
-        return stream_response(events(&req, &s), &s, stats);
-    }
-    pause(s.delay).await;
-    if let Some(resp) = scripted_failure(&s) {
-        return resp;
-    }
-    if s.malformed {
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{\"candidates\": [",
-        )
-            .into_response();
-    }
+    respond(
+        &req,
+        &s,
+        stats,
+        scripted_failure,
+        || events(&req, &s),
+        "{\"candidates\": [",
+        || generate_answer(&req, &s),
+    )
+    .await
+}
+
+fn generate_answer(req: &ChatRequest, s: &Scenario) -> Value {
     let id = next_id("gemini");
-    let resp = match decide(&req, &s) {
+    let model = req.model.as_str();
+    match decide(req, s) {
         Reply::Text {
             text,
             finish,
@@ -187,7 +181,7 @@ pub(crate) async fn models_action(
             model,
             vec![json!({"text": text})],
             Some(finish_name(&finish)),
-            Some(usage(&req, completion_tokens)),
+            Some(usage(req, completion_tokens)),
         ),
         Reply::ToolCall {
             name, arguments, ..
@@ -198,14 +192,10 @@ pub(crate) async fn models_action(
                 model,
                 vec![call_part(&name, &arguments)],
                 Some("STOP"),
-                Some(usage(&req, tokens)),
+                Some(usage(req, tokens)),
             )
         }
-    };
-    if let Some(n) = s.truncate_after {
-        return truncated(&resp, n);
     }
-    json_response(StatusCode::OK, &resp)
 }
 
 /// `GET /v1beta/models`: the mock's models in Gemini's list shape.

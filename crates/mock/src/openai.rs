@@ -257,27 +257,21 @@ pub(crate) async fn chat(
         Ok(s) => s,
         Err(e) => return scenario_error(e),
     };
-    if req.is_stream() {
-        if let Some(resp) = scripted_failure(&s) {
-            pause(s.delay).await;
-            return resp;
-        }
-        return stream_response(stream_events(&req, &s), &s, stats);
-    }
-    pause(s.delay).await;
-    if let Some(resp) = scripted_failure(&s) {
-        return resp;
-    }
-    if s.malformed {
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{\"id\": \"chatcmpl-mock\", \"choices\": [",
-        )
-            .into_response();
-    }
-    let prompt = prompt_tokens(&req);
-    let (message, finish, completion) = match decide(&req, &s) {
+    respond(
+        &req,
+        &s,
+        stats,
+        scripted_failure,
+        || stream_events(&req, &s),
+        "{\"id\": \"chatcmpl-mock\", \"choices\": [",
+        || chat_answer(&req, &s),
+    )
+    .await
+}
+
+fn chat_answer(req: &ChatRequest, s: &Scenario) -> ChatResponse {
+    let prompt = prompt_tokens(req);
+    let (message, finish, completion) = match decide(req, s) {
         Reply::Text {
             text,
             finish,
@@ -304,7 +298,7 @@ pub(crate) async fn chat(
             (m, FinishReason::ToolCalls, completion)
         }
     };
-    let resp = ChatResponse {
+    ChatResponse {
         id: next_id("chatcmpl"),
         object: "chat.completion".to_owned(),
         created: now(),
@@ -319,11 +313,46 @@ pub(crate) async fn chat(
         usage: Some(Usage::new(prompt, completion)),
         system_fingerprint: Some("fp_mock".to_owned()),
         extra: Map::new(),
-    };
-    if let Some(n) = s.truncate_after {
-        return truncated(&resp, n);
     }
-    json_response(StatusCode::OK, &resp)
+}
+
+/// The scripted behaviours every wire format shares, in order. Streams: a scripted failure is
+/// an error status after the delay, otherwise the events with their delays and truncation.
+/// Plain answers: the delay, then a failure, a malformed body, or the answer (cut short if the
+/// scenario truncates). Each format supplies its failure shape, events, broken body and answer.
+pub(crate) async fn respond<T: serde::Serialize>(
+    req: &ChatRequest,
+    s: &Scenario,
+    stats: Arc<Stats>,
+    failure: impl Fn(&Scenario) -> Option<Response>,
+    events: impl FnOnce() -> Vec<Bytes>,
+    malformed: &'static str,
+    answer: impl FnOnce() -> T,
+) -> Response {
+    if req.is_stream() {
+        if let Some(resp) = failure(s) {
+            pause(s.delay).await;
+            return resp;
+        }
+        return stream_response(events(), s, stats);
+    }
+    pause(s.delay).await;
+    if let Some(resp) = failure(s) {
+        return resp;
+    }
+    if s.malformed {
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            malformed,
+        )
+            .into_response();
+    }
+    let value = answer();
+    if let Some(n) = s.truncate_after {
+        return truncated(&value, n);
+    }
+    json_response(StatusCode::OK, &value)
 }
 
 fn chunk(
