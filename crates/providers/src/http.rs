@@ -8,6 +8,17 @@ use switchyard_protocol::error::ErrorBody;
 
 use crate::{AuthStyle, ProviderError, ProviderSettings, UpstreamStatus};
 
+/// An upstream endpoint, `{base}/{path}`, parsed once when the provider is built.
+pub(crate) fn endpoint(
+    provider: &str,
+    base: &str,
+    path: &str,
+) -> Result<reqwest::Url, ProviderError> {
+    reqwest::Url::parse(&format!("{base}/{path}")).map_err(|e| ProviderError::Internal {
+        detail: format!("provider `{provider}`: base URL `{base}` is not a valid URL: {e}"),
+    })
+}
+
 /// Adds the provider's credential (as its wire family presents it) and configured headers.
 /// The caller's own credentials are never forwarded: upstream requests are built from scratch.
 pub(crate) fn authorize(

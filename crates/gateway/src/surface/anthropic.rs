@@ -13,7 +13,7 @@ use serde_json::Map;
 use switchyard_protocol::anthropic::{
     MessagesRequest, StreamEvent, StreamTranslator, to_anthropic, to_canonical,
 };
-use switchyard_protocol::chat::StreamOptions;
+use switchyard_protocol::chat::{ChatRequest, StreamOptions};
 use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
 
@@ -31,27 +31,33 @@ fn failure((target, err): Failure) -> Response {
     resp
 }
 
+/// Reads a Messages request into the canonical form. A `count_tokens` request (`counting`)
+/// carries no `max_tokens`, which the translation otherwise requires.
+fn read(body: Result<RawBody, GatewayError>, counting: bool) -> Result<ChatRequest, GatewayError> {
+    let RawBody(body) = body?;
+    let req: MessagesRequest = if counting {
+        let mut value: serde_json::Value = decode(&body)?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.entry("max_tokens").or_insert(1.into());
+        }
+        serde_json::from_value(value)
+            .map_err(|e| GatewayError::bad_request(format!("invalid request body: {e}"), None))?
+    } else {
+        decode(&body)?
+    };
+    to_canonical(req).map_err(|e| GatewayError::BadRequest {
+        message: e.message,
+        param: Some(e.param),
+    })
+}
+
 pub async fn messages(
     State(state): State<Arc<AppState>>,
     body: Result<RawBody, GatewayError>,
 ) -> Response {
-    let body = match body {
-        Ok(RawBody(b)) => b,
-        Err(e) => return e.into_anthropic_response(),
-    };
-    let req: MessagesRequest = match decode(&body) {
-        Ok(r) => r,
-        Err(e) => return e.into_anthropic_response(),
-    };
-    let mut canonical = match to_canonical(req) {
+    let mut canonical = match read(body, false) {
         Ok(c) => c,
-        Err(e) => {
-            return GatewayError::BadRequest {
-                message: e.message,
-                param: Some(e.param),
-            }
-            .into_anthropic_response();
-        }
+        Err(e) => return e.into_anthropic_response(),
     };
     if canonical.is_stream() {
         // Messages streams always end with usage, so the upstream is asked for it.
@@ -78,34 +84,9 @@ pub async fn count_tokens(
     State(state): State<Arc<AppState>>,
     body: Result<RawBody, GatewayError>,
 ) -> Response {
-    let body = match body {
-        Ok(RawBody(b)) => b,
-        Err(e) => return e.into_anthropic_response(),
-    };
-    let mut value: serde_json::Value = match decode(&body) {
-        Ok(v) => v,
-        Err(e) => return e.into_anthropic_response(),
-    };
-    // A count_tokens request carries no max_tokens; the translation wants one.
-    if let Some(obj) = value.as_object_mut() {
-        obj.entry("max_tokens").or_insert(1.into());
-    }
-    let req: MessagesRequest = match serde_json::from_value(value) {
-        Ok(r) => r,
-        Err(e) => {
-            return GatewayError::bad_request(format!("invalid request body: {e}"), None)
-                .into_anthropic_response();
-        }
-    };
-    let canonical = match to_canonical(req) {
+    let canonical = match read(body, true) {
         Ok(c) => c,
-        Err(e) => {
-            return GatewayError::BadRequest {
-                message: e.message,
-                param: Some(e.param),
-            }
-            .into_anthropic_response();
-        }
+        Err(e) => return e.into_anthropic_response(),
     };
     match pipeline::count_tokens(&state.registry, canonical).await {
         Ok((target, n)) => json(&target, &serde_json::json!({ "input_tokens": n })),

@@ -35,18 +35,11 @@ impl AnthropicProvider {
     pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Result<Self, ProviderError> {
         let base = settings.base_url.trim_end_matches('/');
         let base = base.strip_suffix("/v1").unwrap_or(base);
-        let url = |path: &str| {
-            reqwest::Url::parse(&format!("{base}/v1/{path}")).map_err(|e| ProviderError::Internal {
-                detail: format!(
-                    "provider `{}`: base URL `{base}` is not a valid URL: {e}",
-                    settings.name
-                ),
-            })
-        };
+        let url = |path: &str| http::endpoint(&settings.name, base, path);
         let inner = Inner {
-            messages_url: url("messages")?,
-            count_url: url("messages/count_tokens")?,
-            models_url: url("models")?,
+            messages_url: url("v1/messages")?,
+            count_url: url("v1/messages/count_tokens")?,
+            models_url: url("v1/models")?,
             settings,
             client,
         };

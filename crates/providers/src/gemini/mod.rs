@@ -37,13 +37,7 @@ impl GeminiProvider {
             .strip_suffix("/v1beta")
             .or_else(|| base.strip_suffix("/v1"))
             .unwrap_or(base);
-        let root = format!("{base}/v1beta");
-        reqwest::Url::parse(&root).map_err(|e| ProviderError::Internal {
-            detail: format!(
-                "provider `{}`: base URL `{base}` is not a valid URL: {e}",
-                settings.name
-            ),
-        })?;
+        let root = http::endpoint(&settings.name, base, "v1beta")?.to_string();
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,

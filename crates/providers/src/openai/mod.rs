@@ -36,14 +36,7 @@ impl OpenAiProvider {
     /// Fails when the base URL does not parse (the configuration checks the scheme, not more).
     pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Result<Self, ProviderError> {
         let base = settings.base_url.trim_end_matches('/');
-        let url = |path: &str| {
-            reqwest::Url::parse(&format!("{base}/{path}")).map_err(|e| ProviderError::Internal {
-                detail: format!(
-                    "provider `{}`: base URL `{base}` is not a valid URL: {e}",
-                    settings.name
-                ),
-            })
-        };
+        let url = |path: &str| response::endpoint(&settings.name, base, path);
         let inner = Inner {
             chat_url: url("chat/completions")?,
             embeddings_url: url("embeddings")?,
