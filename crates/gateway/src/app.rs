@@ -20,20 +20,23 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::registry::Registry;
+use crate::metrics::Metrics;
+use crate::routing::Routes;
 use crate::surface::{anthropic, openai};
 
 pub struct AppState {
-    pub registry: Registry,
+    pub routes: Routes,
+    pub metrics: Metrics,
     pub max_body_bytes: usize,
     /// Set when shutdown begins: `/readyz` turns 503 so load balancers stop sending.
     pub draining: AtomicBool,
 }
 
 impl AppState {
-    pub fn new(registry: Registry, max_body_bytes: usize) -> Self {
+    pub fn new(routes: Routes, metrics: Metrics, max_body_bytes: usize) -> Self {
         Self {
-            registry,
+            routes,
+            metrics,
             max_body_bytes,
             draining: AtomicBool::new(false),
         }
@@ -59,6 +62,7 @@ pub fn build_app(state: Arc<AppState>) -> Router {
         .merge(api)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -107,9 +111,20 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         }
         .into_response();
     }
-    let body =
-        serde_json::json!({ "status": "ready", "providers": state.registry.provider_names() });
+    let body = serde_json::json!({ "status": "ready", "providers": state.routes.registry().provider_names() });
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Prometheus metrics in the text exposition format.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn not_found(req: Request) -> Response {

@@ -23,6 +23,12 @@ pub enum GatewayError {
     MethodNotAllowed { message: String },
     #[error(transparent)]
     Upstream(#[from] ProviderError),
+    /// Every attempt of a call failed: `last` decides the status, `message` lists the attempts.
+    #[error("{message}")]
+    Attempts {
+        message: String,
+        last: ProviderError,
+    },
     #[error("{message}")]
     Unavailable { message: String },
     #[error("internal error: {message}")]
@@ -46,7 +52,7 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Upstream(e) => match e {
+            Self::Upstream(e) | Self::Attempts { last: e, .. } => match e {
                 ProviderError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
                 ProviderError::Status(s) => match s.status {
                     // The caller's request was refused for what it asked: pass the status on.
@@ -97,8 +103,26 @@ impl GatewayError {
             }
             Self::Internal { .. } => ErrorBody::new(self.to_string(), "server_error", None, None),
             Self::Upstream(e) => upstream_body(e),
+            Self::Attempts { message, last } => {
+                let mut body = upstream_body(last);
+                body.error.message.clone_from(message);
+                body
+            }
         }
     }
+
+    /// The upstream failure behind this error, if any.
+    pub fn upstream(&self) -> Option<&ProviderError> {
+        match self {
+            Self::Upstream(e) | Self::Attempts { last: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What the caller is told of an upstream failure (credential problems are not echoed).
+pub fn upstream_message(e: &ProviderError) -> String {
+    upstream_body(e).error.message
 }
 
 fn upstream_body(e: &ProviderError) -> ErrorBody {
@@ -168,7 +192,7 @@ impl IntoResponse for GatewayError {
             body,
         )
             .into_response();
-        if let Self::Upstream(e) = &self
+        if let Some(e) = self.upstream()
             && let Some(after) = e.retry_after()
         {
             let secs = after.as_secs_f64().ceil() as u64;
@@ -209,7 +233,7 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal { .. } => "internal",
-            Self::Upstream(e) => e.class().as_str(),
+            Self::Upstream(e) | Self::Attempts { last: e, .. } => e.class().as_str(),
         }
     }
 }

@@ -5,11 +5,14 @@
 //! parses flags and calls [`Gateway`].
 
 pub mod app;
+pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod pipeline;
 pub mod registry;
 mod request_id;
+pub mod routing;
 pub mod server;
 pub mod surface;
 

@@ -2,31 +2,43 @@
 //!
 //! Stages, in order, and what each adds to the call:
 //! 1. surface decode (`surface::openai`, `surface::anthropic`): the caller's JSON → canonical
-//!    request (Anthropic's Messages are translated by `switchyard_protocol::anthropic`); 400 on
-//!    bad input, naming the field.
+//!    request (Anthropic's Messages are translated by `switchyard_protocol::anthropic`), and the
+//!    `x-switchyard-*` call options ([`CallOptions`]); 400 on bad input, naming the field.
 //! 2. [`validate`]: checks the canonical request needs before it leaves (non-empty messages…).
-//! 3. resolve ([`Registry::resolve`]): alias or `provider/model` slug → [`Target`] (404 if unknown).
-//! 4. prepare: the canonical request is readdressed to the upstream's model name; for streams the
-//!    caller's `stream_options.include_usage` is remembered, since the provider adapter always
-//!    asks the upstream for usage (so that every stream can be accounted for).
-//! 5. call the provider adapter: canonical → upstream wire → HTTP → canonical answer or chunks.
-//! 6. shape the stream for the caller ([`StreamShape`]): drop the usage the caller did not ask for.
-//! 7. surface encode: JSON or SSE in the caller's protocol, with `x-switchyard-*` headers.
+//! 3. plan ([`Routes::plan`](crate::routing::Routes::plan)): route, alias or `provider/model` →
+//!    the targets to try in order, the retry policy and the hedge delay (404 if unknown).
+//! 4. run the plan ([`routing::run`]): per attempt, the request is readdressed to the target's
+//!    upstream model with the target's overrides ([`prepare`]) and handed to the provider
+//!    adapter (canonical → upstream wire → HTTP → canonical answer or chunks). A stream counts
+//!    as answered at its first chunk; until then a failure is retried like any other. For
+//!    streams the caller's `stream_options.include_usage` is remembered first, since adapters
+//!    always ask the upstream for usage (so that every stream can be accounted for).
+//! 5. shape the stream for the caller ([`StreamShape`]): drop the usage the caller did not ask for.
+//! 6. surface encode: JSON or SSE in the caller's protocol, with `x-switchyard-*` headers saying
+//!    which target answered after how many attempts.
 //!
 //! HTTP concerns (request id, body limit, panics) are layers around the router (`app`).
-//! Later stages (auth, firewall, limits, cache, routing with retries, logging) slot in between
-//! 3 and 5 and as taps on the stream, as `shared/DESIGN.md` draws them.
+//! Later stages (auth, firewall, limits, cache, logging) slot in between 2 and 4 and as taps on
+//! the stream, as `shared/DESIGN.md` draws them.
 
+use futures_util::{StreamExt, stream};
 use switchyard_protocol::anthropic::upstream::{REASONING_SIGNATURE, REDACTED_REASONING};
-use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse};
+use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, Content};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
-use switchyard_providers::ChatStream;
+use switchyard_providers::{ChatStream, ProviderError};
 
+use crate::app::AppState;
+use crate::catalog::Features;
 use crate::error::GatewayError;
-use crate::registry::{Registry, Target};
+use crate::routing::strategy::DEFAULT_OUTPUT_TOKENS;
+use crate::routing::{self, Attempts, CallOptions, Needs, RouteTarget};
 
-/// A failure, with the target when one had been chosen (for the response headers).
-pub type Failure = (Option<Target>, GatewayError);
+/// A failure, with what was attempted (for the response headers).
+pub type Failure = (Attempts, GatewayError);
+
+fn early(e: GatewayError) -> Failure {
+    (Attempts::default(), e)
+}
 
 /// Stage 2: what the gateway itself requires of a chat request.
 pub fn validate(req: &ChatRequest) -> Result<(), GatewayError> {
@@ -45,75 +57,156 @@ pub fn validate(req: &ChatRequest) -> Result<(), GatewayError> {
     Ok(())
 }
 
-/// A whole answer.
-pub async fn chat(
-    registry: &Registry,
-    mut req: ChatRequest,
-) -> Result<(Target, ChatResponse), Failure> {
-    validate(&req).map_err(|e| (None, e))?;
-    let target = registry.resolve(&req.model).map_err(|e| (None, e))?;
-    req.model.clone_from(&target.model);
-    match target.provider.chat(req).await {
-        Ok(resp) => Ok((target, resp)),
-        Err(e) => Err((Some(target), e.into())),
+/// What routing strategies weigh of a chat request.
+fn needs(req: &ChatRequest) -> Needs {
+    let chars: usize = req
+        .messages
+        .iter()
+        .map(|m| match &m.content {
+            Some(Content::Text(t)) => t.len(),
+            Some(Content::Parts(parts)) => {
+                parts.iter().filter_map(|p| p.text()).map(str::len).sum()
+            }
+            None => 0,
+        })
+        .sum();
+    Needs {
+        features: Features::of(req),
+        // About four characters per token in English text.
+        input_tokens: (chars as u64).div_ceil(4),
+        output_tokens: req
+            .max_output_tokens()
+            .map_or(DEFAULT_OUTPUT_TOKENS, u64::from),
     }
 }
 
-/// A streamed answer: returns once the upstream accepted the call, so a failure before the
-/// first byte is still an ordinary error response.
+/// Stage 4, per attempt: the request as this target gets it.
+fn prepare(req: &ChatRequest, target: &RouteTarget) -> Result<ChatRequest, ProviderError> {
+    let mut req = req.clone();
+    req.model.clone_from(&target.target.model);
+    if target.overrides.is_empty() {
+        return Ok(req);
+    }
+    // Overrides may set typed fields (temperature) or pass-through ones; merging the JSON
+    // forms sets either without listing them.
+    let bad = |e: serde_json::Error| ProviderError::Internal {
+        detail: format!("applying the overrides of target {}: {e}", target.slug),
+    };
+    let mut value = serde_json::to_value(&req).map_err(bad)?;
+    if let Some(obj) = value.as_object_mut() {
+        for (k, v) in &target.overrides {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(value).map_err(bad)
+}
+
+/// A whole answer.
+pub async fn chat(
+    state: &AppState,
+    options: &CallOptions,
+    req: ChatRequest,
+) -> Result<(Attempts, ChatResponse), Failure> {
+    validate(&req).map_err(early)?;
+    let plan = state
+        .routes
+        .plan(&req.model, options, &needs(&req))
+        .map_err(early)?;
+    routing::run(&plan, &state.metrics, |target| {
+        let req = prepare(&req, target);
+        async move { target.target.provider.chat(req?).await }
+    })
+    .await
+}
+
+/// A streamed answer: returns once a target's first chunk arrived, so that a failure before
+/// the caller has received anything is retried, or is an ordinary error response.
 pub async fn chat_stream(
-    registry: &Registry,
-    mut req: ChatRequest,
-) -> Result<(Target, ChatStream, StreamShape), Failure> {
-    validate(&req).map_err(|e| (None, e))?;
-    let target = registry.resolve(&req.model).map_err(|e| (None, e))?;
+    state: &AppState,
+    options: &CallOptions,
+    req: ChatRequest,
+) -> Result<(Attempts, ChatStream, StreamShape), Failure> {
+    validate(&req).map_err(early)?;
     let shape = StreamShape {
         include_usage: req.wants_stream_usage(),
     };
-    req.model.clone_from(&target.model);
-    match target.provider.chat_stream(req).await {
-        Ok(stream) => Ok((target, stream, shape)),
-        Err(e) => Err((Some(target), e.into())),
+    let plan = state
+        .routes
+        .plan(&req.model, options, &needs(&req))
+        .map_err(early)?;
+    let (attempts, stream) = routing::run(&plan, &state.metrics, |target| {
+        let req = prepare(&req, target);
+        async move {
+            let upstream = target.target.provider.chat_stream(req?).await?;
+            first_chunk(upstream, target.target.provider_name()).await
+        }
+    })
+    .await?;
+    Ok((attempts, stream, shape))
+}
+
+/// Waits for the stream's first chunk and gives back the whole stream, or the failure that came
+/// before any chunk.
+async fn first_chunk(
+    mut upstream: ChatStream,
+    provider: &str,
+) -> Result<ChatStream, ProviderError> {
+    match upstream.next().await {
+        Some(Ok(chunk)) => Ok(Box::pin(stream::once(async { Ok(chunk) }).chain(upstream))),
+        Some(Err(e)) => Err(e),
+        None => Err(ProviderError::Interrupted {
+            provider: provider.to_owned(),
+            detail: "the stream ended before its first chunk".to_owned(),
+        }),
     }
 }
 
 /// The input tokens of a request, counted by the target's upstream.
 pub async fn count_tokens(
-    registry: &Registry,
-    mut req: ChatRequest,
-) -> Result<(Target, u64), Failure> {
-    let target = registry.resolve(&req.model).map_err(|e| (None, e))?;
-    req.model.clone_from(&target.model);
-    match target.provider.count_tokens(req).await {
-        Ok(n) => Ok((target, n)),
-        Err(e) => Err((Some(target), e.into())),
-    }
+    state: &AppState,
+    options: &CallOptions,
+    req: ChatRequest,
+) -> Result<(Attempts, u64), Failure> {
+    let plan = state
+        .routes
+        .plan(&req.model, options, &needs(&req))
+        .map_err(early)?;
+    routing::run(&plan, &state.metrics, |target| {
+        let req = prepare(&req, target);
+        async move { target.target.provider.count_tokens(req?).await }
+    })
+    .await
 }
 
 pub async fn embed(
-    registry: &Registry,
-    mut req: EmbeddingRequest,
-) -> Result<(Target, EmbeddingResponse), Failure> {
+    state: &AppState,
+    options: &CallOptions,
+    req: EmbeddingRequest,
+) -> Result<(Attempts, EmbeddingResponse), Failure> {
     if req.input.is_empty() {
-        return Err((
-            None,
-            GatewayError::bad_request("`input` is empty; send at least one text", Some("input")),
-        ));
+        return Err(early(GatewayError::bad_request(
+            "`input` is empty; send at least one text",
+            Some("input"),
+        )));
     }
     if let Some(texts) = req.input.texts()
         && let Some(i) = texts.iter().position(|t| t.is_empty())
     {
-        return Err((
-            None,
-            GatewayError::bad_request(format!("`input[{i}]` is an empty string"), Some("input")),
-        ));
+        return Err(early(GatewayError::bad_request(
+            format!("`input[{i}]` is an empty string"),
+            Some("input"),
+        )));
     }
-    let target = registry.resolve(&req.model).map_err(|e| (None, e))?;
-    req.model.clone_from(&target.model);
-    match target.provider.embed(req).await {
-        Ok(resp) => Ok((target, resp)),
-        Err(e) => Err((Some(target), e.into())),
-    }
+    let plan = state
+        .routes
+        .plan(&req.model, options, &Needs::default())
+        .map_err(early)?;
+    routing::run(&plan, &state.metrics, |target| {
+        let mut req = req.clone();
+        req.model.clone_from(&target.target.model);
+        target.target.provider.embed(req)
+    })
+    .await
 }
 
 /// What the caller asked of the stream's shape.
@@ -123,7 +216,7 @@ pub struct StreamShape {
 }
 
 impl StreamShape {
-    /// Stage 6: the chunk as the caller should see it, or `None` to drop it.
+    /// Stage 5: the chunk as the caller should see it, or `None` to drop it.
     pub fn apply(&self, mut chunk: ChatChunk) -> Option<ChatChunk> {
         // Signatures of reasoning blocks mean nothing to OpenAI-shaped callers.
         for c in &mut chunk.choices {
@@ -139,5 +232,44 @@ impl StreamShape {
             chunk.usage = None;
         }
         Some(chunk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_set_typed_and_pass_through_fields() {
+        let req: ChatRequest = serde_json::from_value(serde_json::json!({
+            "model": "smart", "temperature": 1.0,
+            "messages": [{"role": "user", "content": "hi"}]
+        }))
+        .unwrap();
+        let mut target = RouteTarget::for_test("p/upstream-model", 1, None);
+        target.overrides = serde_json::json!({"temperature": 0.2, "max_tokens": 64, "top_k": 5})
+            .as_object()
+            .unwrap()
+            .clone();
+        let out = prepare(&req, &target).unwrap();
+        assert_eq!(out.model, "upstream-model");
+        assert_eq!(out.temperature, Some(0.2));
+        assert_eq!(out.max_tokens, Some(64));
+        assert_eq!(out.extra["top_k"], 5);
+        let json = serde_json::to_string(&out).unwrap();
+        assert_eq!(json.matches("temperature").count(), 1, "{json}");
+    }
+
+    #[test]
+    fn needs_estimate_tokens_and_features() {
+        let req: ChatRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "max_tokens": 100,
+            "messages": [{"role": "user", "content": "12345678"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}
+        }))
+        .unwrap();
+        let n = needs(&req);
+        assert_eq!((n.input_tokens, n.output_tokens), (2, 100));
+        assert!(n.features.json_schema && !n.features.tools);
     }
 }

@@ -19,6 +19,29 @@ impl Target {
     pub fn provider_name(&self) -> &str {
         self.provider.name()
     }
+
+    /// A target on an OpenAI-shaped provider that nothing listens for.
+    #[cfg(test)]
+    pub fn for_test(slug: &str) -> Self {
+        let (provider, model) = slug.split_once('/').unwrap_or(("test", slug));
+        let settings = switchyard_providers::ProviderSettings {
+            name: provider.to_owned(),
+            base_url: "http://127.0.0.1:9/v1".to_owned(),
+            api_key: None,
+            auth: switchyard_providers::AuthStyle::Bearer,
+            headers: Vec::new(),
+            request_timeout: std::time::Duration::from_secs(1),
+            stream_usage: true,
+        };
+        let client = switchyard_providers::http_client(std::time::Duration::from_secs(1))
+            .unwrap_or_else(|_| unreachable!("the client builds with a plain configuration"));
+        let provider = Provider::new(switchyard_providers::WireKind::OpenAi, settings, client)
+            .unwrap_or_else(|_| unreachable!("a test provider builds"));
+        Self {
+            provider,
+            model: model.to_owned(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -39,6 +62,9 @@ impl Registry {
         let mut models = Vec::new();
         for alias in config.aliases.keys() {
             models.push(Model::new(alias.clone(), "switchyard"));
+        }
+        for route in &config.routes {
+            models.push(Model::new(route.name.clone(), "switchyard"));
         }
         for p in &config.providers {
             let mut settings = p.settings.clone();

@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 
 use crate::app::{AppState, build_app};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::routing::{HealthTable, Routes};
 
 /// How long in-flight requests (streams included) may take to finish after a shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,6 +37,8 @@ pub enum StartError {
     Mock(std::io::Error),
     #[error("{0}")]
     Providers(#[from] switchyard_providers::ProviderError),
+    #[error("building the routes: {0}")]
+    Routes(crate::error::GatewayError),
 }
 
 impl Gateway {
@@ -57,7 +61,13 @@ impl Gateway {
                     addr: config.listen,
                     source,
                 })?;
-        let state = Arc::new(AppState::new(registry, config.max_body_bytes));
+        let health = HealthTable::default();
+        let routes = Routes::new(registry, config, health.clone()).map_err(StartError::Routes)?;
+        let state = Arc::new(AppState::new(
+            routes,
+            Metrics::new(health),
+            config.max_body_bytes,
+        ));
         Ok(Self { listener, state })
     }
 
@@ -67,7 +77,8 @@ impl Gateway {
 
     pub fn provider_names(&self) -> Vec<String> {
         self.state
-            .registry
+            .routes
+            .registry()
             .provider_names()
             .into_iter()
             .map(str::to_owned)

@@ -105,7 +105,7 @@ pub(crate) async fn messages(
         Ok(r) => r,
         Err(e) => return error(400, e.message),
     };
-    let s = match scenario(&req.model, &headers) {
+    let s = match scenario(&req.model, &headers, &stats) {
         Ok(s) => s,
         Err(e) => return error(400, e.0),
     };

@@ -124,7 +124,7 @@ pub(crate) async fn models_action(
         Ok(v) => v,
         Err(e) => return error(400, format!("Invalid JSON payload received. {e}")),
     };
-    let s = match scenario(model, &headers) {
+    let s = match scenario(model, &headers, &stats) {
         Ok(s) => s,
         Err(e) => return error(400, e.0),
     };

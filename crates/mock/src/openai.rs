@@ -96,9 +96,16 @@ fn scripted_failure(s: &Scenario) -> Option<Response> {
     Some(resp)
 }
 
-pub(crate) fn scenario(model: &str, headers: &HeaderMap) -> Result<Scenario, ScenarioError> {
+/// The request's scenario, with its per-request directives (`flaky`, `chaos`) decided.
+pub(crate) fn scenario(
+    model: &str,
+    headers: &HeaderMap,
+    stats: &Stats,
+) -> Result<Scenario, ScenarioError> {
     let header = headers.get("x-mock-scenario").and_then(|v| v.to_str().ok());
-    Scenario::parse(model, header)
+    let mut s = Scenario::parse(model, header)?;
+    s.roll(|| stats.seen(model, header.unwrap_or_default()));
+    Ok(s)
 }
 
 fn scenario_error(e: ScenarioError) -> Response {
@@ -253,7 +260,7 @@ pub(crate) async fn chat(
             );
         }
     };
-    let s = match scenario(&req.model, &headers) {
+    let s = match scenario(&req.model, &headers, &stats) {
         Ok(s) => s,
         Err(e) => return scenario_error(e),
     };
@@ -590,7 +597,7 @@ pub(crate) async fn embeddings(
             );
         }
     };
-    let s = match scenario(&req.model, &headers) {
+    let s = match scenario(&req.model, &headers, &stats) {
         Ok(s) => s,
         Err(e) => return scenario_error(e),
     };

@@ -14,6 +14,13 @@
 //! | `ratelimit-D`      | answer 429 with `retry-after` of D (whole seconds, rounded up)      |
 //! | `truncate-N`       | cut the connection after N chunks (streams) or mid-body (JSON)     |
 //! | `malformed`        | answer 200 with a body (or stream event) that is not valid JSON    |
+//! | `flaky-N`          | the first N requests naming this exact scenario fail with 503      |
+//! | `chaos-P`          | P% of requests fail at random: a 503, a reset connection (before   |
+//! |                    | any byte of the answer), or a hang of 10 s (a timeout)             |
+//!
+//! `flaky` and `chaos` are decided per request ([`Scenario::roll`]): `flaky` counts requests by
+//! the whole scenario text (model name and header), so `flaky-3+echo` and `flaky-3+x` count
+//! apart, which lets two route targets fail independently.
 //!
 //! Durations are `250ms`, `2s` or `1.5s`.
 
@@ -28,7 +35,13 @@ pub struct Scenario {
     pub words: Option<usize>,
     pub truncate_after: Option<usize>,
     pub malformed: bool,
+    pub flaky: Option<u64>,
+    /// Percentage of requests that fail at random.
+    pub chaos: Option<u8>,
 }
+
+/// How long a `chaos` hang lasts: longer than any sensible per-attempt timeout.
+pub const CHAOS_HANG: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError(pub String);
@@ -77,6 +90,14 @@ impl Scenario {
             "malformed" => self.malformed = true,
             "stream" => self.words = Some(count(need("a count")?, d)?.min(MAX_WORDS)),
             "truncate" => self.truncate_after = Some(count(need("a count")?, d)?),
+            "flaky" => self.flaky = Some(count(need("a count")?, d)? as u64),
+            "chaos" => {
+                let p = count(need("a percentage")?, d)?;
+                if p > 100 {
+                    return Err(ScenarioError(format!("`{d}`: a percentage is 0-100")));
+                }
+                self.chaos = Some(p as u8);
+            }
             "slow" | "ttft" | "latency" => self.delay = duration(need("a duration")?, d)?,
             "itl" => self.inter_token = duration(need("a duration")?, d)?,
             "fail" => {
@@ -96,7 +117,7 @@ impl Scenario {
             }
             _ => {
                 return Err(ScenarioError(format!(
-                    "unknown mock directive `{d}`; use echo, stream-N, slow-D, ttft-D, itl-D, fail-S, ratelimit-D, truncate-N or malformed, joined by +"
+                    "unknown mock directive `{d}`; use echo, stream-N, slow-D, ttft-D, itl-D, fail-S, ratelimit-D, truncate-N, malformed, flaky-N or chaos-P, joined by +"
                 )));
             }
         }
@@ -104,10 +125,32 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// Decides this request's fate for the per-request directives. `seen` is how many requests
+    /// with the same scenario text came before this one (counting it).
+    pub fn roll(&mut self, seen: impl FnOnce() -> u64) {
+        if let Some(n) = self.flaky
+            && seen() <= n
+        {
+            self.fail = Some(503);
+        }
+        if let Some(p) = self.chaos
+            && fastrand::u8(0..100) < p
+        {
+            match fastrand::u8(0..3) {
+                0 => self.fail = Some(503),
+                1 => self.truncate_after = Some(0),
+                _ => self.delay = CHAOS_HANG,
+            }
+        }
+    }
+}
+
 fn example(name: &str) -> &'static str {
     match name {
         "slow" | "ttft" | "latency" | "itl" | "ratelimit" => "250ms",
         "fail" => "503",
+        "chaos" => "30",
         _ => "10",
     }
 }
@@ -156,11 +199,48 @@ mod tests {
                 .contains("unknown mock directive")
         );
         assert!(Scenario::parse("slow-fast", None).is_err());
+        assert!(Scenario::parse("chaos-101", None).is_err());
+        let s = Scenario::parse("flaky-2+chaos-30", None).unwrap();
+        assert_eq!((s.flaky, s.chaos), (Some(2), Some(30)));
         assert!(
             Scenario::parse("stream", None)
                 .unwrap_err()
                 .0
                 .contains("stream-10")
         );
+    }
+}
+
+#[cfg(test)]
+mod roll_tests {
+    use super::*;
+
+    #[test]
+    fn flaky_fails_the_first_n_only() {
+        let outcomes: Vec<Option<u16>> = (1..=4)
+            .map(|i| {
+                let mut s = Scenario::parse("flaky-2", None).unwrap();
+                s.roll(|| i);
+                s.fail
+            })
+            .collect();
+        assert_eq!(outcomes, [Some(503), Some(503), None, None]);
+    }
+
+    #[test]
+    fn chaos_fails_about_the_given_share_in_all_three_ways() {
+        let (mut fail, mut reset, mut hang) = (0, 0, 0);
+        for _ in 0..10_000 {
+            let mut s = Scenario::parse("chaos-30", None).unwrap();
+            s.roll(|| 1);
+            fail += usize::from(s.fail.is_some());
+            reset += usize::from(s.truncate_after == Some(0));
+            hang += usize::from(s.delay == CHAOS_HANG);
+        }
+        let total = fail + reset + hang;
+        assert!((2_600..3_400).contains(&total), "{total}");
+        for n in [fail, reset, hang] {
+            assert!(n > 600, "{fail} {reset} {hang}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Counters a test or a user can read back: `GET /mock/stats` and `GET /mock/last`.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,6 +19,8 @@ pub struct Stats {
     /// Streams whose client went away before the last chunk was written.
     pub streams_cancelled: AtomicU64,
     last: Mutex<Option<LastRequest>>,
+    /// Requests per scenario text, for `flaky-N`.
+    seen: Mutex<HashMap<String, u64>>,
 }
 
 /// The last request received, for tests that check what an upstream sees.
@@ -74,6 +77,16 @@ impl Stats {
                 body,
             });
         }
+    }
+
+    /// Counts a request with this scenario text and returns how many there have been.
+    pub(crate) fn seen(&self, model: &str, header: &str) -> u64 {
+        let Ok(mut seen) = self.seen.lock() else {
+            return u64::MAX;
+        };
+        let n = seen.entry(format!("{model}\u{0}{header}")).or_default();
+        *n += 1;
+        *n
     }
 
     pub fn last(&self) -> Option<LastRequest> {

@@ -6,6 +6,7 @@
 
 mod env;
 pub mod raw;
+pub mod routing;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,6 +17,9 @@ use switchyard_providers::{AuthStyle, PRESETS, Preset, ProviderSettings, Secret,
 
 pub use env::Env;
 use raw::{RawConfig, RawProvider};
+pub use routing::{BreakerPolicy, Hedge, RetryPolicy, RouteSpec, Strategy};
+
+use crate::catalog::Catalog;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
@@ -40,6 +44,11 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// Presets left disabled because no key was found: `(name, variable to set)`, for messages.
     pub disabled_presets: Vec<(String, String)>,
+    pub retry: RetryPolicy,
+    pub breaker: BreakerPolicy,
+    pub routes: Vec<RouteSpec>,
+    /// Prices and capabilities: the built-in catalog with the file's `[catalog]` entries.
+    pub catalog: Catalog,
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +67,7 @@ pub struct ProviderConfig {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-fn err(key: &str, problem: impl std::fmt::Display) -> ConfigError {
+pub(crate) fn err(key: &str, problem: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("configuration key `{key}`: {problem}"))
 }
 
@@ -149,6 +158,28 @@ impl Config {
                 ),
             ));
         }
+        // Whether a `provider/model` slug names an enabled provider; the message says why not.
+        let slug_ok = |target: &str| -> Result<(), String> {
+            let Some((provider, model)) = target.split_once('/') else {
+                return Err(format!(
+                    "`{target}` is not a `provider/model` slug or an alias"
+                ));
+            };
+            if model.is_empty() {
+                return Err(format!("`{target}` names no model after the `/`"));
+            }
+            if !known(provider) {
+                let hint = disabled_presets
+                    .iter()
+                    .find(|(n, _)| n == provider)
+                    .map(|(_, var)| format!("; set {var} to enable it"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "provider `{provider}` in `{target}` is not enabled{hint}"
+                ));
+            }
+            Ok(())
+        };
         for (alias, target) in &raw.aliases {
             let key = format!("aliases.{alias}");
             if alias.contains('/') {
@@ -157,32 +188,10 @@ impl Config {
                     "an alias name cannot contain `/`; slugs are `provider/model`",
                 ));
             }
-            let Some((provider, model)) = target.split_once('/') else {
-                if raw.aliases.contains_key(target) {
-                    continue;
-                }
-                return Err(err(
-                    &key,
-                    format!("`{target}` is not a `provider/model` slug or another alias"),
-                ));
-            };
-            if model.is_empty() {
-                return Err(err(
-                    &key,
-                    format!("`{target}` names no model after the `/`"),
-                ));
+            if !target.contains('/') && raw.aliases.contains_key(target) {
+                continue;
             }
-            if !known(provider) {
-                let hint = disabled_presets
-                    .iter()
-                    .find(|(n, _)| n == provider)
-                    .map(|(_, var)| format!("; set {var} to enable it"))
-                    .unwrap_or_default();
-                return Err(err(
-                    &key,
-                    format!("provider `{provider}` in `{target}` is not enabled{hint}"),
-                ));
-            }
+            slug_ok(target).map_err(|m| err(&key, m))?;
         }
         for alias in raw.aliases.keys() {
             let mut seen = vec![alias.as_str()];
@@ -199,6 +208,19 @@ impl Config {
             }
         }
 
+        let retry = routing::retry(&raw.retry)?;
+        let breaker = routing::breaker(&raw.circuit_breaker)?;
+        let routes = raw
+            .routes
+            .into_iter()
+            .map(|(name, r)| routing::route(&name, r, &retry))
+            .collect::<Result<Vec<_>, _>>()?;
+        routing::check_references(&routes, &raw.aliases, slug_ok)?;
+        let catalog = Catalog::builtin()
+            .map_err(|e| ConfigError(format!("the built-in price catalog: {e}")))?
+            .with(raw.catalog)
+            .map_err(|(slug, e)| err(&format!("catalog.\"{slug}\""), e))?;
+
         Ok(Self {
             listen,
             data_dir: raw.server.data_dir,
@@ -208,6 +230,10 @@ impl Config {
             aliases: raw.aliases,
             providers,
             disabled_presets,
+            retry,
+            breaker,
+            routes,
+            catalog,
         })
     }
 }
@@ -222,7 +248,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
-fn positive_ms(key: &str, v: Option<u64>) -> Result<Option<Duration>, ConfigError> {
+pub(crate) fn positive_ms(key: &str, v: Option<u64>) -> Result<Option<Duration>, ConfigError> {
     match v {
         Some(0) => Err(err(key, "0 is not allowed; give milliseconds, e.g. 30000")),
         other => Ok(other.map(Duration::from_millis)),

@@ -17,6 +17,111 @@ pub struct RawConfig {
     pub aliases: BTreeMap<String, String>,
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
+    /// Named models that spread calls over several targets.
+    #[serde(default)]
+    pub routes: BTreeMap<String, RawRoute>,
+    /// Retry defaults for every call (routes and plain slugs).
+    #[serde(default)]
+    pub retry: RawRetry,
+    #[serde(default)]
+    pub circuit_breaker: RawBreaker,
+    /// Prices and capabilities by `provider/model`, added to (or replacing) the built-in catalog.
+    #[serde(default)]
+    pub catalog: BTreeMap<String, RawModelInfo>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_attempts: Option<u32>,
+    /// Base of the exponential backoff between attempts on the same target.
+    pub backoff_ms: Option<u64>,
+    pub max_backoff_ms: Option<u64>,
+    /// Time allowed for one attempt (a whole answer, or a stream's first byte).
+    pub attempt_timeout_ms: Option<u64>,
+    /// Time allowed for the whole call, all attempts and waits included.
+    pub deadline_ms: Option<u64>,
+    /// A `retry-after` longer than this is not waited for.
+    pub max_retry_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    pub enabled: Option<bool>,
+    /// Opens after this many failures in a row.
+    pub consecutive_failures: Option<u32>,
+    /// Or when this share of the calls in the window failed…
+    pub error_rate: Option<f64>,
+    /// …and the window holds at least this many calls.
+    pub min_calls: Option<u32>,
+    pub window_ms: Option<u64>,
+    /// How long an open circuit skips its target before one probe call is let through.
+    pub cooldown_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// `fallback` (default), `weighted`, `least-latency` or `lowest-cost`.
+    pub strategy: Option<String>,
+    pub targets: Vec<RawTarget>,
+    pub max_attempts: Option<u32>,
+    pub backoff_ms: Option<u64>,
+    pub attempt_timeout_ms: Option<u64>,
+    pub deadline_ms: Option<u64>,
+    /// Start a second attempt when the first has not answered (first byte) in time:
+    /// milliseconds, or `"p95"` for the first target's recent 95th percentile.
+    pub hedge: Option<RawHedge>,
+    /// `least-latency`: the share of calls sent to a random target to keep measuring the others.
+    pub explore: Option<f64>,
+    /// Conditional routing: the first rule whose metadata all match sends the call elsewhere.
+    #[serde(default)]
+    pub when: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawTarget {
+    Slug(String),
+    Full(RawTargetTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTargetTable {
+    pub model: String,
+    pub weight: Option<u32>,
+    /// Request fields set for this target, e.g. `{ temperature = 0.2, max_tokens = 512 }`.
+    pub overrides: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawHedge {
+    Millis(u64),
+    Percentile(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Every key must equal the call's metadata value (strings compared as written).
+    pub metadata: BTreeMap<String, String>,
+    /// A route, alias or `provider/model` slug.
+    pub route: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelInfo {
+    /// US dollars per million input tokens.
+    pub input_per_mtok: Option<f64>,
+    /// US dollars per million output tokens.
+    pub output_per_mtok: Option<f64>,
+    pub tools: Option<bool>,
+    pub vision: Option<bool>,
+    pub json_schema: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::BytesMut;
 use serde_json::Map;
@@ -17,17 +18,15 @@ use switchyard_protocol::chat::{ChatRequest, StreamOptions};
 use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
 
-use super::{Item, RawBody, decode, json, served};
+use super::{Item, RawBody, decode, json, options, served};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::pipeline::{self, Failure};
-use crate::registry::Target;
+use crate::routing::Attempts;
 
-fn failure((target, err): Failure) -> Response {
+fn failure((attempts, err): Failure) -> Response {
     let mut resp = err.into_anthropic_response();
-    if let Some(t) = &target {
-        served(resp.headers_mut(), t);
-    }
+    served(resp.headers_mut(), &attempts);
     resp
 }
 
@@ -53,9 +52,13 @@ fn read(body: Result<RawBody, GatewayError>, counting: bool) -> Result<ChatReque
 
 pub async fn messages(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<RawBody, GatewayError>,
 ) -> Response {
-    let mut canonical = match read(body, false) {
+    let (mut canonical, options) = match read(body, false).and_then(|c| {
+        let o = options(&headers, c.extra.get("metadata"))?;
+        Ok((c, o))
+    }) {
         Ok(c) => c,
         Err(e) => return e.into_anthropic_response(),
     };
@@ -66,13 +69,13 @@ pub async fn messages(
             extra: Map::new(),
         });
         let model = canonical.model.clone();
-        match pipeline::chat_stream(&state.registry, canonical).await {
-            Ok((target, stream, _)) => event_stream(&target, stream, model),
+        match pipeline::chat_stream(&state, &options, canonical).await {
+            Ok((attempts, stream, _)) => event_stream(&attempts, stream, model),
             Err(f) => failure(f),
         }
     } else {
-        match pipeline::chat(&state.registry, canonical).await {
-            Ok((target, resp)) => json(&target, &to_anthropic(resp)),
+        match pipeline::chat(&state, &options, canonical).await {
+            Ok((attempts, resp)) => json(&attempts, &to_anthropic(resp)),
             Err(f) => failure(f),
         }
     }
@@ -82,14 +85,16 @@ pub async fn messages(
 /// (Anthropic, Gemini); other providers answer 400 rather than with a guess.
 pub async fn count_tokens(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<RawBody, GatewayError>,
 ) -> Response {
-    let canonical = match read(body, true) {
-        Ok(c) => c,
-        Err(e) => return e.into_anthropic_response(),
-    };
-    match pipeline::count_tokens(&state.registry, canonical).await {
-        Ok((target, n)) => json(&target, &serde_json::json!({ "input_tokens": n })),
+    let (canonical, options) =
+        match read(body, true).and_then(|c| Ok((c, options(&headers, None)?))) {
+            Ok(c) => c,
+            Err(e) => return e.into_anthropic_response(),
+        };
+    match pipeline::count_tokens(&state, &options, canonical).await {
+        Ok((attempts, n)) => json(&attempts, &serde_json::json!({ "input_tokens": n })),
         Err(f) => failure(f),
     }
 }
@@ -101,10 +106,10 @@ fn push_event(frame: &mut BytesMut, event: &StreamEvent) {
 }
 
 /// The Messages event stream; a failure mid-stream is an `error` event, then the stream ends.
-fn event_stream(target: &Target, upstream: ChatStream, model: String) -> Response {
+fn event_stream(attempts: &Attempts, upstream: ChatStream, model: String) -> Response {
     let mut translator = StreamTranslator::new(model);
     let mut id = String::from("msg_switchyard");
-    super::sse_response(target, upstream, move |item, frame| match item {
+    super::sse_response(attempts, upstream, move |item, frame| match item {
         Item::Chunk(chunk) => {
             if id == "msg_switchyard" {
                 id.clone_from(&chunk.id);

@@ -21,7 +21,7 @@ use switchyard_providers::{ChatStream, ProviderError};
 
 use crate::app::AppState;
 use crate::error::GatewayError;
-use crate::registry::Target;
+use crate::routing::{Attempts, CallOptions};
 
 /// A request body read within the configured limit (413 beyond it).
 pub struct RawBody(pub Bytes);
@@ -53,17 +53,39 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError
     })
 }
 
-/// Adds the headers every served answer carries.
-fn served(headers: &mut HeaderMap, target: &Target) {
-    if let Ok(v) = HeaderValue::from_str(target.provider_name()) {
-        headers.insert("x-switchyard-provider", v);
+/// The call options from the headers, with the body's `metadata` object.
+fn options(
+    headers: &HeaderMap,
+    body_metadata: Option<&serde_json::Value>,
+) -> Result<CallOptions, GatewayError> {
+    Ok(CallOptions::from_headers(headers)?.with_body_metadata(body_metadata))
+}
+
+/// Adds the headers every answer carries once a call was attempted: the target that answered
+/// (or was tried last), how many attempts were made, the route, and whether a hedge ran.
+fn served(headers: &mut HeaderMap, attempts: &Attempts) {
+    if let Some(target) = &attempts.target {
+        if let Ok(v) = HeaderValue::from_str(target.provider_name()) {
+            headers.insert("x-switchyard-provider", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&target.model) {
+            headers.insert("x-switchyard-model", v);
+        }
     }
-    if let Ok(v) = HeaderValue::from_str(&target.model) {
-        headers.insert("x-switchyard-model", v);
+    if attempts.count > 0 {
+        headers.insert("x-switchyard-attempts", HeaderValue::from(attempts.count));
+    }
+    if let Some(route) = &attempts.route
+        && let Ok(v) = HeaderValue::from_str(route)
+    {
+        headers.insert("x-switchyard-route", v);
+    }
+    if attempts.hedged {
+        headers.insert("x-switchyard-hedged", HeaderValue::from_static("true"));
     }
 }
 
-fn json<T: Serialize>(target: &Target, value: &T) -> Response {
+fn json<T: Serialize>(attempts: &Attempts, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(bytes) => {
             let content_type = [(
@@ -71,7 +93,7 @@ fn json<T: Serialize>(target: &Target, value: &T) -> Response {
                 HeaderValue::from_static("application/json"),
             )];
             let mut resp = (StatusCode::OK, content_type, bytes).into_response();
-            served(resp.headers_mut(), target);
+            served(resp.headers_mut(), attempts);
             resp
         }
         Err(e) => GatewayError::Internal {
@@ -98,7 +120,7 @@ pub enum Item {
 /// in the same frame (one write instead of one per event), and nothing waits for more. Dropping
 /// the body (the client went away) drops the upstream stream, which closes the upstream
 /// connection and so cancels the call.
-fn sse_response<E>(target: &Target, upstream: ChatStream, encode: E) -> Response
+fn sse_response<E>(attempts: &Attempts, upstream: ChatStream, encode: E) -> Response
 where
     E: FnMut(Item, &mut BytesMut) -> bool + Send + 'static,
 {
@@ -141,6 +163,6 @@ where
         ),
     ];
     let mut resp = (StatusCode::OK, headers, Body::from_stream(events)).into_response();
-    served(resp.headers_mut(), target);
+    served(resp.headers_mut(), attempts);
     resp
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use switchyard_protocol::chat::{ChatRequest, ChatResponse, Content, Part};
@@ -10,39 +11,42 @@ use switchyard_protocol::embeddings::EmbeddingRequest;
 use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
 
-use super::{Item, RawBody, decode, json, served};
+use super::{Item, RawBody, decode, json, options, served};
 
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::pipeline::{self, Failure, StreamShape};
-use crate::registry::Target;
+use crate::routing::Attempts;
 
-fn failure((target, err): Failure) -> Response {
+fn failure((attempts, err): Failure) -> Response {
     let mut resp = err.into_response();
-    if let Some(t) = &target {
-        served(resp.headers_mut(), t);
-    }
+    served(resp.headers_mut(), &attempts);
     resp
 }
 
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Response {
     let req: ChatRequest = match decode(&body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    let options = match options(&headers, req.extra.get("metadata")) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
     if req.is_stream() {
-        match pipeline::chat_stream(&state.registry, req).await {
-            Ok((target, stream, shape)) => sse_response(&target, stream, shape),
+        match pipeline::chat_stream(&state, &options, req).await {
+            Ok((attempts, stream, shape)) => sse_response(&attempts, stream, shape),
             Err(f) => failure(f),
         }
     } else {
-        match pipeline::chat(&state.registry, req).await {
-            Ok((target, mut resp)) => {
+        match pipeline::chat(&state, &options, req).await {
+            Ok((attempts, mut resp)) => {
                 openai_answer(&mut resp);
-                json(&target, &resp)
+                json(&attempts, &resp)
             }
             Err(f) => failure(f),
         }
@@ -77,23 +81,38 @@ fn openai_answer(resp: &mut ChatResponse) {
     }
 }
 
-pub async fn embeddings(State(state): State<Arc<AppState>>, RawBody(body): RawBody) -> Response {
+pub async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Response {
     let req: EmbeddingRequest = match decode(&body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    match pipeline::embed(&state.registry, req).await {
-        Ok((target, resp)) => json(&target, &resp),
+    let options = match options(&headers, None) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    match pipeline::embed(&state, &options, req).await {
+        Ok((attempts, resp)) => json(&attempts, &resp),
         Err(f) => failure(f),
     }
 }
 
 pub async fn models(State(state): State<Arc<AppState>>) -> Response {
-    axum::Json(state.registry.models()).into_response()
+    axum::Json(state.routes.registry().models()).into_response()
 }
 
 pub async fn model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match state.registry.models().data.iter().find(|m| m.id == id) {
+    match state
+        .routes
+        .registry()
+        .models()
+        .data
+        .iter()
+        .find(|m| m.id == id)
+    {
         Some(m) => axum::Json(m).into_response(),
         None => GatewayError::ModelNotFound {
             message: format!("model `{id}` is not in the model list"),
@@ -104,8 +123,8 @@ pub async fn model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
 
 /// OpenAI's SSE: one `data:` event per chunk, then `data: [DONE]`; an upstream failure mid-stream
 /// becomes a `data: {"error":…}` event and the stream ends without `[DONE]`.
-fn sse_response(target: &Target, upstream: ChatStream, shape: StreamShape) -> Response {
-    super::sse_response(target, upstream, move |item, frame| match item {
+fn sse_response(attempts: &Attempts, upstream: ChatStream, shape: StreamShape) -> Response {
+    super::sse_response(attempts, upstream, move |item, frame| match item {
         Item::Chunk(chunk) => {
             if let Some(chunk) = shape.apply(chunk) {
                 match serde_json::to_vec(&chunk) {

@@ -1,0 +1,339 @@
+//! Running a call over its plan: attempts, backoff, deadline and hedging.
+//!
+//! The plan's order is walked round-robin: the next attempt after a retryable failure goes to
+//! the next target, at once; an attempt on a target already tried waits first (exponential
+//! backoff with full jitter, and at least the `retry-after` the target sent). A target whose
+//! circuit is open is skipped. The call stops at the first answer, at a failure that another
+//! attempt cannot fix (a 400), when `max_attempts` were made, or at the deadline.
+//!
+//! With hedging, when the first attempt has not answered (first byte) within the hedge delay, a
+//! second one starts on the next target; the first to answer wins and the other is dropped,
+//! which closes its connection and so cancels it upstream.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use switchyard_providers::ProviderError;
+
+use super::health::{Permit, Refused};
+use super::{Plan, RouteTarget};
+use crate::error::{GatewayError, upstream_message};
+use crate::metrics::Metrics;
+use crate::registry::Target;
+
+/// What happened, for the `x-switchyard-*` response headers and the logs.
+#[derive(Debug, Clone, Default)]
+pub struct Attempts {
+    pub route: Option<Arc<str>>,
+    /// The target that answered, or the last one tried.
+    pub target: Option<Target>,
+    /// Attempts started (hedges included).
+    pub count: u32,
+    pub hedged: bool,
+}
+
+/// Runs `call` against the plan's targets until one answers.
+pub async fn run<'p, T, F, Fut>(
+    plan: &'p Plan,
+    metrics: &Metrics,
+    call: F,
+) -> Result<(Attempts, T), (Attempts, GatewayError)>
+where
+    F: Fn(&'p RouteTarget) -> Fut,
+    Fut: Future<Output = Result<T, ProviderError>>,
+{
+    let mut run = Run::new(plan);
+    let mut in_flight = FuturesUnordered::new();
+    let start = |idx: usize, permit: Permit, run: &mut Run<'_>| {
+        let target = &plan.route.targets[idx];
+        run.attempts.count += 1;
+        run.attempts.target = Some(target.target.clone());
+        let limit = run.attempt_limit();
+        let fut = call(target);
+        async move {
+            let began = Instant::now();
+            let result = match limit {
+                Some(limit) => match tokio::time::timeout(limit, fut).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ProviderError::Timeout {
+                        provider: target.target.provider_name().to_owned(),
+                        after: limit,
+                    }),
+                },
+                None => fut.await,
+            };
+            (idx, permit, began.elapsed(), result)
+        }
+    };
+
+    let mut hedge_at: Option<Instant> = None;
+    let deadline_at = run.deadline;
+    loop {
+        if in_flight.is_empty() {
+            let Some((idx, permit, wait)) = run.next() else {
+                break;
+            };
+            if !wait.is_zero() {
+                if run.past_deadline(Instant::now() + wait) {
+                    run.notes.push(format!(
+                        "{}: not retried, the deadline comes before the {} ms wait",
+                        plan.route.targets[idx].slug,
+                        wait.as_millis()
+                    ));
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            in_flight.push(start(idx, permit, &mut run));
+            if !run.attempts.hedged {
+                hedge_at = plan.hedge_after.map(|d| Instant::now() + d);
+            }
+        }
+        let hedge = async {
+            match hedge_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let deadline = async {
+            match deadline_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            Some((idx, permit, elapsed, result)) = in_flight.next() => {
+                let target = &plan.route.targets[idx];
+                match result {
+                    Ok(value) => {
+                        permit.success(elapsed);
+                        metrics.attempt(&target.slug, "ok");
+                        run.attempts.target = Some(target.target.clone());
+                        if run.attempts.hedged {
+                            metrics.hedge_outcome(run.route_label(), idx != run.first_idx);
+                        }
+                        return Ok((run.attempts, value));
+                    }
+                    Err(e) => {
+                        permit.failed(&e, elapsed);
+                        metrics.attempt(&target.slug, e.class().as_str());
+                        run.notes.push(format!("{}: {}", target.slug, upstream_message(&e)));
+                        let retryable = e.is_retryable();
+                        run.last = Some(e);
+                        if !retryable {
+                            break;
+                        }
+                    }
+                }
+            }
+            () = hedge, if hedge_at.is_some() && in_flight.len() == 1 => {
+                hedge_at = None;
+                if let Some((idx, permit, _)) = run.next() {
+                    tracing::info!(
+                        route = run.route_label(),
+                        target_slug = %plan.route.targets[idx].slug,
+                        "hedging: the first attempt is slow, starting a second"
+                    );
+                    run.attempts.hedged = true;
+                    metrics.hedge_started(run.route_label());
+                    in_flight.push(start(idx, permit, &mut run));
+                }
+            }
+            () = deadline => {
+                let after = plan.retry.deadline.unwrap_or_default();
+                run.notes.push(format!("the call's deadline of {} ms passed", after.as_millis()));
+                let provider = run
+                    .attempts
+                    .target
+                    .as_ref()
+                    .map(|t| t.provider_name().to_owned())
+                    .unwrap_or_default();
+                run.last = Some(ProviderError::Timeout { provider, after });
+                break;
+            }
+        }
+    }
+    // Attempts still running (a hedge) are dropped here, which cancels them.
+    drop(in_flight);
+    Err(run.fail())
+}
+
+/// The state of one call's attempts.
+struct Run<'p> {
+    plan: &'p Plan,
+    /// Position in `plan.order`, round-robin.
+    cursor: usize,
+    tries: Vec<u32>,
+    retries: u32,
+    deadline: Option<Instant>,
+    attempts: Attempts,
+    notes: Vec<String>,
+    last: Option<ProviderError>,
+    first_idx: usize,
+}
+
+impl<'p> Run<'p> {
+    fn new(plan: &'p Plan) -> Self {
+        Self {
+            plan,
+            cursor: 0,
+            tries: vec![0; plan.route.targets.len()],
+            retries: 0,
+            deadline: plan.retry.deadline.map(|d| Instant::now() + d),
+            attempts: Attempts {
+                route: plan.route.name.clone(),
+                ..Attempts::default()
+            },
+            notes: Vec::new(),
+            last: None,
+            first_idx: plan.order.first().copied().unwrap_or(0),
+        }
+    }
+
+    fn route_label(&self) -> &str {
+        self.plan.route.name.as_deref().unwrap_or("")
+    }
+
+    fn past_deadline(&self, at: Instant) -> bool {
+        self.deadline.is_some_and(|d| at >= d)
+    }
+
+    /// The time one attempt may take: the configured per-attempt timeout, within the deadline.
+    fn attempt_limit(&self) -> Option<Duration> {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        match (self.plan.retry.attempt_timeout, left) {
+            (Some(a), Some(l)) => Some(a.min(l)),
+            (a, l) => a.or(l),
+        }
+    }
+
+    /// The next target to try, its permit and how long to wait first; `None` when attempts are
+    /// used up or every target is unavailable.
+    fn next(&mut self) -> Option<(usize, Permit, Duration)> {
+        let plan = self.plan;
+        let n = plan.order.len();
+        for _ in 0..n {
+            if self.attempts.count >= plan.retry.max_attempts {
+                return None;
+            }
+            let idx = plan.order[self.cursor % n];
+            self.cursor += 1;
+            let target = &plan.route.targets[idx];
+            let now = Instant::now();
+            let mut wait = Duration::ZERO;
+            if self.tries[idx] > 0 {
+                wait = backoff(
+                    plan.retry.backoff,
+                    plan.retry.max_backoff,
+                    self.retries,
+                    fastrand::f64(),
+                );
+                if let Some(after) = target.health.retry_after(now) {
+                    if after > plan.retry.max_retry_after {
+                        self.notes.push(format!(
+                            "{}: not retried, it asked to wait {} s (more than retry.max_retry_after_ms)",
+                            target.slug,
+                            after.as_secs_f64().ceil()
+                        ));
+                        continue;
+                    }
+                    wait = wait.max(after);
+                }
+            }
+            match target.health.admit(now + wait) {
+                Ok(permit) => {
+                    if self.tries[idx] > 0 {
+                        self.retries += 1;
+                    }
+                    self.tries[idx] += 1;
+                    return Some((idx, permit, wait));
+                }
+                Err(Refused::Open { until }) => {
+                    self.notes.push(format!(
+                        "{}: skipped, its circuit is open for another {} s after repeated failures",
+                        target.slug,
+                        until.saturating_duration_since(now).as_secs_f64().ceil()
+                    ));
+                }
+                Err(Refused::Probing) => {
+                    self.notes.push(format!(
+                        "{}: skipped, its circuit is half-open and a probe call is under way",
+                        target.slug
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// The error for a call no attempt answered: the last failure, with every attempt and skip
+    /// listed in its message.
+    fn fail(mut self) -> (Attempts, GatewayError) {
+        let what = match &self.plan.route.name {
+            Some(name) => format!("route `{name}`"),
+            None => self
+                .plan
+                .route
+                .targets
+                .first()
+                .map(|t| format!("`{}`", t.slug))
+                .unwrap_or_default(),
+        };
+        let err = match self.last.take() {
+            None => GatewayError::Unavailable {
+                message: format!(
+                    "no target of {what} is available: {}",
+                    self.notes.join("; ")
+                ),
+            },
+            Some(last) if self.notes.len() == 1 => GatewayError::Upstream(last),
+            Some(last) => {
+                let count = self.attempts.count;
+                let listed: Vec<String> = self
+                    .notes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| format!("[{}] {n}", i + 1))
+                    .collect();
+                GatewayError::Attempts {
+                    message: format!(
+                        "{what}: {count} attempt{} failed: {}",
+                        if count == 1 { "" } else { "s" },
+                        listed.join("; ")
+                    ),
+                    last,
+                }
+            }
+        };
+        (self.attempts, err)
+    }
+}
+
+/// Full jitter: a random wait between zero and `base · 2^retry`, capped at `max`. `unit` is a
+/// uniform random number in `[0, 1)`.
+pub fn backoff(base: Duration, max: Duration, retry: u32, unit: f64) -> Duration {
+    let ceiling = base.saturating_mul(1u32 << retry.min(16)).min(max);
+    ceiling.mul_f64(unit.clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_within_the_cap_with_full_jitter() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        assert_eq!(backoff(base, max, 0, 0.999_999).as_millis(), 99);
+        assert_eq!(backoff(base, max, 3, 0.5), Duration::from_millis(400));
+        assert_eq!(backoff(base, max, 10, 0.5), Duration::from_secs(1));
+        assert_eq!(backoff(base, max, 40, 1.0), max);
+        assert_eq!(backoff(base, max, 2, 0.0), Duration::ZERO);
+    }
+}

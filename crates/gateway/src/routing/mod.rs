@@ -1,0 +1,245 @@
+//! Routing: which targets a call may use, in which order, and how it is tried.
+//!
+//! A call names a route (`"model": "smart"`), an alias or a `provider/model` slug. Either way it
+//! becomes a [`Plan`]: a [`Route`] (configured, or a one-target route for a slug), the order
+//! its [`strategy`] chose for this call, the retry policy with the caller's header overrides
+//! ([`options`]), and the hedge delay. [`attempt::run`] then carries the call out. Each target
+//! has a [`health::Health`] (circuit breaker and latency), shared by every route that uses the
+//! same `provider/model`.
+
+pub mod attempt;
+pub mod health;
+pub mod options;
+pub mod strategy;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::catalog::{Catalog, ModelInfo};
+use crate::config::{BreakerPolicy, Config, Hedge, RetryPolicy, Strategy};
+use crate::error::GatewayError;
+use crate::registry::{Registry, Target};
+
+pub use attempt::{Attempts, run};
+pub use health::{Health, HealthTable, MAX_REMEMBERED};
+pub use options::CallOptions;
+pub use strategy::Needs;
+
+/// One target of a route.
+#[derive(Debug)]
+pub struct RouteTarget {
+    pub target: Target,
+    /// `provider/model`, after aliases.
+    pub slug: Arc<str>,
+    pub weight: u32,
+    /// Request fields set for this target.
+    pub overrides: Map<String, Value>,
+    pub health: Arc<Health>,
+    pub info: Option<ModelInfo>,
+}
+
+impl RouteTarget {
+    #[cfg(test)]
+    pub fn for_test(slug: &str, weight: u32, info: Option<ModelInfo>) -> Self {
+        Self {
+            target: Target::for_test(slug),
+            slug: slug.into(),
+            weight,
+            overrides: Map::new(),
+            health: Arc::new(Health::new(slug, BreakerPolicy::default())),
+            info,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Route {
+    /// `None` for a plain slug or alias.
+    pub name: Option<Arc<str>>,
+    pub strategy: Strategy,
+    pub targets: Vec<RouteTarget>,
+    pub retry: RetryPolicy,
+    pub hedge: Option<Hedge>,
+    pub explore: f64,
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    metadata: Vec<(String, String)>,
+    route: String,
+}
+
+/// How one call will be tried.
+#[derive(Debug)]
+pub struct Plan {
+    pub route: Arc<Route>,
+    /// Indices into `route.targets`, in the order to try them.
+    pub order: Vec<usize>,
+    pub retry: RetryPolicy,
+    pub hedge_after: Option<Duration>,
+}
+
+/// The configured routes, the providers behind them, and the health of every target seen.
+#[derive(Debug)]
+pub struct Routes {
+    registry: Registry,
+    routes: HashMap<String, Arc<Route>>,
+    /// One-target routes for slugs and aliases, built on first use.
+    direct: Mutex<HashMap<String, Arc<Route>>>,
+    health: HealthTable,
+    retry: RetryPolicy,
+    breaker: BreakerPolicy,
+    catalog: Catalog,
+}
+
+impl Routes {
+    pub fn new(
+        registry: Registry,
+        config: &Config,
+        health: HealthTable,
+    ) -> Result<Self, GatewayError> {
+        let mut routes = Self {
+            registry,
+            routes: HashMap::new(),
+            direct: Mutex::new(HashMap::new()),
+            health,
+            retry: config.retry,
+            breaker: config.breaker,
+            catalog: config.catalog.clone(),
+        };
+        for spec in &config.routes {
+            let mut targets = Vec::with_capacity(spec.targets.len());
+            for t in &spec.targets {
+                let mut rt = routes.target(&t.model)?;
+                rt.weight = t.weight;
+                rt.overrides = t.overrides.clone();
+                targets.push(rt);
+            }
+            let route = Route {
+                name: Some(spec.name.as_str().into()),
+                strategy: spec.strategy,
+                targets,
+                retry: spec.retry,
+                hedge: spec.hedge,
+                explore: spec.explore,
+                rules: spec
+                    .rules
+                    .iter()
+                    .map(|r| Rule {
+                        metadata: r.metadata.clone(),
+                        route: r.route.clone(),
+                    })
+                    .collect(),
+            };
+            routes.routes.insert(spec.name.clone(), Arc::new(route));
+        }
+        Ok(routes)
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// A target for a slug or alias, with the shared health of its `provider/model`.
+    fn target(&self, model: &str) -> Result<RouteTarget, GatewayError> {
+        let target = self.registry.resolve(model)?;
+        let slug: Arc<str> = format!("{}/{}", target.provider_name(), target.model).into();
+        let health = self.health.get_or_insert(&slug, self.breaker);
+        Ok(RouteTarget {
+            info: self.catalog.get(&slug).copied(),
+            target,
+            slug,
+            weight: 1,
+            overrides: Map::new(),
+            health,
+        })
+    }
+
+    /// The route a name stands for: a configured route, or a one-target route for a slug.
+    fn route(&self, name: &str) -> Result<Arc<Route>, GatewayError> {
+        if let Some(r) = self.routes.get(name) {
+            return Ok(r.clone());
+        }
+        if let Some(r) = self
+            .direct
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return Ok(r.clone());
+        }
+        let route = Arc::new(Route {
+            name: None,
+            strategy: Strategy::Fallback,
+            targets: vec![self.target(name)?],
+            retry: self.retry,
+            hedge: None,
+            explore: 0.0,
+            rules: Vec::new(),
+        });
+        let mut direct = self.direct.lock().unwrap_or_else(|e| e.into_inner());
+        if direct.len() < MAX_REMEMBERED {
+            direct.insert(name.to_owned(), route.clone());
+        }
+        Ok(route)
+    }
+
+    /// Plans a call to `model` (or to the route the caller forces by header).
+    pub fn plan(
+        &self,
+        model: &str,
+        options: &CallOptions,
+        needs: &Needs,
+    ) -> Result<Plan, GatewayError> {
+        let name = options.route.as_deref().unwrap_or(model);
+        let mut route = self.route(name)?;
+        if let Some(rule) = route.rules.iter().find(|r| {
+            r.metadata
+                .iter()
+                .all(|(k, v)| options.metadata_text(k).as_deref() == Some(v.as_str()))
+        }) {
+            route = self.route(&rule.route)?;
+        }
+        let order = strategy::order(
+            route.strategy,
+            &route.targets,
+            needs,
+            route.explore,
+            &mut |n| fastrand::u64(0..n),
+        )
+        .map_err(|e| {
+            GatewayError::bad_request(
+                format!("route `{}`: {}", route.name.as_deref().unwrap_or(name), e.0),
+                None,
+            )
+        })?;
+        let mut retry = route.retry;
+        if let Some(n) = options.max_attempts {
+            retry.max_attempts = n;
+        }
+        if let Some(d) = options.deadline {
+            retry.deadline = Some(d);
+        }
+        if let Some(b) = options.backoff {
+            retry.backoff = b;
+            retry.max_backoff = retry.max_backoff.max(b);
+        }
+        let hedge_after = match route.hedge {
+            None => None,
+            Some(Hedge::After(d)) => Some(d),
+            Some(Hedge::Percentile(q)) => order
+                .first()
+                .and_then(|&i| route.targets[i].health.percentile(q)),
+        };
+        Ok(Plan {
+            route,
+            order,
+            retry,
+            hedge_after,
+        })
+    }
+}

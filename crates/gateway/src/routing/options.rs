@@ -1,0 +1,160 @@
+//! Per-call overrides a caller sends as headers, and the caller's metadata.
+//!
+//! | header                          | effect                                                  |
+//! |---------------------------------|---------------------------------------------------------|
+//! | `x-switchyard-max-attempts`     | attempts for this call, 1 (no retry) to 10               |
+//! | `x-switchyard-request-timeout`  | deadline for the whole call, in milliseconds             |
+//! | `x-switchyard-retry-backoff`    | base of the backoff between attempts, in milliseconds    |
+//! | `x-switchyard-route`            | a route, alias or `provider/model` to use instead of `model` |
+//! | `x-switchyard-metadata`         | a JSON object of tags (`{"tier":"free"}`) for routing rules |
+
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use serde_json::{Map, Value};
+
+use crate::config::routing::MAX_ATTEMPTS;
+use crate::error::GatewayError;
+
+pub const MAX_ATTEMPTS_HEADER: &str = "x-switchyard-max-attempts";
+pub const TIMEOUT_HEADER: &str = "x-switchyard-request-timeout";
+pub const BACKOFF_HEADER: &str = "x-switchyard-retry-backoff";
+pub const ROUTE_HEADER: &str = "x-switchyard-route";
+pub const METADATA_HEADER: &str = "x-switchyard-metadata";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallOptions {
+    pub max_attempts: Option<u32>,
+    pub deadline: Option<Duration>,
+    pub backoff: Option<Duration>,
+    pub route: Option<String>,
+    pub metadata: Map<String, Value>,
+}
+
+impl CallOptions {
+    /// Reads the overrides; a malformed header is a 400 naming it.
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, GatewayError> {
+        let text = |name: &str| -> Result<Option<&str>, GatewayError> {
+            headers
+                .get(name)
+                .map(|v| {
+                    v.to_str().map(str::trim).map_err(|_| {
+                        GatewayError::bad_request(format!("header {name} is not text"), None)
+                    })
+                })
+                .transpose()
+        };
+        let millis = |name: &str| -> Result<Option<Duration>, GatewayError> {
+            text(name)?
+                .map(|v| match v.parse::<u64>() {
+                    Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+                    _ => Err(GatewayError::bad_request(
+                        format!("header {name}: `{v}` is not a positive number of milliseconds"),
+                        None,
+                    )),
+                })
+                .transpose()
+        };
+        let max_attempts = text(MAX_ATTEMPTS_HEADER)?
+            .map(|v| match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_ATTEMPTS).contains(&n) => Ok(n),
+                _ => Err(GatewayError::bad_request(
+                    format!(
+                        "header {MAX_ATTEMPTS_HEADER}: `{v}` is not a number from 1 (no retry) to {MAX_ATTEMPTS}"
+                    ),
+                    None,
+                )),
+            })
+            .transpose()?;
+        let metadata = match text(METADATA_HEADER)? {
+            None => Map::new(),
+            Some(v) => match serde_json::from_str::<Value>(v) {
+                Ok(Value::Object(m)) => m,
+                _ => {
+                    return Err(GatewayError::bad_request(
+                        format!(
+                            "header {METADATA_HEADER}: not a JSON object; send e.g. {{\"tier\":\"free\"}}"
+                        ),
+                        None,
+                    ));
+                }
+            },
+        };
+        Ok(Self {
+            max_attempts,
+            deadline: millis(TIMEOUT_HEADER)?,
+            backoff: millis(BACKOFF_HEADER)?,
+            route: text(ROUTE_HEADER)?
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned),
+            metadata,
+        })
+    }
+
+    /// Adds the request body's `metadata` object; header values win.
+    pub fn with_body_metadata(mut self, body: Option<&Value>) -> Self {
+        if let Some(Value::Object(m)) = body {
+            for (k, v) in m {
+                self.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        self
+    }
+
+    /// The metadata value as text, for comparison with a rule's string.
+    pub fn metadata_text(&self, key: &str) -> Option<String> {
+        self.metadata.get(key).map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn reads_every_override() {
+        let o = CallOptions::from_headers(&headers(&[
+            (MAX_ATTEMPTS_HEADER, "5"),
+            (TIMEOUT_HEADER, "1500"),
+            (BACKOFF_HEADER, "20"),
+            (ROUTE_HEADER, "smart"),
+            (METADATA_HEADER, r#"{"tier":"free","n":3}"#),
+        ]))
+        .unwrap()
+        .with_body_metadata(Some(&serde_json::json!({"tier": "paid", "team": "x"})));
+        assert_eq!(o.max_attempts, Some(5));
+        assert_eq!(o.deadline, Some(Duration::from_millis(1500)));
+        assert_eq!(o.backoff, Some(Duration::from_millis(20)));
+        assert_eq!(o.route.as_deref(), Some("smart"));
+        assert_eq!(o.metadata_text("tier").as_deref(), Some("free"));
+        assert_eq!(o.metadata_text("team").as_deref(), Some("x"));
+        assert_eq!(o.metadata_text("n").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn refuses_bad_values_naming_the_header() {
+        for (h, v) in [
+            (MAX_ATTEMPTS_HEADER, "0"),
+            (MAX_ATTEMPTS_HEADER, "11"),
+            (MAX_ATTEMPTS_HEADER, "many"),
+            (TIMEOUT_HEADER, "-1"),
+            (BACKOFF_HEADER, "1.5"),
+            (METADATA_HEADER, "[1]"),
+        ] {
+            let e = CallOptions::from_headers(&headers(&[(h, v)])).unwrap_err();
+            assert!(e.to_string().contains(h), "{e}");
+        }
+    }
+}
