@@ -14,7 +14,8 @@
 //! | `ratelimit-D`      | answer 429 with `retry-after` of D (whole seconds, rounded up)      |
 //! | `truncate-N`       | cut the connection after N chunks (streams) or mid-body (JSON)     |
 //! | `malformed`        | answer 200 with a body (or stream event) that is not valid JSON    |
-//! | `flaky-N`          | the first N requests naming this exact scenario fail with 503      |
+//! | `flaky-N`          | only the first N requests naming this exact scenario fail: with    |
+//! |                    | the scenario's `fail-S`/`ratelimit-D`, or 503; later ones succeed  |
 //! | `chaos-P`          | P% of requests fail at random: a 503, a reset connection (before   |
 //! |                    | any byte of the answer), or a hang of 10 s (a timeout)             |
 //!
@@ -129,10 +130,13 @@ impl Scenario {
     /// Decides this request's fate for the per-request directives. `seen` is how many requests
     /// with the same scenario text came before this one (counting it).
     pub fn roll(&mut self, seen: impl FnOnce() -> u64) {
-        if let Some(n) = self.flaky
-            && seen() <= n
-        {
-            self.fail = Some(503);
+        if let Some(n) = self.flaky {
+            if seen() <= n {
+                self.fail = self.fail.or(Some(503));
+            } else {
+                self.fail = None;
+                self.retry_after = None;
+            }
         }
         if let Some(p) = self.chaos
             && fastrand::u8(0..100) < p
@@ -225,6 +229,12 @@ mod roll_tests {
             })
             .collect();
         assert_eq!(outcomes, [Some(503), Some(503), None, None]);
+        let mut s = Scenario::parse("flaky-1+ratelimit-2s", None).unwrap();
+        s.roll(|| 1);
+        assert_eq!((s.fail, s.retry_after), (Some(429), Some(2)));
+        let mut s = Scenario::parse("flaky-1+ratelimit-2s", None).unwrap();
+        s.roll(|| 2);
+        assert_eq!((s.fail, s.retry_after), (None, None));
     }
 
     #[test]

@@ -295,7 +295,7 @@ pub(super) fn route(
                     return Err(err(
                         &format!("{key}.hedge"),
                         format!(
-                            "`{p}` is not a delay; use milliseconds (400) or a percentile from \"p50\" to \"p99\""
+                            "`{p}` is not a delay; use milliseconds (400) or a recent percentile such as \"p95\" (p50 to p99)"
                         ),
                     ));
                 }

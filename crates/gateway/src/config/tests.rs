@@ -189,3 +189,133 @@ fn presets_can_be_disabled_and_mock_pointed_elsewhere() {
     assert!(!mock.embedded_mock);
     assert_eq!(mock.settings.base_url, "http://127.0.0.1:5/v1");
 }
+
+#[test]
+fn routes_retry_breaker_and_catalog() {
+    let c = Config::from_toml(
+        r#"
+[aliases]
+quick = "mock/echo"
+[retry]
+max_attempts = 4
+backoff_ms = 50
+attempt_timeout_ms = 2000
+[circuit_breaker]
+consecutive_failures = 7
+cooldown_ms = 1000
+[routes.smart]
+strategy = "weighted"
+targets = ["mock/echo", { model = "quick", weight = 3, overrides = { temperature = 0.2 } }]
+hedge = "p95"
+max_attempts = 2
+[[routes.smart.when]]
+metadata = { tier = "free" }
+route = "mock/stream-3"
+[routes.calm]
+targets = ["mock/echo"]
+hedge = 250
+[catalog."mock/echo"]
+input_per_mtok = 1.5
+output_per_mtok = 3.0
+vision = false
+"#,
+        &env(&[]),
+    )
+    .unwrap();
+    assert_eq!(c.retry.max_attempts, 4);
+    assert_eq!(c.retry.backoff, Duration::from_millis(50));
+    assert_eq!(c.breaker.consecutive_failures, 7);
+    assert_eq!(c.breaker.cooldown, Duration::from_secs(1));
+    let smart = c.routes.iter().find(|r| r.name == "smart").unwrap();
+    assert_eq!(smart.strategy, Strategy::Weighted);
+    assert_eq!(smart.targets[1].weight, 3);
+    assert_eq!(smart.targets[1].overrides["temperature"], 0.2);
+    assert_eq!(smart.hedge, Some(Hedge::Percentile(0.95)));
+    // The route's own attempts, the file's defaults for the rest.
+    assert_eq!(smart.retry.max_attempts, 2);
+    assert_eq!(smart.retry.attempt_timeout, Some(Duration::from_secs(2)));
+    assert_eq!(smart.rules[0].route, "mock/stream-3");
+    let calm = c.routes.iter().find(|r| r.name == "calm").unwrap();
+    assert_eq!(calm.hedge, Some(Hedge::After(Duration::from_millis(250))));
+    let echo = c.catalog.get("mock/echo").unwrap();
+    assert_eq!(echo.input_per_mtok, Some(1.5));
+    assert!(!echo.features.vision);
+    assert!(
+        c.catalog.get("openai/gpt-4o-mini").is_some(),
+        "built-ins stay"
+    );
+}
+
+#[test]
+fn routing_errors_name_the_key_and_the_fix() {
+    for (text, key, hint) in [
+        (
+            "[routes.r]\ntargets = []\n",
+            "routes.r.targets",
+            "at least one",
+        ),
+        (
+            "[routes.r]\nstrategy = \"fastest\"\ntargets = [\"mock/echo\"]\n",
+            "routes.r.strategy",
+            "least-latency",
+        ),
+        (
+            "[routes.r]\ntargets = [\"groq/llama\"]\n",
+            "routes.r.targets[0]",
+            "set GROQ_API_KEY",
+        ),
+        (
+            "[routes.r]\ntargets = [\"other\"]\n[routes.other]\ntargets = [\"mock/echo\"]\n",
+            "routes.r.targets[0]",
+            "do not nest",
+        ),
+        (
+            "[routes.r]\nstrategy = \"weighted\"\ntargets = [{ model = \"mock/echo\", weight = 0 }]\n",
+            "routes.r.targets",
+            "positive weight",
+        ),
+        (
+            "[routes.r]\ntargets = [\"mock/echo\"]\nhedge = \"soon\"\n",
+            "routes.r.hedge",
+            "p95",
+        ),
+        (
+            "[routes.r]\ntargets = [{ model = \"mock/echo\", overrides = { model = \"x\" } }]\n",
+            "routes.r.targets[0].overrides.model",
+            "cannot be overridden",
+        ),
+        (
+            "[routes.r]\ntargets = [\"mock/echo\"]\n[[routes.r.when]]\nmetadata = { a = \"b\" }\nroute = \"nowhere\"\n",
+            "routes.r.when[0].route",
+            "alias",
+        ),
+        (
+            "[retry]\nmax_attempts = 0\n",
+            "retry.max_attempts",
+            "1 (no retry)",
+        ),
+        (
+            "[retry]\nbackoff_ms = 500\nmax_backoff_ms = 100\n",
+            "retry.max_backoff_ms",
+            "raise it",
+        ),
+        (
+            "[circuit_breaker]\nerror_rate = 2\n",
+            "circuit_breaker.error_rate",
+            "at most 1",
+        ),
+        (
+            "[catalog.\"mock/echo\"]\ninput_per_mtok = -1\n",
+            "catalog.\"mock/echo\"",
+            "not a price",
+        ),
+        (
+            "[aliases]\nsmart = \"mock/echo\"\n[routes.smart]\ntargets = [\"mock/echo\"]\n",
+            "routes.smart",
+            "alias has the same name",
+        ),
+    ] {
+        let e = error_of(text);
+        assert!(e.contains(key) && e.contains(hint), "{text}\n→ {e}");
+    }
+}
