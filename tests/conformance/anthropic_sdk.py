@@ -188,6 +188,21 @@ def test_error_classes_and_shape():
     e = expect(anthropic.InternalServerError, model="mock/fail-503", max_tokens=5, messages=[{"role": "user", "content": "x"}])
 
 
+def test_gateway_retries_and_tells_the_sdk_not_to_retry_again():
+    retrying = Anthropic(base_url=BASE_URL, api_key="sk-ant-caller-not-a-provider-key", max_retries=2)
+    try:
+        retrying.messages.create(
+            model="mock/flaky-3+itl-3ms", max_tokens=16, messages=[{"role": "user", "content": "x"}]
+        )
+    except anthropic.APIStatusError as e:
+        assert e.status_code == 502, e.status_code
+        assert e.response.headers["x-should-retry"] == "false"
+        assert e.response.headers["x-switchyard-attempts"] == "3"
+        assert e.body["error"]["type"] == "api_error", e.body
+        return
+    raise AssertionError("the SDK retried although the gateway said not to")
+
+
 def test_mid_stream_failure_raises():
     try:
         with client.messages.stream(

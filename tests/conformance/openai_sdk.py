@@ -276,6 +276,26 @@ def test_error_classes():
     expect(openai.InternalServerError, model="mock/fail-503", messages=[{"role": "user", "content": "x"}])
 
 
+def test_gateway_retries_and_tells_the_sdk_not_to_retry_again():
+    # `flaky-1`: the first call of this exact model name fails, the gateway's retry answers.
+    raw = client.chat.completions.with_raw_response.create(
+        model="mock/flaky-1+itl-1ms", messages=[{"role": "user", "content": "again"}]
+    )
+    assert raw.headers["x-switchyard-attempts"] == "2", raw.headers
+    assert raw.parse().choices[0].message.content == "again"
+    # An SDK with its own retries: the gateway's three attempts fail (flaky-3), and it answers
+    # `x-should-retry: false`. Had the SDK retried, the fourth call would have succeeded.
+    retrying = OpenAI(base_url=BASE_URL, api_key="sk-caller-not-a-provider-key", max_retries=2)
+    try:
+        retrying.chat.completions.create(model="mock/flaky-3+itl-2ms", messages=[{"role": "user", "content": "x"}])
+    except openai.InternalServerError as e:
+        assert e.response.headers["x-should-retry"] == "false"
+        assert e.response.headers["x-switchyard-attempts"] == "3"
+        assert "3 attempts failed" in e.message, e.message
+        return
+    raise AssertionError("the SDK retried although the gateway said not to")
+
+
 def test_mid_stream_failure_raises():
     stream = client.chat.completions.create(
         model="mock/stream-30+truncate-3", messages=[{"role": "user", "content": "x"}], stream=True

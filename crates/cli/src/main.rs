@@ -112,10 +112,16 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .map(|p| p.settings.name.as_str())
         .collect();
     if args.validate {
+        let routes: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
         println!(
-            "configuration OK: listen {}, providers: {}",
+            "configuration OK: listen {}, providers: {}; routes: {}",
             config.listen,
-            providers.join(", ")
+            providers.join(", "),
+            if routes.is_empty() {
+                "none".to_owned()
+            } else {
+                routes.join(", ")
+            }
         );
         return Ok(());
     }

@@ -44,13 +44,20 @@ fn help_explains_the_commands() {
 fn validate_reports_what_is_enabled_and_rejects_bad_files() {
     let dir = temp_dir("cli");
     let good = dir.join("good.toml");
-    std::fs::write(&good, "[aliases]\nfast = \"groq/llama-3.1-8b-instant\"\n").unwrap();
+    std::fs::write(
+        &good,
+        "[aliases]\nfast = \"groq/llama-3.1-8b-instant\"\n[routes.smart]\ntargets = [\"fast\", \"mock/echo\"]\n",
+    )
+    .unwrap();
     let (code, out, err) = run(
         &["serve", "--validate", "--config", good.to_str().unwrap()],
         &[("GROQ_API_KEY", "gsk")],
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("groq") && out.contains("mock"), "{out}");
+    assert!(
+        out.contains("groq") && out.contains("mock") && out.contains("routes: smart"),
+        "{out}"
+    );
 
     let (code, _, err) = run(
         &["serve", "--validate", "--config", good.to_str().unwrap()],

@@ -18,16 +18,14 @@ use switchyard_protocol::chat::{ChatRequest, StreamOptions};
 use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
 
-use super::{Item, RawBody, decode, json, options, served};
+use super::{Item, RawBody, decode, json, options};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::pipeline::{self, Failure};
 use crate::routing::Attempts;
 
 fn failure((attempts, err): Failure) -> Response {
-    let mut resp = err.into_anthropic_response();
-    served(resp.headers_mut(), &attempts);
-    resp
+    super::failure(&attempts, err, true)
 }
 
 /// Reads a Messages request into the canonical form. A `count_tokens` request (`counting`)

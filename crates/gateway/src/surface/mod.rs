@@ -85,6 +85,25 @@ fn served(headers: &mut HeaderMap, attempts: &Attempts) {
     }
 }
 
+/// The error answer of a call that was planned: the caller-shaped body (`anthropic` picks
+/// Anthropic's), the `x-switchyard-*` headers, and `x-should-retry: false` when the gateway has
+/// already retried (or every circuit is open): the official OpenAI and Anthropic SDKs obey it,
+/// so their own retries do not multiply the gateway's.
+fn failure(attempts: &Attempts, err: GatewayError, anthropic: bool) -> Response {
+    let settled = attempts.count > 1 || matches!(err, GatewayError::Unavailable { .. });
+    let mut resp = if anthropic {
+        err.into_anthropic_response()
+    } else {
+        err.into_response()
+    };
+    served(resp.headers_mut(), attempts);
+    if settled {
+        resp.headers_mut()
+            .insert("x-should-retry", HeaderValue::from_static("false"));
+    }
+    resp
+}
+
 fn json<T: Serialize>(attempts: &Attempts, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(bytes) => {

@@ -11,7 +11,7 @@ use switchyard_protocol::embeddings::EmbeddingRequest;
 use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
 
-use super::{Item, RawBody, decode, json, options, served};
+use super::{Item, RawBody, decode, json, options};
 
 use crate::app::AppState;
 use crate::error::GatewayError;
@@ -19,9 +19,7 @@ use crate::pipeline::{self, Failure, StreamShape};
 use crate::routing::Attempts;
 
 fn failure((attempts, err): Failure) -> Response {
-    let mut resp = err.into_response();
-    served(resp.headers_mut(), &attempts);
-    resp
+    super::failure(&attempts, err, false)
 }
 
 pub async fn chat_completions(
