@@ -371,6 +371,15 @@ targets = ["up/slow-2s", "up/echo"]
         Some(2.0),
         "{text}"
     );
+    // Both attempts are counted: the slow ones as cancelled.
+    assert_eq!(
+        metric(
+            &text,
+            r#"switchyard_upstream_attempts_total{target="up/slow-2s",outcome="cancelled"}"#
+        ),
+        Some(2.0),
+        "{text}"
+    );
 }
 
 /// Counts which model answered each of `n` calls.

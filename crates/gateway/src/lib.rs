@@ -5,7 +5,6 @@
 //! parses flags and calls [`Gateway`].
 
 pub mod app;
-pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod metrics;

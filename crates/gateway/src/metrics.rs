@@ -2,7 +2,7 @@
 //!
 //! | metric                                        | labels             | meaning                         |
 //! |-----------------------------------------------|--------------------|---------------------------------|
-//! | `switchyard_upstream_attempts_total`          | `target`, `outcome`| attempts by result (`ok` or the error class) |
+//! | `switchyard_upstream_attempts_total`          | `target`, `outcome`| attempts by result: `ok`, the error class, or `cancelled` (a hedge's loser) |
 //! | `switchyard_hedges_total`                     | `route`            | second attempts started by hedging |
 //! | `switchyard_hedge_wins_total`                 | `route`            | hedges that answered first       |
 //! | `switchyard_circuit_state`                    | `target`           | 0 closed, 1 half-open, 2 open    |

@@ -28,10 +28,10 @@ use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_providers::{ChatStream, ProviderError};
 
 use crate::app::AppState;
-use crate::catalog::Features;
 use crate::error::GatewayError;
 use crate::routing::strategy::DEFAULT_OUTPUT_TOKENS;
 use crate::routing::{self, Attempts, CallOptions, Needs, RouteTarget};
+use switchyard_providers::catalog::Features;
 
 /// A failure, with what was attempted (for the response headers).
 pub type Failure = (Attempts, GatewayError);

@@ -7,6 +7,7 @@
 //! Depends on the protocol crate and an HTTP client; never on the gateway's server code.
 
 pub mod anthropic;
+pub mod catalog;
 #[cfg(test)]
 mod conformance;
 mod error;

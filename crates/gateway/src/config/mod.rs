@@ -19,7 +19,7 @@ pub use env::Env;
 use raw::{RawConfig, RawProvider};
 pub use routing::{BreakerPolicy, Hedge, RetryPolicy, RouteSpec, Strategy};
 
-use crate::catalog::Catalog;
+use switchyard_providers::catalog::Catalog;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;

@@ -27,7 +27,7 @@ pub struct RawConfig {
     pub circuit_breaker: RawBreaker,
     /// Prices and capabilities by `provider/model`, added to (or replacing) the built-in catalog.
     #[serde(default)]
-    pub catalog: BTreeMap<String, RawModelInfo>,
+    pub catalog: BTreeMap<String, switchyard_providers::catalog::CatalogEntry>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,18 +110,6 @@ pub struct RawRule {
     pub metadata: BTreeMap<String, String>,
     /// A route, alias or `provider/model` slug.
     pub route: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawModelInfo {
-    /// US dollars per million input tokens.
-    pub input_per_mtok: Option<f64>,
-    /// US dollars per million output tokens.
-    pub output_per_mtok: Option<f64>,
-    pub tools: Option<bool>,
-    pub vision: Option<bool>,
-    pub json_schema: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

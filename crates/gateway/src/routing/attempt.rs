@@ -50,6 +50,7 @@ where
     let start = |idx: usize, permit: Permit, run: &mut Run<'_>| {
         let target = &plan.route.targets[idx];
         run.attempts.count += 1;
+        run.live.push(idx);
         run.attempts.target = Some(target.target.clone());
         let limit = run.attempt_limit();
         let fut = call(target);
@@ -108,6 +109,9 @@ where
             biased;
             Some((idx, permit, elapsed, result)) = in_flight.next() => {
                 let target = &plan.route.targets[idx];
+                if let Some(pos) = run.live.iter().position(|&i| i == idx) {
+                    run.live.swap_remove(pos);
+                }
                 match result {
                     Ok(value) => {
                         permit.success(elapsed);
@@ -115,6 +119,17 @@ where
                         run.attempts.target = Some(target.target.clone());
                         if run.attempts.hedged {
                             metrics.hedge_outcome(run.route_label(), idx != run.first_idx);
+                        }
+                        // The other attempt of a hedge lost: dropping it cancels it upstream.
+                        for &loser in &run.live {
+                            let slug = &plan.route.targets[loser].slug;
+                            metrics.attempt(slug, "cancelled");
+                            tracing::info!(
+                                route = run.route_label(),
+                                winner = %target.slug,
+                                cancelled = %slug,
+                                "hedging: answered first; the other attempt is cancelled"
+                            );
                         }
                         return Ok((run.attempts, value));
                     }
@@ -174,6 +189,8 @@ struct Run<'p> {
     notes: Vec<String>,
     last: Option<ProviderError>,
     first_idx: usize,
+    /// Targets of the attempts under way.
+    live: Vec<usize>,
 }
 
 impl<'p> Run<'p> {
@@ -191,6 +208,7 @@ impl<'p> Run<'p> {
             notes: Vec::new(),
             last: None,
             first_idx: plan.order.first().copied().unwrap_or(0),
+            live: Vec::with_capacity(2),
         }
     }
 

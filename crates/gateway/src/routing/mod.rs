@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::catalog::{Catalog, ModelInfo};
 use crate::config::{BreakerPolicy, Config, Hedge, RetryPolicy, Strategy};
 use crate::error::GatewayError;
 use crate::registry::{Registry, Target};
+use switchyard_providers::catalog::{Catalog, ModelInfo};
 
 pub use attempt::{Attempts, run};
 pub use health::{Health, HealthTable, MAX_REMEMBERED};

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::catalog::Features;
 use crate::config::Strategy;
+use switchyard_providers::catalog::Features;
 
 use super::RouteTarget;
 
@@ -152,7 +152,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::catalog::ModelInfo;
+    use switchyard_providers::catalog::ModelInfo;
 
     fn target(slug: &str, weight: u32, price: Option<(f64, f64)>, vision: bool) -> RouteTarget {
         RouteTarget::for_test(

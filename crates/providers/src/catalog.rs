@@ -1,13 +1,26 @@
 //! The model catalog: list prices and the request features each model accepts, by
-//! `provider/model`. Built in (`data/catalog.toml`), extended by the configuration's `[catalog]`.
+//! `provider/model`. Built in (`data/catalog.toml`), extended by the gateway configuration's
+//! `[catalog]`.
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::Deserialize;
 use switchyard_protocol::chat::{ChatRequest, Content, Part, ResponseFormat};
 
-use crate::config::raw::RawModelInfo;
-
 const BUILTIN: &str = include_str!("../data/catalog.toml");
+
+/// One entry as written in TOML (the built-in file and the configuration's `[catalog]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogEntry {
+    /// US dollars per million input tokens.
+    pub input_per_mtok: Option<f64>,
+    /// US dollars per million output tokens.
+    pub output_per_mtok: Option<f64>,
+    pub tools: Option<bool>,
+    pub vision: Option<bool>,
+    pub json_schema: Option<bool>,
+}
 
 /// What the catalog knows of one model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,7 +81,7 @@ pub struct Catalog {
 }
 
 impl ModelInfo {
-    fn from_raw(raw: &RawModelInfo) -> Result<Self, String> {
+    fn from_raw(raw: &CatalogEntry) -> Result<Self, String> {
         for (name, v) in [
             ("input_per_mtok", raw.input_per_mtok),
             ("output_per_mtok", raw.output_per_mtok),
@@ -102,7 +115,7 @@ impl ModelInfo {
 impl Catalog {
     /// The catalog shipped in the binary.
     pub fn builtin() -> Result<Self, String> {
-        let raw: BTreeMap<String, RawModelInfo> =
+        let raw: BTreeMap<String, CatalogEntry> =
             toml::from_str(BUILTIN).map_err(|e| e.to_string())?;
         Self::default()
             .with(raw)
@@ -112,7 +125,7 @@ impl Catalog {
     /// This catalog with `entries` added; an entry replaces the one of the same name.
     pub fn with(
         mut self,
-        entries: BTreeMap<String, RawModelInfo>,
+        entries: BTreeMap<String, CatalogEntry>,
     ) -> Result<Self, (String, String)> {
         for (slug, raw) in entries {
             if !slug.contains('/') {
@@ -157,11 +170,11 @@ mod tests {
         let mut extra = BTreeMap::new();
         extra.insert(
             "openai/gpt-4o-mini".to_owned(),
-            RawModelInfo {
+            CatalogEntry {
                 input_per_mtok: Some(1.0),
                 output_per_mtok: Some(2.0),
                 tools: Some(false),
-                ..RawModelInfo::default()
+                ..CatalogEntry::default()
             },
         );
         let c = Catalog::builtin().unwrap().with(extra).unwrap();
@@ -172,9 +185,9 @@ mod tests {
         let mut bad = BTreeMap::new();
         bad.insert(
             "x/y".to_owned(),
-            RawModelInfo {
+            CatalogEntry {
                 input_per_mtok: Some(-1.0),
-                ..RawModelInfo::default()
+                ..CatalogEntry::default()
             },
         );
         assert!(
