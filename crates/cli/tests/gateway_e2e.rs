@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Proc, client, gateway, mock, sse_data};
+use common::{Proc, client, gateway, get_json, mock, model_ids, sse_data};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
@@ -52,17 +52,6 @@ async fn post(g: &Proc, body: Value) -> reqwest::Response {
         .bearer_auth("caller-token")
         .json(&body)
         .send()
-        .await
-        .unwrap()
-}
-
-async fn get_json(url: String) -> Value {
-    client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
         .await
         .unwrap()
 }
@@ -340,31 +329,11 @@ async fn embeddings_and_models() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 
-    let models: Value = c
-        .get(format!("{}/v1/models", g.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids = model_ids(&g.url).await;
     for id in ["fast", "up/echo", "up/stream-3", "mock/echo"] {
-        assert!(ids.contains(&id), "{id} in {ids:?}");
+        assert!(ids.iter().any(|i| i == id), "{id} in {ids:?}");
     }
-    let one: Value = c
-        .get(format!("{}/v1/models/mock/echo", g.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = get_json(format!("{}/v1/models/mock/echo", g.url)).await;
     assert_eq!(one["id"], "mock/echo");
     let resp = c
         .get(format!("{}/v1/models/nope/nothing", g.url))

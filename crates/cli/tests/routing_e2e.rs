@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Proc, client, gateway, mock, sse_data};
+use common::{Proc, client, gateway, get_json, mock, model_ids, sse_data};
 use serde_json::{Value, json};
 
 /// A gateway whose provider `up` is an external mock, with `extra` appended to its config.
@@ -52,15 +52,9 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
 }
 
 async fn mock_requests(m: &Proc) -> u64 {
-    let v: Value = client()
-        .get(format!("{}/mock/stats", m.url))
-        .send()
-        .await
+    get_json(format!("{}/mock/stats", m.url)).await["requests"]
+        .as_u64()
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["requests"].as_u64().unwrap()
 }
 
 async fn metrics(g: &Proc) -> String {
@@ -479,21 +473,11 @@ targets = ["up/ttft-1ms"]
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "x-switchyard-model"), "stream-2");
     // Routes are listed as models.
-    let models: Value = client()
-        .get(format!("{}/v1/models", g.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["id"].as_str())
-        .collect();
-    assert!(ids.contains(&"main") && ids.contains(&"cheap"), "{ids:?}");
+    let ids = model_ids(&g.url).await;
+    assert!(
+        ids.iter().any(|i| i == "main") && ids.iter().any(|i| i == "cheap"),
+        "{ids:?}"
+    );
 }
 
 /// Two targets that each fail a random 30% of calls (503s, reset connections, hangs), 2000

@@ -30,7 +30,7 @@ use switchyard_providers::{ChatStream, ProviderError};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::routing::strategy::DEFAULT_OUTPUT_TOKENS;
-use crate::routing::{self, Attempts, CallOptions, Needs, RouteTarget};
+use crate::routing::{self, Attempts, CallOptions, Needs, Plan, RouteTarget};
 use switchyard_providers::catalog::Features;
 
 /// A failure, with what was attempted (for the response headers).
@@ -80,6 +80,11 @@ fn needs(req: &ChatRequest) -> Needs {
     }
 }
 
+/// Stage 3 for a chat request.
+fn plan(state: &AppState, options: &CallOptions, req: &ChatRequest) -> Result<Plan, GatewayError> {
+    state.routes.plan(&req.model, options, &needs(req))
+}
+
 /// Stage 4, per attempt: the request as this target gets it.
 fn prepare(req: &ChatRequest, target: &RouteTarget) -> Result<ChatRequest, ProviderError> {
     let mut req = req.clone();
@@ -108,10 +113,7 @@ pub async fn chat(
     req: ChatRequest,
 ) -> Result<(Attempts, ChatResponse), Failure> {
     validate(&req).map_err(early)?;
-    let plan = state
-        .routes
-        .plan(&req.model, options, &needs(&req))
-        .map_err(early)?;
+    let plan = plan(state, options, &req).map_err(early)?;
     routing::run(&plan, &state.metrics, |target| {
         let req = prepare(&req, target);
         async move { target.target.provider.chat(req?).await }
@@ -130,10 +132,7 @@ pub async fn chat_stream(
     let shape = StreamShape {
         include_usage: req.wants_stream_usage(),
     };
-    let plan = state
-        .routes
-        .plan(&req.model, options, &needs(&req))
-        .map_err(early)?;
+    let plan = plan(state, options, &req).map_err(early)?;
     let (attempts, stream) = routing::run(&plan, &state.metrics, |target| {
         let req = prepare(&req, target);
         async move {
@@ -167,10 +166,7 @@ pub async fn count_tokens(
     options: &CallOptions,
     req: ChatRequest,
 ) -> Result<(Attempts, u64), Failure> {
-    let plan = state
-        .routes
-        .plan(&req.model, options, &needs(&req))
-        .map_err(early)?;
+    let plan = plan(state, options, &req).map_err(early)?;
     routing::run(&plan, &state.metrics, |target| {
         let req = prepare(&req, target);
         async move { target.target.provider.count_tokens(req?).await }

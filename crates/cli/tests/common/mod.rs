@@ -125,6 +125,28 @@ pub fn gateway(config: &str, env: &[(&str, &str)]) -> Proc {
     )
 }
 
+/// GETs a URL and reads its JSON body.
+pub async fn get_json(url: String) -> serde_json::Value {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The ids `GET /v1/models` lists.
+pub async fn model_ids(base: &str) -> Vec<String> {
+    get_json(format!("{base}/v1/models")).await["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
