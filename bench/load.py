@@ -101,6 +101,22 @@ http {{
     return proc, f"http://127.0.0.1:{port}"
 
 
+def up_provider(mock_url):
+    """The gateway configuration: provider `up` is the mock."""
+    return f'[providers.up]\nkind = "openai"\nbase_url = "{mock_url}/v1"\n'
+
+
+def start_pair(binary, config, extra_env=None):
+    """Starts the mock, then the gateway with `config(mock_url)`; returns both and a work dir."""
+    mock, mock_url = start([binary, "mock", "--listen", "127.0.0.1:0"])
+    work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+    cfg = work / "switchyard.toml"
+    cfg.write_text(config(mock_url))
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "SWITCHYARD_LOG": "warn", **(extra_env or {})}
+    gw, gw_url = start([binary, "serve", "--listen", "127.0.0.1:0", "--config", str(cfg), "--data-dir", str(work / "data")], env)
+    return mock, mock_url, gw, gw_url, work
+
+
 def rss_kib(pid, field):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -147,15 +163,9 @@ def main():
 
     oha = oha_path()
     binary = a.binary or build()
-    mock, mock_url = start([binary, "mock", "--listen", "127.0.0.1:0"])
-    work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
-    cfg = work / "switchyard.toml"
-    cfg.write_text(f'[providers.up]\nkind = "openai"\nbase_url = "{mock_url}/v1"\n')
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "SWITCHYARD_LOG": "warn"}
-    if a.gateway_threads:
-        env["TOKIO_WORKER_THREADS"] = str(a.gateway_threads)
+    extra_env = {"TOKIO_WORKER_THREADS": str(a.gateway_threads)} if a.gateway_threads else {}
+    mock, mock_url, gw, gw_url, work = start_pair(binary, up_provider, extra_env)
     nginx, nginx_url = (start_nginx(work, mock_url) if a.reference_nginx else (None, None))
-    gw, gw_url = start([binary, "serve", "--listen", "127.0.0.1:0", "--config", str(cfg), "--data-dir", str(work / "data")], env)
     try:
         time.sleep(0.5)
         idle_rss = rss_kib(gw.pid, "VmRSS")

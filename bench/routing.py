@@ -17,12 +17,10 @@ import json
 import os
 import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import build, log, oha_path, run_oha, start, summarize  # noqa: E402
+from load import build, log, oha_path, run_oha, start_pair, summarize, up_provider  # noqa: E402
 
 STRATEGIES = ["fallback", "weighted", "least-latency", "lowest-cost"]
 
@@ -30,7 +28,7 @@ STRATEGIES = ["fallback", "weighted", "least-latency", "lowest-cost"]
 def config(mock_url):
     models = ["echo"] + [f"itl-{i}ms" for i in range(1, 10)]
     targets = ", ".join(f'"up/{m}"' for m in models)
-    lines = [f'[providers.up]\nkind = "openai"\nbase_url = "{mock_url}/v1"\n']
+    lines = [up_provider(mock_url)]
     for s in STRATEGIES:
         lines.append(f'[routes.ten-{s}]\nstrategy = "{s}"\ntargets = [{targets}]\n')
     for i, m in enumerate(models):
@@ -48,12 +46,7 @@ def main():
 
     oha = oha_path()
     binary = a.binary or build()
-    mock, mock_url = start([binary, "mock", "--listen", "127.0.0.1:0"])
-    work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
-    cfg = work / "switchyard.toml"
-    cfg.write_text(config(mock_url))
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "SWITCHYARD_LOG": "warn"}
-    gw, gw_url = start([binary, "serve", "--listen", "127.0.0.1:0", "--config", str(cfg), "--data-dir", str(work / "data")], env)
+    mock, _, gw, gw_url, work = start_pair(binary, config)
     url = f"{gw_url}/v1/chat/completions"
 
     def body(model):

@@ -9,7 +9,8 @@
 //! | `switchyard_circuit_opened_total`             | `target`           | times the circuit opened         |
 //! | `switchyard_target_ttfb_ewma_seconds`         | `target`           | moving average of time to first byte |
 //!
-//! `target` is `provider/model`; its values are bounded by the targets the gateway remembers.
+//! `target` is `provider/model`. Callers choose model names, so the label's values are bounded:
+//! beyond the first 4096 targets seen, new ones are counted as `other`.
 
 use std::sync::Arc;
 

@@ -115,14 +115,14 @@ where
                 match result {
                     Ok(value) => {
                         permit.success(elapsed);
-                        metrics.attempt(&target.slug, "ok");
+                        metrics.attempt(&target.health.slug, "ok");
                         run.attempts.target = Some(target.target.clone());
                         if run.attempts.hedged {
                             metrics.hedge_outcome(run.route_label(), idx != run.first_idx);
                         }
                         // The other attempt of a hedge lost: dropping it cancels it upstream.
                         for &loser in &run.live {
-                            let slug = &plan.route.targets[loser].slug;
+                            let slug = &plan.route.targets[loser].health.slug;
                             metrics.attempt(slug, "cancelled");
                             tracing::info!(
                                 route = run.route_label(),
@@ -135,7 +135,7 @@ where
                     }
                     Err(e) => {
                         permit.failed(&e, elapsed);
-                        metrics.attempt(&target.slug, e.class().as_str());
+                        metrics.attempt(&target.health.slug, e.class().as_str());
                         run.notes.push(format!("{}: {}", target.slug, upstream_message(&e)));
                         let retryable = e.is_retryable();
                         run.last = Some(e);

@@ -32,16 +32,20 @@ pub struct HealthTable(Arc<Mutex<HashMap<Arc<str>, Arc<Health>>>>);
 /// model names).
 pub const MAX_REMEMBERED: usize = 4096;
 
+/// The slug of targets beyond [`MAX_REMEMBERED`]: they share one label in metrics.
+pub const OTHER: &str = "other";
+
 impl HealthTable {
     pub fn get_or_insert(&self, slug: &Arc<str>, policy: BreakerPolicy) -> Arc<Health> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = map.get(slug) {
             return h.clone();
         }
-        let h = Arc::new(Health::new(slug.clone(), policy));
-        if map.len() < MAX_REMEMBERED {
-            map.insert(slug.clone(), h.clone());
+        if map.len() >= MAX_REMEMBERED {
+            return Arc::new(Health::new(OTHER, policy));
         }
+        let h = Arc::new(Health::new(slug.clone(), policy));
+        map.insert(slug.clone(), h.clone());
         h
     }
 

@@ -170,6 +170,16 @@ mod tests {
         )
     }
 
+    /// The order for a request with no particular needs.
+    fn plain(
+        strategy: Strategy,
+        ts: &[RouteTarget],
+        explore: f64,
+        rand: &mut impl FnMut(u64) -> u64,
+    ) -> Vec<usize> {
+        order(strategy, ts, &Needs::default(), explore, rand).unwrap()
+    }
+
     fn rng() -> impl FnMut(u64) -> u64 {
         fastrand::seed(7);
         |n| fastrand::u64(0..n)
@@ -192,7 +202,7 @@ mod tests {
         let mut firsts = [0u32; 3];
         let mut rand = rng();
         for _ in 0..20_000 {
-            let o = order(Strategy::Weighted, &ts, &Needs::default(), 0.0, &mut rand).unwrap();
+            let o = plain(Strategy::Weighted, &ts, 0.0, &mut rand);
             assert_eq!(o.len(), 3);
             assert_eq!(o[2], 2, "the zero-weight target is the last fallback");
             firsts[o[0]] += 1;
@@ -223,26 +233,12 @@ mod tests {
         measured(&ts[2], 100);
         let mut rand = rng();
         // fast/1 has never been measured: it goes first.
-        let o = order(
-            Strategy::LeastLatency,
-            &ts,
-            &Needs::default(),
-            0.0,
-            &mut rand,
-        )
-        .unwrap();
+        let o = plain(Strategy::LeastLatency, &ts, 0.0, &mut rand);
         assert_eq!(o[0], 1);
         measured(&ts[1], 10);
         let mut firsts = [0u32; 3];
         for _ in 0..3_000 {
-            let o = order(
-                Strategy::LeastLatency,
-                &ts,
-                &Needs::default(),
-                0.0,
-                &mut rand,
-            )
-            .unwrap();
+            let o = plain(Strategy::LeastLatency, &ts, 0.0, &mut rand);
             firsts[o[0]] += 1;
             assert_eq!(o.len(), 3);
         }
@@ -254,14 +250,7 @@ mod tests {
         // Exploring sends some calls to the slowest too.
         let mut slow = 0;
         for _ in 0..3_000 {
-            let o = order(
-                Strategy::LeastLatency,
-                &ts,
-                &Needs::default(),
-                0.3,
-                &mut rand,
-            )
-            .unwrap();
+            let o = plain(Strategy::LeastLatency, &ts, 0.3, &mut rand);
             slow += u32::from(o[0] == 0);
         }
         assert!(slow > 150, "{slow}");
