@@ -243,3 +243,88 @@ impl Routes {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::Env;
+
+    fn routes(toml: &str) -> Routes {
+        let config = Config::from_toml(toml, &Env::default()).unwrap();
+        let registry = Registry::build(&config, Some("http://127.0.0.1:9/v1")).unwrap();
+        Routes::new(registry, &config, HealthTable::default()).unwrap()
+    }
+
+    #[test]
+    fn a_percentile_hedge_waits_for_samples_then_follows_the_first_target() {
+        let r =
+            routes("[routes.h]\ntargets = [\"mock/echo\", \"mock/stream-2\"]\nhedge = \"p90\"\n");
+        let plan = r
+            .plan("h", &CallOptions::default(), &Needs::default())
+            .unwrap();
+        assert_eq!(plan.hedge_after, None, "no samples yet: no hedge");
+        let first = &plan.route.targets[0].health;
+        for ms in 1..=10 {
+            first
+                .admit(Instant::now())
+                .unwrap()
+                .success(Duration::from_millis(ms * 10));
+        }
+        let plan = r
+            .plan("h", &CallOptions::default(), &Needs::default())
+            .unwrap();
+        assert_eq!(plan.hedge_after, Some(Duration::from_millis(90)));
+    }
+
+    #[test]
+    fn plans_apply_header_overrides_rules_and_shared_health() {
+        let r = routes(
+            r#"
+[retry]
+max_attempts = 2
+[routes.a]
+targets = ["mock/echo", "mock/stream-2"]
+[[routes.a.when]]
+metadata = { tier = "free" }
+route = "b"
+[routes.b]
+targets = ["mock/echo"]
+"#,
+        );
+        let options = CallOptions {
+            max_attempts: Some(5),
+            deadline: Some(Duration::from_secs(1)),
+            ..CallOptions::default()
+        };
+        let plan = r.plan("a", &options, &Needs::default()).unwrap();
+        assert_eq!(plan.retry.max_attempts, 5);
+        assert_eq!(plan.retry.deadline, Some(Duration::from_secs(1)));
+        assert_eq!(plan.order, [0, 1]);
+
+        let mut free = CallOptions::default();
+        free.metadata.insert("tier".into(), "free".into());
+        let plan = r.plan("a", &free, &Needs::default()).unwrap();
+        assert_eq!(plan.route.name.as_deref(), Some("b"));
+        assert_eq!(plan.retry.max_attempts, 2);
+
+        // One health per provider/model, whichever route or slug reaches it.
+        let a = r
+            .plan("a", &CallOptions::default(), &Needs::default())
+            .unwrap();
+        let direct = r
+            .plan("mock/echo", &CallOptions::default(), &Needs::default())
+            .unwrap();
+        assert!(Arc::ptr_eq(
+            &a.route.targets[0].health,
+            &direct.route.targets[0].health
+        ));
+        assert!(direct.route.name.is_none());
+
+        let e = r
+            .plan("nosuch/model", &CallOptions::default(), &Needs::default())
+            .unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::NOT_FOUND);
+    }
+}
