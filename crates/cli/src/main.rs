@@ -4,6 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod keys;
+
 use clap::{Args, Parser, Subcommand};
 use switchyard_gateway::config::parse_listen;
 use switchyard_gateway::{Config, Env, Gateway};
@@ -32,6 +34,12 @@ enum Command {
     /// fail-503, ratelimit-2s, truncate-5, malformed (joined with +). The header
     /// x-mock-scenario adds directives. GET /mock/stats shows counters.
     Mock(MockArgs),
+    /// Manage virtual keys: create, list, show, revoke, rotate.
+    ///
+    /// Works on the gateway's database directly (--data-dir, or store.url in --config) or on a
+    /// running gateway through its admin API (--url with --admin-token). On a loopback address
+    /// calls need no key until the first one is created; then every call needs one.
+    Keys(keys::KeysArgs),
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +76,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Mock(args) => mock(args),
+        Command::Keys(args) => runtime().and_then(|rt| keys::run(args, rt)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,17 +145,24 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             data_dir.display()
         )
     })?;
-    if !config.listen.ip().is_loopback() {
-        tracing::warn!(
+    match (config.listen.ip().is_loopback(), config.auth_open) {
+        (false, true) => tracing::warn!(
             listen = %config.listen,
-            "listening on a non-loopback address: anyone who can reach it can spend your provider keys"
-        );
+            "auth.open = true on a non-loopback address: anyone who can reach it can spend your provider keys"
+        ),
+        (false, false) => tracing::info!(
+            listen = %config.listen,
+            "non-loopback address: every call needs a virtual key (create one with `switchyard keys create`)"
+        ),
+        _ => {}
     }
 
     runtime()?.block_on(async move {
-        let gateway = Gateway::bind(&config).await.map_err(|e| e.to_string())?;
+        let gateway = Gateway::bind(&config, &data_dir)
+            .await
+            .map_err(|e| e.to_string())?;
         let addr = gateway.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(data_dir = %data_dir.display(), providers = %gateway.provider_names().join(","), "switchyard started");
+        tracing::info!(data_dir = %data_dir.display(), providers = %gateway.provider_names().join(","), auth = gateway.auth_summary(), "switchyard started");
         println!("switchyard listening on http://{addr} (OpenAI-compatible API at http://{addr}/v1)");
         let _ = std::io::stdout().flush();
         gateway.run(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))

@@ -20,6 +20,10 @@ use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::{ErrorKind, GatewayError};
+use switchyard_providers::Secret;
+
+use crate::auth::AuthMode;
+use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::routing::Routes;
 use crate::surface::{anthropic, openai};
@@ -27,20 +31,12 @@ use crate::surface::{anthropic, openai};
 pub struct AppState {
     pub routes: Routes,
     pub metrics: Metrics,
+    pub keys: Arc<Keys>,
+    pub auth: AuthMode,
+    pub admin_token: Option<Secret>,
     pub max_body_bytes: usize,
     /// Set when shutdown begins: `/readyz` turns 503 so load balancers stop sending.
     pub draining: AtomicBool,
-}
-
-impl AppState {
-    pub fn new(routes: Routes, metrics: Metrics, max_body_bytes: usize) -> Self {
-        Self {
-            routes,
-            metrics,
-            max_body_bytes,
-            draining: AtomicBool::new(false),
-        }
-    }
 }
 
 /// The request id of the call, in the request's extensions.
@@ -63,6 +59,7 @@ pub fn build_app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::admin::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -13,6 +13,12 @@ pub enum GatewayError {
         message: String,
         param: Option<String>,
     },
+    /// No key, or not a live one (401).
+    #[error("{message}")]
+    Unauthorized { message: String },
+    /// The key may not do this (403).
+    #[error("{message}")]
+    Forbidden { message: String },
     #[error("the request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
@@ -48,6 +54,8 @@ impl GatewayError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::ModelNotFound { .. } | Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -82,6 +90,18 @@ impl GatewayError {
                 "invalid_request_error",
                 param.clone(),
                 None,
+            ),
+            Self::Unauthorized { message } => ErrorBody::new(
+                message.clone(),
+                "invalid_request_error",
+                None,
+                Some("invalid_api_key"),
+            ),
+            Self::Forbidden { message } => ErrorBody::new(
+                message.clone(),
+                "invalid_request_error",
+                Some("model".to_owned()),
+                Some("model_not_allowed"),
             ),
             Self::PayloadTooLarge { .. } => ErrorBody::new(
                 format!("{self}; send a smaller body or raise server.max_body_bytes"),
@@ -228,6 +248,8 @@ impl GatewayError {
         match self {
             Self::BadRequest { .. } => "bad_request",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::Forbidden { .. } => "forbidden",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::NotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",

@@ -4,9 +4,12 @@
 //! canonical types) and `switchyard-mock` (the embedded fake provider). The binary (`cli`) only
 //! parses flags and calls [`Gateway`].
 
+pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;

@@ -82,7 +82,34 @@ fn needs(req: &ChatRequest) -> Needs {
 
 /// Stage 3 for a chat request.
 fn plan(state: &AppState, options: &CallOptions, req: &ChatRequest) -> Result<Plan, GatewayError> {
-    state.routes.plan(&req.model, options, &needs(req))
+    let plan = state.routes.plan(&req.model, options, &needs(req))?;
+    authorize(options, &req.model, &plan)?;
+    Ok(plan)
+}
+
+/// Stage 3b: whether the caller's key may use what it asked for. A route (or alias) is allowed
+/// when the key's allow-list matches its name, or every target it may use.
+fn authorize(options: &CallOptions, requested: &str, plan: &Plan) -> Result<(), GatewayError> {
+    let Some(key) = &options.key else {
+        return Ok(());
+    };
+    let name = options.route.as_deref().unwrap_or(requested);
+    let by_name = key.allows(name, None)
+        || plan
+            .route
+            .name
+            .as_deref()
+            .is_some_and(|n| key.allows(n, None));
+    if by_name || plan.route.targets.iter().all(|t| key.allows(&t.slug, None)) {
+        return Ok(());
+    }
+    Err(GatewayError::Forbidden {
+        message: format!(
+            "the key `{}` may not use model `{name}`; it may use: {}",
+            key.name,
+            key.policy.allow.join(", ")
+        ),
+    })
 }
 
 /// Stage 4, per attempt: the request as this target gets it.
@@ -197,6 +224,7 @@ pub async fn embed(
         .routes
         .plan(&req.model, options, &Needs::default())
         .map_err(early)?;
+    authorize(options, &req.model, &plan).map_err(early)?;
     routing::run(&plan, &state.metrics, |target| {
         let mut req = req.clone();
         req.model.clone_from(&target.target.model);

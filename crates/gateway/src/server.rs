@@ -2,8 +2,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
@@ -11,6 +12,11 @@ use tokio::net::TcpListener;
 
 use crate::app::{AppState, build_app};
 use crate::config::Config;
+use switchyard_store::Db;
+use switchyard_store::keys::KeyStore;
+
+use crate::auth::AuthMode;
+use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routing::{HealthTable, Routes};
@@ -39,12 +45,32 @@ pub enum StartError {
     Providers(#[from] switchyard_providers::ProviderError),
     #[error("building the routes: {0}")]
     Routes(crate::error::GatewayError),
+    #[error("{0}; check store.url, or the data directory (--data-dir)")]
+    Store(#[from] switchyard_store::StoreError),
 }
 
 impl Gateway {
-    /// Binds the listen address, starts the embedded mock if the config uses it, and builds the
-    /// providers. Must run inside a Tokio runtime.
-    pub async fn bind(config: &Config) -> Result<Self, StartError> {
+    /// Opens the database (`store.url`, or `switchyard.db` in `data_dir`), binds the listen
+    /// address, starts the embedded mock if the config uses it, and builds the providers. Must
+    /// run inside a Tokio runtime.
+    pub async fn bind(config: &Config, data_dir: &Path) -> Result<Self, StartError> {
+        let db = match &config.store_url {
+            Some(url) => Db::connect(url.expose()).await?,
+            None => Db::open_sqlite(&data_dir.join("switchyard.db")).await?,
+        };
+        let keys = Arc::new(Keys::load(KeyStore::new(db)).await?);
+        // Keys changed by another process (`switchyard keys …` on the same database).
+        let weak = Arc::downgrade(&keys);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(crate::keys::REFRESH).await;
+                let Some(keys) = weak.upgrade() else { break };
+                if let Err(e) = keys.refresh().await {
+                    tracing::warn!(error = %e, "reloading virtual keys failed; keeping the last ones");
+                }
+            }
+        });
+        let auth = AuthMode::new(config.auth_open, config.listen.ip().is_loopback());
         let mock_url = if config.providers.iter().any(|p| p.embedded_mock) {
             let (addr, _) = switchyard_mock::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
@@ -63,16 +89,32 @@ impl Gateway {
                 })?;
         let health = HealthTable::default();
         let routes = Routes::new(registry, config, health.clone()).map_err(StartError::Routes)?;
-        let state = Arc::new(AppState::new(
+        let state = Arc::new(AppState {
             routes,
-            Metrics::new(health),
-            config.max_body_bytes,
-        ));
+            metrics: Metrics::new(health),
+            keys,
+            auth,
+            admin_token: config.admin_token.clone(),
+            max_body_bytes: config.max_body_bytes,
+            draining: AtomicBool::new(false),
+        });
         Ok(Self { listener, state })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Whether calls need a virtual key, in words, for the start-up line.
+    pub fn auth_summary(&self) -> &'static str {
+        match (self.state.auth, self.state.keys.any_live()) {
+            (AuthMode::Open, _) => "open: keys optional (auth.open = true)",
+            (AuthMode::Required, _) => "virtual keys required",
+            (AuthMode::OnceKeysExist, true) => "virtual keys required",
+            (AuthMode::OnceKeysExist, false) => {
+                "no virtual keys yet: loopback calls need none until the first is created"
+            }
+        }
     }
 
     pub fn provider_names(&self) -> Vec<String> {

@@ -49,6 +49,13 @@ pub struct Config {
     pub routes: Vec<RouteSpec>,
     /// Prices and capabilities: the built-in catalog with the file's `[catalog]` entries.
     pub catalog: Catalog,
+    /// `auth.open`: calls without a virtual key are let through even on a public address.
+    pub auth_open: bool,
+    /// The `/admin` API's token (`admin.token`, or `SWITCHYARD_ADMIN_TOKEN`); without one the
+    /// admin API is off.
+    pub admin_token: Option<Secret>,
+    /// `store.url`; `None` for SQLite in the data directory.
+    pub store_url: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +228,35 @@ impl Config {
             .with(raw.catalog)
             .map_err(|(slug, e)| err(&format!("catalog.\"{slug}\""), e))?;
 
+        let admin_token = match &raw.admin.token {
+            Some(r) => Some(secret("admin.token", r, env)?),
+            None => env.get("SWITCHYARD_ADMIN_TOKEN").map(Secret::new),
+        };
+        if let Some(t) = &admin_token
+            && t.expose().len() < 16
+        {
+            return Err(err(
+                "admin.token",
+                "is shorter than 16 characters; use a long random token (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        let store_url = match &raw.store.url {
+            Some(u) if u.starts_with("env:") || u.starts_with("file:") => {
+                Some(secret("store.url", u, env)?)
+            }
+            Some(u) => Some(Secret::new(u.clone())),
+            None => None,
+        };
+        if let Some(u) = &store_url {
+            let u = u.expose();
+            if !(u.starts_with("sqlite:")
+                || u.starts_with("postgres:")
+                || u.starts_with("postgresql:"))
+            {
+                return Err(err("store.url", "is not a sqlite:// or postgres:// URL"));
+            }
+        }
+
         Ok(Self {
             listen,
             data_dir: raw.server.data_dir,
@@ -234,6 +270,9 @@ impl Config {
             breaker,
             routes,
             catalog,
+            auth_open: raw.auth.open.unwrap_or(false),
+            admin_token,
+            store_url,
         })
     }
 }

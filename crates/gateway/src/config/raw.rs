@@ -28,6 +28,34 @@ pub struct RawConfig {
     /// Prices and capabilities by `provider/model`, added to (or replacing) the built-in catalog.
     #[serde(default)]
     pub catalog: BTreeMap<String, switchyard_providers::catalog::CatalogEntry>,
+    #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub store: RawStore,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Let calls through without a virtual key even on a non-loopback address.
+    pub open: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// `"env:NAME"` or `"file:/path"`: the token of the `/admin` API.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `sqlite:///path/file.db` or `postgres://…`, or a reference to one (`env:DATABASE_URL`).
+    /// Default: `switchyard.db` in the data directory.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,7 @@
 //! | `x-switchyard-route`            | a route, alias or `provider/model` to use instead of `model` |
 //! | `x-switchyard-metadata`         | a JSON object of tags (`{"tier":"free"}`) for routing rules |
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::config::routing::MAX_ATTEMPTS;
 use crate::error::GatewayError;
+use crate::keys::VirtualKey;
 
 pub const MAX_ATTEMPTS_HEADER: &str = "x-switchyard-max-attempts";
 pub const TIMEOUT_HEADER: &str = "x-switchyard-request-timeout";
@@ -24,6 +26,8 @@ pub const METADATA_HEADER: &str = "x-switchyard-metadata";
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallOptions {
+    /// The caller's virtual key, when it presented one.
+    pub key: Option<Arc<VirtualKey>>,
     pub max_attempts: Option<u32>,
     pub deadline: Option<Duration>,
     pub backoff: Option<Duration>,
@@ -81,6 +85,7 @@ impl CallOptions {
             },
         };
         Ok(Self {
+            key: None,
             max_attempts,
             deadline: millis(TIMEOUT_HEADER)?,
             backoff: millis(BACKOFF_HEADER)?,
@@ -98,6 +103,18 @@ impl CallOptions {
                 self.metadata.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
+        self
+    }
+
+    /// Attaches the caller's key; its metadata wins over the caller's own tags.
+    pub fn with_key(mut self, key: Option<Arc<VirtualKey>>) -> Self {
+        if let Some(k) = &key {
+            for (name, value) in &k.policy.metadata {
+                self.metadata
+                    .insert(name.clone(), Value::String(value.clone()));
+            }
+        }
+        self.key = key;
         self
     }
 

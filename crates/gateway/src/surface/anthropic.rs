@@ -18,7 +18,7 @@ use switchyard_protocol::chat::{ChatRequest, StreamOptions};
 use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
 
-use super::{Item, RawBody, decode, json, options};
+use super::{Item, RawBody, authenticate, decode, json, options};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::pipeline::{self, Failure};
@@ -53,8 +53,9 @@ pub async fn messages(
     headers: HeaderMap,
     body: Result<RawBody, GatewayError>,
 ) -> Response {
-    let (mut canonical, options) = match read(body, false).and_then(|c| {
-        let o = options(&headers, c.extra.get("metadata"))?;
+    let (mut canonical, options) = match authenticate(&state, &headers).and_then(|key| {
+        let c = read(body, false)?;
+        let o = options(&headers, c.extra.get("metadata"), key)?;
         Ok((c, o))
     }) {
         Ok(c) => c,
@@ -86,11 +87,13 @@ pub async fn count_tokens(
     headers: HeaderMap,
     body: Result<RawBody, GatewayError>,
 ) -> Response {
-    let (canonical, options) =
-        match read(body, true).and_then(|c| Ok((c, options(&headers, None)?))) {
-            Ok(c) => c,
-            Err(e) => return e.into_anthropic_response(),
-        };
+    let (canonical, options) = match authenticate(&state, &headers).and_then(|key| {
+        let c = read(body, true)?;
+        Ok((c, options(&headers, None, key)?))
+    }) {
+        Ok(c) => c,
+        Err(e) => return e.into_anthropic_response(),
+    };
     match pipeline::count_tokens(&state, &options, canonical).await {
         Ok((attempts, n)) => json(&attempts, &serde_json::json!({ "input_tokens": n })),
         Err(f) => failure(f),

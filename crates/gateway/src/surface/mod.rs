@@ -21,6 +21,7 @@ use switchyard_providers::{ChatStream, ProviderError};
 
 use crate::app::AppState;
 use crate::error::GatewayError;
+use crate::keys::VirtualKey;
 use crate::routing::{Attempts, CallOptions};
 
 /// A request body read within the configured limit (413 beyond it).
@@ -43,7 +44,7 @@ impl FromRequest<Arc<AppState>> for RawBody {
 }
 
 /// Decodes a JSON body; a wrong field is a 400 naming it.
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
     decode_json(body).map_err(|e| {
         let param = (!e.path.is_empty()).then_some(e.path);
         GatewayError::BadRequest {
@@ -53,12 +54,23 @@ fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError
     })
 }
 
-/// The call options from the headers, with the body's `metadata` object.
+/// The auth stage, first on every call: the caller's key, or a 401.
+fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<VirtualKey>>, GatewayError> {
+    crate::auth::authenticate(state.auth, &state.keys, headers)
+}
+
+/// The call options from the headers, with the body's `metadata` object and the caller's key.
 fn options(
     headers: &HeaderMap,
     body_metadata: Option<&serde_json::Value>,
+    key: Option<Arc<VirtualKey>>,
 ) -> Result<CallOptions, GatewayError> {
-    Ok(CallOptions::from_headers(headers)?.with_body_metadata(body_metadata))
+    Ok(CallOptions::from_headers(headers)?
+        .with_body_metadata(body_metadata)
+        .with_key(key))
 }
 
 /// Adds the headers every answer carries once a call was attempted: the target that answered

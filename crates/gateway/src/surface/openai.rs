@@ -11,7 +11,7 @@ use switchyard_protocol::embeddings::EmbeddingRequest;
 use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
 
-use super::{Item, RawBody, decode, json, options};
+use super::{Item, RawBody, authenticate, decode, json, options};
 
 use crate::app::AppState;
 use crate::error::GatewayError;
@@ -25,13 +25,17 @@ fn failure((attempts, err): Failure) -> Response {
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: Result<RawBody, GatewayError>,
 ) -> Response {
-    let req: ChatRequest = match decode(&body) {
+    let key = match authenticate(&state, &headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let req: ChatRequest = match body.and_then(|RawBody(b)| decode(&b)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let options = match options(&headers, req.extra.get("metadata")) {
+    let options = match options(&headers, req.extra.get("metadata"), key) {
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
@@ -82,13 +86,17 @@ fn openai_answer(resp: &mut ChatResponse) {
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: Result<RawBody, GatewayError>,
 ) -> Response {
-    let req: EmbeddingRequest = match decode(&body) {
+    let key = match authenticate(&state, &headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let req: EmbeddingRequest = match body.and_then(|RawBody(b)| decode(&b)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let options = match options(&headers, None) {
+    let options = match options(&headers, None, key) {
         Ok(o) => o,
         Err(e) => return e.into_response(),
     };
@@ -98,19 +106,40 @@ pub async fn embeddings(
     }
 }
 
-pub async fn models(State(state): State<Arc<AppState>>) -> Response {
-    axum::Json(state.routes.registry().models()).into_response()
+/// The models the caller may use: all of them, or those its key's allow-list matches.
+pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let key = match authenticate(&state, &headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let all = state.routes.registry().models();
+    match key {
+        None => axum::Json(all).into_response(),
+        Some(k) => {
+            let mut mine = all.clone();
+            mine.data.retain(|m| k.allows(&m.id, None));
+            axum::Json(mine).into_response()
+        }
+    }
 }
 
-pub async fn model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match state
+pub async fn model(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let key = match authenticate(&state, &headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let listed = state
         .routes
         .registry()
         .models()
         .data
         .iter()
-        .find(|m| m.id == id)
-    {
+        .find(|m| m.id == id);
+    match listed.filter(|m| key.as_ref().is_none_or(|k| k.allows(&m.id, None))) {
         Some(m) => axum::Json(m).into_response(),
         None => GatewayError::ModelNotFound {
             message: format!("model `{id}` is not in the model list"),

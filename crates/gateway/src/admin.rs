@@ -1,0 +1,154 @@
+//! The admin API, under `/admin`, guarded by the admin token (`Authorization: Bearer <token>`).
+//! Without a configured token it is off: every route answers 403 and says how to turn it on.
+//!
+//! | route | |
+//! |---|---|
+//! | `POST /admin/keys` | create a key: `{"name", "expires_at"?, "allow"?, "metadata"?}` → 201 with the key, shown once |
+//! | `GET /admin/keys` | every key (revoked ones too), without secrets |
+//! | `GET /admin/keys/{id}` | one key |
+//! | `DELETE /admin/keys/{id}` | revoke it |
+//! | `POST /admin/keys/{id}/rotate` | a new secret for it → the key, shown once; the old one stops working |
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::keys::{KeyError, NewKey};
+use crate::surface::RawBody;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/admin/keys", post(create).get(list))
+        .route("/admin/keys/{id}", get(show).delete(revoke))
+        .route("/admin/keys/{id}/rotate", post(rotate))
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn guard(state: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> {
+    let Some(token) = &state.admin_token else {
+        return Err(GatewayError::Forbidden {
+            message: "the admin API is off: set SWITCHYARD_ADMIN_TOKEN (or admin.token in the configuration) to a long random token and restart".into(),
+        });
+    };
+    match crate::auth::presented(headers) {
+        Some(given) if same(given.as_bytes(), token.expose().as_bytes()) => Ok(()),
+        _ => Err(GatewayError::Unauthorized {
+            message: "the admin API needs the admin token as `Authorization: Bearer <token>`"
+                .into(),
+        }),
+    }
+}
+
+fn key_error(e: KeyError) -> GatewayError {
+    match e {
+        KeyError::Invalid(message) => GatewayError::bad_request(message, None),
+        KeyError::NotFound(id) => GatewayError::NotFound {
+            message: format!("no key with id `{id}`"),
+        },
+        KeyError::Store(e) => GatewayError::Internal {
+            message: e.to_string(),
+        },
+    }
+}
+
+fn answer(result: Result<Response, GatewayError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn create(State(state): State<Arc<AppState>>, headers: HeaderMap, body: RawBody) -> Response {
+    answer(
+        async {
+            guard(&state, &headers)?;
+            let new: NewKey = crate::surface::decode(&body.0)?;
+            let (key, record) = state.keys.create(new).await.map_err(key_error)?;
+            tracing::info!(key_id = %record.id, name = %record.name, "virtual key created");
+            let mut body = serde_json::to_value(&record).unwrap_or_default();
+            body["key"] = json!(key);
+            Ok((StatusCode::CREATED, Json(body)).into_response())
+        }
+        .await,
+    )
+}
+
+async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            guard(&state, &headers)?;
+            let keys = state.keys.list().await.map_err(key_error)?;
+            Ok(Json(json!({ "object": "list", "data": keys })).into_response())
+        }
+        .await,
+    )
+}
+
+async fn show(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    answer(
+        async {
+            guard(&state, &headers)?;
+            let key = state.keys.get(&id).await.map_err(key_error)?;
+            Ok(Json(key).into_response())
+        }
+        .await,
+    )
+}
+
+async fn revoke(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    answer(
+        async {
+            guard(&state, &headers)?;
+            let key = state.keys.revoke(&id).await.map_err(key_error)?;
+            tracing::info!(key_id = %key.id, "virtual key revoked");
+            Ok(Json(key).into_response())
+        }
+        .await,
+    )
+}
+
+async fn rotate(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    answer(
+        async {
+            guard(&state, &headers)?;
+            let (key, record) = state.keys.rotate(&id).await.map_err(key_error)?;
+            tracing::info!(key_id = %record.id, "virtual key rotated");
+            let mut body = serde_json::to_value(&record).unwrap_or_default();
+            body["key"] = json!(key);
+            Ok(Json(body).into_response())
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
+    }
+}

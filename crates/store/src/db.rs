@@ -1,0 +1,153 @@
+//! The database handle: connecting, the schema, and errors.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+/// Which engine is behind the handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {what}: {detail}")]
+    Open { what: String, detail: String },
+    #[error("database error: {0}")]
+    Query(String),
+    #[error("a stored record could not be read: {0}")]
+    Corrupt(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return Self::Conflict(db.message().to_owned());
+        }
+        Self::Query(e.to_string())
+    }
+}
+
+/// A pool of connections to the gateway's database, with the schema in place.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The schema, in statements both engines accept. Additive only: a new version appends.
+const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS virtual_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        hint TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        revoked_at BIGINT,
+        policy TEXT NOT NULL
+    )"];
+
+impl Db {
+    /// Opens (creating if needed) the SQLite file at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::connect(&url).await.map_err(|e| match e {
+            StoreError::Open { detail, .. } => StoreError::Open {
+                what: path.display().to_string(),
+                detail,
+            },
+            other => other,
+        })
+    }
+
+    /// Connects to `sqlite://…` or `postgres://…` and creates the schema.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let redacted = redact(url);
+        let open_err = |e: sqlx::Error| StoreError::Open {
+            what: redacted.clone(),
+            detail: e.to_string(),
+        };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Open {
+                what: redacted.clone(),
+                detail: "use a sqlite:// or postgres:// URL".to_owned(),
+            });
+        };
+        let options = AnyConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Another process (the `switchyard keys` command) may write at the
+                        // same time: wait for its lock instead of failing.
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        if backend == Backend::Sqlite {
+            pool.execute("PRAGMA journal_mode = WAL")
+                .await
+                .map_err(open_err)?;
+        }
+        for statement in SCHEMA {
+            pool.execute(*statement).await.map_err(open_err)?;
+        }
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// A connection URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("postgres://sy:s3cret@db:5432/sy"),
+            "postgres://sy:***@db:5432/sy"
+        );
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}
