@@ -3,29 +3,27 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{BIN, temp_dir};
-
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::{run_cli as run, temp_dir};
 
 #[test]
 fn help_explains_the_commands() {
     let (code, out, _) = run(&["--help"], &[]);
     assert_eq!(code, 0);
-    assert!(out.contains("serve") && out.contains("mock"));
+    assert!(out.contains("serve") && out.contains("mock") && out.contains("keys"));
+    let (code, out, _) = run(&["keys", "--help"], &[]);
+    assert_eq!(code, 0);
+    for word in [
+        "create",
+        "list",
+        "show",
+        "revoke",
+        "rotate",
+        "--url",
+        "--data-dir",
+        "SWITCHYARD_ADMIN_TOKEN",
+    ] {
+        assert!(out.contains(word), "{word} in {out}");
+    }
     let (_, out, _) = run(&["serve", "--help"], &[]);
     for flag in [
         "--config",

@@ -108,6 +108,59 @@ mod tests {
         assert_eq!(presented(&basic), None);
     }
 
+    async fn keys() -> Keys {
+        let dir = std::env::temp_dir().join(format!("switchyard-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.db", crate::request_id::new_v7()));
+        let db = switchyard_store::Db::open_sqlite(&path).await.unwrap();
+        Keys::load(switchyard_store::keys::KeyStore::new(db))
+            .await
+            .unwrap()
+    }
+
+    fn bearer(key: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+        );
+        h
+    }
+
+    #[tokio::test]
+    async fn each_mode_decides_who_gets_in() {
+        let keys = keys().await;
+        let none = HeaderMap::new();
+        // No keys yet: loopback is open, a public address is not, `auth.open` always is.
+        assert!(
+            authenticate(AuthMode::OnceKeysExist, &keys, &none)
+                .unwrap()
+                .is_none()
+        );
+        assert!(authenticate(AuthMode::Required, &keys, &none).is_err());
+        assert!(authenticate(AuthMode::Open, &keys, &bearer("sk-provider")).is_ok());
+
+        let (key, record) = keys
+            .create(crate::keys::NewKey {
+                name: "app".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for mode in [AuthMode::OnceKeysExist, AuthMode::Required, AuthMode::Open] {
+            let got = authenticate(mode, &keys, &bearer(&key)).unwrap().unwrap();
+            assert_eq!(got.id, record.id);
+            // A presented virtual key must be live, whatever the mode.
+            assert!(authenticate(mode, &keys, &bearer("sk-sy-unknown")).is_err());
+        }
+        assert!(authenticate(AuthMode::OnceKeysExist, &keys, &none).is_err());
+        assert!(
+            authenticate(AuthMode::Open, &keys, &none)
+                .unwrap()
+                .is_none()
+        );
+    }
+
     #[test]
     fn modes() {
         assert_eq!(AuthMode::new(true, false), AuthMode::Open);

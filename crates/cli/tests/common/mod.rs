@@ -106,10 +106,15 @@ pub fn mock() -> Proc {
 
 /// The gateway with `config` (TOML) and extra environment variables.
 pub fn gateway(config: &str, env: &[(&str, &str)]) -> Proc {
+    let data = temp_dir("gw").join("data");
+    gateway_on(config, env, &data)
+}
+
+/// The gateway with its data directory at `data` (to restart on the same database).
+pub fn gateway_on(config: &str, env: &[(&str, &str)], data: &std::path::Path) -> Proc {
     let dir = temp_dir("gw");
     let path = dir.join("switchyard.toml");
     std::fs::write(&path, config).unwrap();
-    let data = dir.join("data");
     spawn(
         &[
             "serve",
@@ -145,6 +150,23 @@ pub async fn model_ids(base: &str) -> Vec<String> {
         .iter()
         .map(|m| m["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// Runs the binary to completion with a clean environment plus `env`: (exit code, stdout,
+/// stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn client() -> reqwest::Client {

@@ -1,0 +1,286 @@
+//! Virtual keys end to end: the `switchyard keys` command, the admin API, authentication on both
+//! surfaces, allow-lists, key metadata, persistence across restarts, and no secret in any output.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Proc, client, gateway_on, run_cli, temp_dir};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "admin-token-0123456789abcdef";
+
+async fn chat(g: &Proc, key: Option<&str>, model: &str) -> reqwest::Response {
+    let mut req = client()
+        .post(format!("{}/v1/chat/completions", g.url))
+        .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    req.send().await.unwrap()
+}
+
+async fn messages(g: &Proc, key: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}/v1/messages", g.url))
+        .header("x-api-key", key)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "mock/echo", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn admin(g: &Proc, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = client()
+        .request(method, format!("{}/admin/keys{path}", g.url))
+        .bearer_auth(ADMIN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+fn keys_cli(data: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["keys"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", "--data-dir", data.to_str().unwrap()]);
+    let (code, out, err) = run_cli(&all, &[]);
+    assert_eq!(code, 0, "switchyard {all:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Polls until a call without a key is refused: the gateway picked up a key created by another
+/// process on the same database.
+async fn wait_until_closed(g: &Proc) {
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while chat(g, None, "mock/echo").await.status() == 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never saw the new key"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn keys_from_the_command_line_close_the_gateway_and_authenticate_callers() {
+    let data = temp_dir("keys").join("data");
+    let g = gateway_on("", &[], &data);
+    // First run on loopback: no keys, no key needed.
+    assert_eq!(chat(&g, None, "mock/echo").await.status(), 200);
+    assert_eq!(
+        chat(&g, Some("sk-anything"), "mock/echo").await.status(),
+        200
+    );
+
+    let created = keys_cli(
+        &data,
+        &[
+            "create",
+            "--name",
+            "search team",
+            "--allow",
+            "mock/echo*",
+            "--allow",
+            "mock-anthropic/*",
+            "--metadata",
+            "team=search",
+            "--expires-in",
+            "30d",
+        ],
+    );
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("sk-sy-") && key.len() == 46, "{key}");
+    assert_eq!(created["allow"][0], "mock/echo*");
+    assert_eq!(created["metadata"]["team"], "search");
+    assert!(created["expires_at"].as_i64().unwrap() > 0);
+    let id = created["id"].as_str().unwrap().to_owned();
+    wait_until_closed(&g).await;
+
+    // Without a key, or with a provider-style key: 401 in OpenAI's shape.
+    let resp = chat(&g, None, "mock/echo").await;
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("switchyard keys create")
+    );
+    assert_eq!(
+        chat(&g, Some("sk-anything"), "mock/echo").await.status(),
+        401
+    );
+    // A wrong virtual key: named by its hint only.
+    let wrong = format!("{}x", &key[..key.len() - 1]);
+    let resp = chat(&g, Some(&wrong), "mock/echo").await;
+    assert_eq!(resp.status(), 401);
+    let text = resp.text().await.unwrap();
+    assert!(!text.contains(&wrong[10..40]), "{text}");
+
+    // The key works on both surfaces (Bearer, x-api-key) within its allow-list.
+    assert_eq!(chat(&g, Some(&key), "mock/echo").await.status(), 200);
+    let resp = messages(&g, &key).await;
+    assert_eq!(resp.status(), 200);
+    let resp = chat(&g, Some(&key), "mock/stream-2").await;
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "model_not_allowed");
+    let resp = client()
+        .post(format!("{}/v1/messages", g.url))
+        .header("x-api-key", "sk-sy-nope")
+        .json(&json!({"model": "mock/echo", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "authentication_error");
+
+    // The model list shows what the key may use.
+    let models: Value = client()
+        .get(format!("{}/v1/models", g.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"mock/echo"), "{ids:?}");
+    assert!(!ids.contains(&"mock/stream-40"), "{ids:?}");
+
+    // list and show never print secrets; revoke closes the key for the running gateway.
+    let listed = keys_cli(&data, &["list"]);
+    let text = listed.to_string();
+    assert!(text.contains(&id) && !text.contains(&key), "{text}");
+    keys_cli(&data, &["revoke", &id]);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while chat(&g, Some(&key), "mock/echo").await.status() == 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the revocation never reached the gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let shown = keys_cli(&data, &["show", &id]);
+    assert!(shown["revoked_at"].as_i64().is_some());
+
+    // Nothing the gateway wrote contains the key.
+    assert!(!g.stderr_text().contains(&key));
+}
+
+#[tokio::test]
+async fn the_admin_api_manages_keys_that_survive_a_restart() {
+    let data = temp_dir("admin").join("data");
+    let config = r#"
+[routes.main]
+targets = ["mock/echo"]
+[[routes.main.when]]
+metadata = { tier = "free" }
+route = "mock/stream-2"
+"#;
+    let env = [("SWITCHYARD_ADMIN_TOKEN", ADMIN)];
+    let g = gateway_on(config, &env, &data);
+
+    // The token guards the API.
+    let resp = client()
+        .get(format!("{}/admin/keys", g.url))
+        .bearer_auth("not-the-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let (status, body) = admin(&g, reqwest::Method::POST, "", Some(json!({"name": ""}))).await;
+    assert_eq!(status, 400, "{body}");
+
+    let (status, created) = admin(
+        &g,
+        reqwest::Method::POST,
+        "",
+        Some(json!({"name": "free tier app", "metadata": {"tier": "free"}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    // At once: the first key closes the gateway, and the key works.
+    assert_eq!(chat(&g, None, "mock/echo").await.status(), 401);
+    // The key's metadata drives routing rules: `main` sends free-tier calls elsewhere.
+    let resp = chat(&g, Some(&key), "main").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-model"], "stream-2");
+
+    let (status, list) = admin(&g, reqwest::Method::GET, "", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains(&key));
+
+    // Rotation: the old secret stops at once, the new one works.
+    let (status, rotated) = admin(&g, reqwest::Method::POST, &format!("/{id}/rotate"), None).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_key = rotated["key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, key);
+    assert_eq!(chat(&g, Some(&key), "mock/echo").await.status(), 401);
+    assert_eq!(chat(&g, Some(&new_key), "mock/echo").await.status(), 200);
+    let (status, _) = admin(&g, reqwest::Method::GET, "/key_nope", None).await;
+    assert_eq!(status, 404);
+
+    // The key survives a restart on the same data directory.
+    drop(g);
+    let g = gateway_on(config, &env, &data);
+    assert_eq!(chat(&g, Some(&new_key), "mock/echo").await.status(), 200);
+    assert_eq!(chat(&g, None, "mock/echo").await.status(), 401);
+
+    // The CLI talks to the running gateway too.
+    let (code, out, err) = run_cli(
+        &["keys", "list", "--url", &g.url, "--json"],
+        &[("SWITCHYARD_ADMIN_TOKEN", ADMIN)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id));
+    let (code, _, err) = run_cli(&["keys", "list", "--url", &g.url], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("admin token"), "{err}");
+
+    // Revocation through the API is immediate.
+    let (status, revoked) = admin(&g, reqwest::Method::DELETE, &format!("/{id}"), None).await;
+    assert_eq!(status, 200);
+    assert!(revoked["revoked_at"].is_i64());
+    assert_eq!(chat(&g, Some(&new_key), "mock/echo").await.status(), 401);
+
+    // No secret in the gateway's output.
+    let log = g.stderr_text();
+    assert!(!log.contains(&new_key) && !log.contains(ADMIN), "{log}");
+}
+
+#[tokio::test]
+async fn without_a_token_the_admin_api_is_off() {
+    let data = temp_dir("noadmin").join("data");
+    let g = gateway_on("", &[], &data);
+    let resp = client()
+        .get(format!("{}/admin/keys", g.url))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SWITCHYARD_ADMIN_TOKEN")
+    );
+}
