@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use switchyard_gateway::keys::{KeyPolicy, Keys, NewKey};
+use switchyard_gateway::limits::Limits;
 use switchyard_gateway::{Config, Env};
 use switchyard_store::Db;
 use switchyard_store::keys::KeyStore;
@@ -56,6 +57,10 @@ enum KeysCommand {
         /// Lifetime: `30d`, `12h`, `90m`. Default: no expiry.
         #[arg(long, value_name = "DURATION")]
         expires_in: Option<String>,
+        /// A rate limit, `rpm=60`, `tpm=100000`, `rpd=…`, `tpd=…` for the key, or
+        /// `user:rpm=10` for each value of the `user` metadata tag; repeat for several.
+        #[arg(long = "limit", value_name = "[TAG:]METRIC=N")]
+        limits: Vec<String>,
     },
     /// List keys (revoked ones too), without secrets.
     List,
@@ -110,6 +115,7 @@ fn new_key(command: &KeysCommand) -> Result<Option<NewKey>, String> {
         allow,
         metadata,
         expires_in,
+        limits,
     } = command
     else {
         return Ok(None);
@@ -131,8 +137,42 @@ fn new_key(command: &KeysCommand) -> Result<Option<NewKey>, String> {
         policy: KeyPolicy {
             allow: allow.clone(),
             metadata: tags,
+            limits: parse_limits(limits)?,
         },
     }))
+}
+
+/// `rpm=60`, `user:tpm=1000` → limits.
+fn parse_limits(specs: &[String]) -> Result<Limits, String> {
+    let mut limits = Limits::default();
+    for spec in specs {
+        let bad = || {
+            format!(
+                "--limit `{spec}`: write METRIC=N or TAG:METRIC=N, with METRIC rpm, tpm, rpd or tpd (e.g. rpm=60, user:rpm=10)"
+            )
+        };
+        let (target, n) = spec.split_once('=').ok_or_else(bad)?;
+        let n: u64 = n.trim().parse().map_err(|_| bad())?;
+        let (set, metric) = match target.split_once(':') {
+            Some((tag, metric)) => (
+                limits
+                    .per_metadata
+                    .entry(tag.trim().to_owned())
+                    .or_default(),
+                metric,
+            ),
+            None => (&mut limits.key, target),
+        };
+        let slot = match metric.trim() {
+            "rpm" => &mut set.rpm,
+            "tpm" => &mut set.tpm,
+            "rpd" => &mut set.rpd,
+            "tpd" => &mut set.tpd,
+            _ => return Err(bad()),
+        };
+        *slot = Some(n);
+    }
+    Ok(limits)
 }
 
 async fn local(args: &KeysArgs) -> Result<Value, String> {
@@ -197,7 +237,12 @@ async fn remote(args: &KeysArgs, url: &str) -> Result<Value, String> {
     let request = match &args.command {
         KeysCommand::Create { .. } => {
             let new = new_key(&args.command)?.ok_or("internal: no key to create")?;
-            let mut body = json!({ "name": new.name, "allow": new.policy.allow, "metadata": new.policy.metadata });
+            let mut body = json!({
+                "name": new.name,
+                "allow": new.policy.allow,
+                "metadata": new.policy.metadata,
+                "limits": new.policy.limits,
+            });
             if let Some(t) = new.expires_at {
                 body["expires_at"] = json!(t);
             }
@@ -301,6 +346,16 @@ fn print(args: &KeysArgs, v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_from_flags() {
+        let l = parse_limits(&["rpm=60".into(), "user:tpm=1000".into(), "tpd=5".into()]).unwrap();
+        assert_eq!(l.key.rpm, Some(60));
+        assert_eq!(l.key.tpd, Some(5));
+        assert_eq!(l.per_metadata["user"].tpm, Some(1000));
+        assert!(parse_limits(&["rps=1".into()]).is_err());
+        assert!(parse_limits(&["rpm=many".into()]).is_err());
+    }
 
     #[test]
     fn durations() {

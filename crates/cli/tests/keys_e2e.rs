@@ -284,3 +284,101 @@ async fn without_a_token_the_admin_api_is_off() {
             .contains("SWITCHYARD_ADMIN_TOKEN")
     );
 }
+
+#[tokio::test]
+async fn rate_limits_are_exact_and_settle_on_real_usage() {
+    let data = temp_dir("limits").join("data");
+    let env = [("SWITCHYARD_ADMIN_TOKEN", ADMIN)];
+    let g = gateway_on("", &env, &data);
+    let create = |body: Value| {
+        let g = &g;
+        async move {
+            let (status, created) = admin(g, reqwest::Method::POST, "", Some(body)).await;
+            assert_eq!(status, 201, "{created}");
+            created["key"].as_str().unwrap().to_owned()
+        }
+    };
+
+    // Requests per minute: exactly 10 of 30 simultaneous calls pass.
+    let rpm = create(json!({"name": "rpm", "limits": {"rpm": 10}})).await;
+    let calls = (0..30).map(|_| chat(&g, Some(&rpm), "mock/echo"));
+    let statuses: Vec<u16> = futures_util::future::join_all(calls)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 20);
+    let resp = chat(&g, Some(&rpm), "mock/echo").await;
+    assert_eq!(resp.status(), 429);
+    let h = resp.headers().clone();
+    assert_eq!(h["x-ratelimit-limit-requests"], "10");
+    assert_eq!(h["x-ratelimit-remaining-requests"], "0");
+    assert!(h.contains_key("x-ratelimit-reset-requests"));
+    let after: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&after), "{after}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(body["error"]["type"], "requests");
+    // Anthropic's shape on the Messages surface.
+    let resp = messages(&g, &rpm).await;
+    assert_eq!(resp.status(), 429);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+
+    // Per metadata value: each user gets one call a minute.
+    let per_user =
+        create(json!({"name": "per-user", "limits": {"per_metadata": {"user": {"rpm": 1}}}})).await;
+    let as_user = |user: &'static str| {
+        client()
+            .post(format!("{}/v1/chat/completions", g.url))
+            .bearer_auth(&per_user)
+            .header("x-switchyard-metadata", format!("{{\"user\":\"{user}\"}}"))
+            .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    assert_eq!(as_user("ann").await.unwrap().status(), 200);
+    assert_eq!(as_user("ann").await.unwrap().status(), 429);
+    assert_eq!(as_user("bob").await.unwrap().status(), 200);
+
+    // Tokens per minute: a call reserves its estimate (prompt + max_tokens = ~210) and settles on
+    // its real usage (~15), so a second call fits in 300; without settlement it would not.
+    let tpm = create(json!({"name": "tpm", "limits": {"tpm": 300}})).await;
+    for stream in [false, true, false] {
+        let resp = client()
+            .post(format!("{}/v1/chat/completions", g.url))
+            .bearer_auth(&tpm)
+            .json(
+                &json!({"model": "mock/echo", "max_tokens": 200, "stream": stream,
+                "messages": [{"role": "user", "content": "hello there"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "stream={stream}");
+        assert!(resp.headers().contains_key("x-ratelimit-remaining-tokens"));
+        // Read the stream to its end: its usage chunk settles the reservation.
+        resp.text().await.unwrap();
+    }
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", g.url))
+        .bearer_auth(&tpm)
+        .json(&json!({"model": "mock/echo", "max_tokens": 5000,
+            "messages": [{"role": "user", "content": "hello"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "tokens");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the limit")
+    );
+}

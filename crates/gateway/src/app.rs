@@ -24,6 +24,7 @@ use switchyard_providers::Secret;
 
 use crate::auth::AuthMode;
 use crate::keys::Keys;
+use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::routing::Routes;
 use crate::surface::{anthropic, openai};
@@ -32,6 +33,7 @@ pub struct AppState {
     pub routes: Routes,
     pub metrics: Metrics,
     pub keys: Arc<Keys>,
+    pub limiter: Arc<Limiter>,
     pub auth: AuthMode,
     pub admin_token: Option<Secret>,
     pub max_body_bytes: usize,

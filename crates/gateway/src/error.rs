@@ -19,6 +19,9 @@ pub enum GatewayError {
     /// The key may not do this (403).
     #[error("{message}")]
     Forbidden { message: String },
+    /// A virtual key's rate limit (429).
+    #[error("{}", .0.message)]
+    RateLimited(Box<crate::limits::Refusal>),
     #[error("the request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{message}")]
@@ -55,6 +58,7 @@ impl GatewayError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::ModelNotFound { .. } | Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -97,6 +101,9 @@ impl GatewayError {
                 None,
                 Some("invalid_api_key"),
             ),
+            Self::RateLimited(r) => {
+                ErrorBody::new(r.message.clone(), r.kind, None, Some("rate_limit_exceeded"))
+            }
             Self::Forbidden { message } => ErrorBody::new(
                 message.clone(),
                 "invalid_request_error",
@@ -219,6 +226,12 @@ impl IntoResponse for GatewayError {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let Self::RateLimited(r) = &self {
+            let secs = r.retry_after_ms.div_ceil(1000);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            crate::limits::headers(resp.headers_mut(), &r.state);
+        }
         // The middleware that logs requests reads the class from here.
         resp.extensions_mut().insert(ErrorKind(self.kind()));
         resp
@@ -249,6 +262,7 @@ impl GatewayError {
             Self::BadRequest { .. } => "bad_request",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unauthorized { .. } => "unauthorized",
+            Self::RateLimited(_) => "rate_limited",
             Self::Forbidden { .. } => "forbidden",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::NotFound { .. } => "not_found",

@@ -17,6 +17,8 @@ use sha2::{Digest, Sha256};
 use switchyard_store::keys::{KeyRow, KeyStore};
 use switchyard_store::{Millis, StoreError};
 
+use crate::limits::Limits;
+
 /// Every virtual key starts with this.
 pub const PREFIX: &str = "sk-sy-";
 const SECRET_LEN: usize = 40;
@@ -35,6 +37,9 @@ pub struct KeyPolicy {
     /// over the caller's own metadata.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// Requests and tokens per minute and per day, for the key and per metadata value.
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
 }
 
 /// A key as the gateway and its admin API see it: everything but the secret and its hash.
@@ -395,7 +400,7 @@ mod tests {
             revoked_at: None,
             policy: KeyPolicy {
                 allow: vec!["mock/*".into(), "smart".into()],
-                metadata: BTreeMap::new(),
+                ..KeyPolicy::default()
             },
         };
         assert!(key.allows("smart", None));

@@ -21,6 +21,8 @@
 //! Later stages (auth, firewall, limits, cache, logging) slot in between 2 and 4 and as taps on
 //! the stream, as `shared/DESIGN.md` draws them.
 
+use std::sync::Arc;
+
 use futures_util::{StreamExt, stream};
 use switchyard_protocol::anthropic::upstream::{REASONING_SIGNATURE, REDACTED_REASONING};
 use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, Content};
@@ -29,6 +31,7 @@ use switchyard_providers::{ChatStream, ProviderError};
 
 use crate::app::AppState;
 use crate::error::GatewayError;
+use crate::limits::{Limiter, RateState, Reservation};
 use crate::routing::strategy::DEFAULT_OUTPUT_TOKENS;
 use crate::routing::{self, Attempts, CallOptions, Needs, Plan, RouteTarget};
 use switchyard_providers::catalog::Features;
@@ -133,6 +136,80 @@ fn prepare(req: &ChatRequest, target: &RouteTarget) -> Result<ChatRequest, Provi
     serde_json::from_value(value).map_err(bad)
 }
 
+/// Stage 3c: the caller's rate limits. Takes a request and an estimate of `tokens` from the
+/// key's counters, or refuses the call (429).
+fn limit(
+    state: &AppState,
+    options: &CallOptions,
+    tokens: u64,
+) -> Result<Option<Meter>, GatewayError> {
+    let Some(key) = &options.key else {
+        return Ok(None);
+    };
+    if key.policy.limits.is_empty() {
+        return Ok(None);
+    }
+    let reservation = state
+        .limiter
+        .acquire(
+            &key.id,
+            &key.name,
+            &key.policy.limits,
+            |tag| options.metadata_text(tag),
+            tokens,
+        )
+        .map_err(|r| GatewayError::RateLimited(Box::new(r)))?;
+    Ok(Some(Meter {
+        limiter: state.limiter.clone(),
+        reservation,
+        used: None,
+    }))
+}
+
+/// A rate-limit reservation waiting for the call's real token count; settles when dropped
+/// (with the estimate if no usage was seen).
+struct Meter {
+    limiter: Arc<Limiter>,
+    reservation: Reservation,
+    used: Option<u64>,
+}
+
+impl Meter {
+    fn rate(&self) -> RateState {
+        self.reservation.state
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        if let Some(used) = self.used {
+            self.limiter.settle(&self.reservation, used);
+        }
+    }
+}
+
+/// Settles the meter on the call's outcome (its usage, or nothing used if it failed) and puts
+/// the counters' state on the answer for the `x-ratelimit-*` headers.
+fn metered<T>(
+    meter: Option<Meter>,
+    result: &mut Result<(Attempts, T), Failure>,
+    usage: impl Fn(&T) -> Option<u64>,
+) {
+    let Some(mut meter) = meter else {
+        return;
+    };
+    match result {
+        Ok((attempts, value)) => {
+            meter.used = usage(value);
+            attempts.rate = meter.rate();
+        }
+        Err((attempts, _)) => {
+            meter.used = Some(0);
+            attempts.rate = meter.rate();
+        }
+    }
+}
+
 /// A whole answer.
 pub async fn chat(
     state: &AppState,
@@ -141,11 +218,16 @@ pub async fn chat(
 ) -> Result<(Attempts, ChatResponse), Failure> {
     validate(&req).map_err(early)?;
     let plan = plan(state, options, &req).map_err(early)?;
-    routing::run(&plan, &state.metrics, |target| {
+    let meter = limit(state, options, needs(&req).tokens()).map_err(early)?;
+    let mut result = routing::run(&plan, &state.metrics, |target| {
         let req = prepare(&req, target);
         async move { target.target.provider.chat(req?).await }
     })
-    .await
+    .await;
+    metered(meter, &mut result, |r| {
+        r.usage.as_ref().map(|u| u.total_tokens)
+    });
+    result
 }
 
 /// A streamed answer: returns once a target's first chunk arrived, so that a failure before
@@ -160,15 +242,41 @@ pub async fn chat_stream(
         include_usage: req.wants_stream_usage(),
     };
     let plan = plan(state, options, &req).map_err(early)?;
-    let (attempts, stream) = routing::run(&plan, &state.metrics, |target| {
+    let meter = limit(state, options, needs(&req).tokens()).map_err(early)?;
+    let result = routing::run(&plan, &state.metrics, |target| {
         let req = prepare(&req, target);
         async move {
             let upstream = target.target.provider.chat_stream(req?).await?;
             first_chunk(upstream, target.target.provider_name()).await
         }
     })
-    .await?;
-    Ok((attempts, stream, shape))
+    .await;
+    let Some(mut meter) = meter else {
+        let (attempts, stream) = result?;
+        return Ok((attempts, stream, shape));
+    };
+    match result {
+        Ok((mut attempts, stream)) => {
+            attempts.rate = meter.rate();
+            // The stream's usage chunk settles the reservation when the stream ends.
+            let stream = stream.inspect(move |item| {
+                // The whole meter moves into the closure (not just the field), so that it is
+                // dropped, and settles, with the stream.
+                let meter = &mut meter;
+                if let Ok(chunk) = item
+                    && let Some(u) = &chunk.usage
+                {
+                    meter.used = Some(u.total_tokens);
+                }
+            });
+            Ok((attempts, Box::pin(stream), shape))
+        }
+        Err((mut attempts, e)) => {
+            meter.used = Some(0);
+            attempts.rate = meter.rate();
+            Err((attempts, e))
+        }
+    }
 }
 
 /// Waits for the stream's first chunk and gives back the whole stream, or the failure that came
@@ -225,12 +333,22 @@ pub async fn embed(
         .plan(&req.model, options, &Needs::default())
         .map_err(early)?;
     authorize(options, &req.model, &plan).map_err(early)?;
-    routing::run(&plan, &state.metrics, |target| {
+    let chars: usize = req
+        .input
+        .texts()
+        .map(|t| t.iter().map(|s| s.len()).sum())
+        .unwrap_or(0);
+    let meter = limit(state, options, (chars as u64).div_ceil(4)).map_err(early)?;
+    let mut result = routing::run(&plan, &state.metrics, |target| {
         let mut req = req.clone();
         req.model.clone_from(&target.target.model);
         target.target.provider.embed(req)
     })
-    .await
+    .await;
+    metered(meter, &mut result, |r| {
+        r.usage.as_ref().map(|u| u.total_tokens)
+    });
+    result
 }
 
 /// What the caller asked of the stream's shape.

@@ -17,6 +17,7 @@ use switchyard_store::keys::KeyStore;
 
 use crate::auth::AuthMode;
 use crate::keys::Keys;
+use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routing::{HealthTable, Routes};
@@ -93,6 +94,7 @@ impl Gateway {
             routes,
             metrics: Metrics::new(health),
             keys,
+            limiter: Arc::new(Limiter::new(crate::limits::system_clock())),
             auth,
             admin_token: config.admin_token.clone(),
             max_body_bytes: config.max_body_bytes,

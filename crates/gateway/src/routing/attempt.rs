@@ -21,6 +21,7 @@ use switchyard_providers::ProviderError;
 use super::health::{Permit, Refused};
 use super::{Plan, RouteTarget};
 use crate::error::{GatewayError, upstream_message};
+use crate::limits::RateState;
 use crate::metrics::Metrics;
 use crate::registry::Target;
 
@@ -33,6 +34,8 @@ pub struct Attempts {
     /// Attempts started (hedges included).
     pub count: u32,
     pub hedged: bool,
+    /// The caller's rate-limit counters after this call, for the `x-ratelimit-*` headers.
+    pub rate: RateState,
 }
 
 /// Runs `call` against the plan's targets until one answers.

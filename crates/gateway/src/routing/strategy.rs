@@ -19,6 +19,13 @@ pub struct Needs {
     pub output_tokens: u64,
 }
 
+impl Needs {
+    /// Input and output tokens together: what a token rate limit reserves.
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
 /// Output tokens a cost estimate assumes when the request sets no limit.
 pub const DEFAULT_OUTPUT_TOKENS: u64 = 256;
 

@@ -95,6 +95,7 @@ fn served(headers: &mut HeaderMap, attempts: &Attempts) {
     if attempts.hedged {
         headers.insert("x-switchyard-hedged", HeaderValue::from_static("true"));
     }
+    crate::limits::headers(headers, &attempts.rate);
 }
 
 /// The error answer of a call that was planned: the caller-shaped body (`anthropic` picks

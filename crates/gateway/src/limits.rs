@@ -1,0 +1,465 @@
+//! Rate limits per virtual key: requests and tokens per minute and per day, for the key as a
+//! whole and per value of a metadata tag (each `user` within a key, say).
+//!
+//! Counters are fixed windows (the current minute, the current UTC day), kept in process. A
+//! call is checked against every counter that applies and takes from all of them or none, under
+//! one lock: with a limit of N, exactly N of any number of simultaneous calls pass. Token limits
+//! reserve an estimate before the call (prompt size and `max_tokens`) and settle on the real
+//! usage after it, streams included, in the window the reservation was taken from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// One set of limits. Absent means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSet {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpd: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpd: Option<u64>,
+}
+
+impl LimitSet {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// A key's limits: for the key, and for each value of the named metadata tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(flatten)]
+    pub key: LimitSet,
+    /// `{"user": {"rpm": 10}}`: each distinct `user` tag gets its own 10 requests a minute.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_metadata: BTreeMap<String, LimitSet>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        self.key.is_empty() && self.per_metadata.values().all(LimitSet::is_empty)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Metric {
+    Requests,
+    Tokens,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Period {
+    Minute,
+    Day,
+}
+
+impl Period {
+    fn millis(self) -> u64 {
+        match self {
+            Self::Minute => 60_000,
+            Self::Day => 86_400_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CounterId {
+    scope: String,
+    metric: Metric,
+    period: Period,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    window: u64,
+    used: u64,
+}
+
+/// Milliseconds since the Unix epoch; tests substitute their own.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    })
+}
+
+pub struct Limiter {
+    counters: Mutex<HashMap<CounterId, Counter>>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter").finish_non_exhaustive()
+    }
+}
+
+/// The state of the tightest counters, for OpenAI's `x-ratelimit-*` headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateState {
+    pub requests: Option<Remaining>,
+    pub tokens: Option<Remaining>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remaining {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Milliseconds until the window resets.
+    pub reset_ms: u64,
+}
+
+/// Tokens taken from counters, to settle on the real usage.
+#[derive(Debug, Default)]
+pub struct Reservation {
+    tokens: Vec<(CounterId, u64)>,
+    estimate: u64,
+    pub state: RateState,
+}
+
+/// A call refused by a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub message: String,
+    pub retry_after_ms: u64,
+    pub state: RateState,
+    /// `requests` or `tokens`: OpenAI's error type for rate limits.
+    pub kind: &'static str,
+}
+
+struct Check {
+    id: CounterId,
+    limit: u64,
+    amount: u64,
+    label: String,
+}
+
+impl Limiter {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            counters: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    /// Takes one request and `tokens` (an estimate) from every counter `limits` sets for this
+    /// call, or refuses it. `key` names the key in messages; `scope` identifies it; `metadata`
+    /// gives the call's tag values.
+    pub fn acquire(
+        &self,
+        scope: &str,
+        key: &str,
+        limits: &Limits,
+        metadata: impl Fn(&str) -> Option<String>,
+        tokens: u64,
+    ) -> Result<Reservation, Refusal> {
+        let mut checks = Vec::new();
+        push_checks(
+            &mut checks,
+            scope.to_owned(),
+            format!("key `{key}`"),
+            &limits.key,
+            tokens,
+        );
+        for (tag, set) in &limits.per_metadata {
+            let value = metadata(tag).unwrap_or_default();
+            push_checks(
+                &mut checks,
+                format!("{scope}\u{0}{tag}={value}"),
+                format!("key `{key}`, {tag} `{value}`"),
+                set,
+                tokens,
+            );
+        }
+        if checks.is_empty() {
+            return Ok(Reservation::default());
+        }
+        let now = (self.clock)();
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        if counters.len() > 100_000 {
+            // Forget windows that have passed.
+            counters.retain(|id, c| c.window == now / id.period.millis());
+        }
+        let mut state = RateState::default();
+        let mut refusal: Option<Refusal> = None;
+        for c in &checks {
+            let window = now / c.id.period.millis();
+            let used = counters
+                .get(&c.id)
+                .filter(|k| k.window == window)
+                .map_or(0, |k| k.used);
+            let reset_ms = (window + 1) * c.id.period.millis() - now;
+            let remaining = Remaining {
+                limit: c.limit,
+                remaining: c.limit.saturating_sub(used + c.amount),
+                reset_ms,
+            };
+            let slot = match c.id.metric {
+                Metric::Requests => &mut state.requests,
+                Metric::Tokens => &mut state.tokens,
+            };
+            if slot.is_none_or(|s| remaining.remaining < s.remaining) {
+                *slot = Some(remaining);
+            }
+            if used + c.amount > c.limit && refusal.is_none() {
+                let what = match (c.id.metric, c.id.period) {
+                    (Metric::Requests, Period::Minute) => "requests per min (RPM)",
+                    (Metric::Requests, Period::Day) => "requests per day (RPD)",
+                    (Metric::Tokens, Period::Minute) => "tokens per min (TPM)",
+                    (Metric::Tokens, Period::Day) => "tokens per day (TPD)",
+                };
+                let hint = if c.amount > c.limit {
+                    " This request alone is larger than the limit; send less or ask for a higher limit.".to_owned()
+                } else {
+                    format!(" Please try again in {}.", human(reset_ms))
+                };
+                refusal = Some(Refusal {
+                    message: format!(
+                        "Rate limit reached for {} on {what}: Limit {}, Used {used}, Requested {}.{hint}",
+                        c.label, c.limit, c.amount
+                    ),
+                    retry_after_ms: reset_ms,
+                    state: RateState::default(),
+                    kind: match c.id.metric {
+                        Metric::Requests => "requests",
+                        Metric::Tokens => "tokens",
+                    },
+                });
+            }
+        }
+        if let Some(mut r) = refusal {
+            r.state = state;
+            return Err(r);
+        }
+        let mut reservation = Reservation {
+            tokens: Vec::new(),
+            estimate: tokens,
+            state,
+        };
+        for c in checks {
+            let window = now / c.id.period.millis();
+            let counter = counters
+                .entry(c.id.clone())
+                .or_insert(Counter { window, used: 0 });
+            if counter.window != window {
+                *counter = Counter { window, used: 0 };
+            }
+            counter.used += c.amount;
+            if c.id.metric == Metric::Tokens {
+                reservation.tokens.push((c.id, window));
+            }
+        }
+        Ok(reservation)
+    }
+
+    /// Replaces a reservation's token estimate with the tokens the call really used.
+    pub fn settle(&self, reservation: &Reservation, actual: u64) {
+        if reservation.tokens.is_empty() || actual == reservation.estimate {
+            return;
+        }
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, window) in &reservation.tokens {
+            if let Some(c) = counters.get_mut(id)
+                && c.window == *window
+            {
+                c.used = (c.used + actual).saturating_sub(reservation.estimate);
+            }
+        }
+    }
+}
+
+fn push_checks(checks: &mut Vec<Check>, scope: String, label: String, set: &LimitSet, tokens: u64) {
+    let entries = [
+        (set.rpm, Metric::Requests, Period::Minute, 1),
+        (set.rpd, Metric::Requests, Period::Day, 1),
+        (set.tpm, Metric::Tokens, Period::Minute, tokens),
+        (set.tpd, Metric::Tokens, Period::Day, tokens),
+    ];
+    for (limit, metric, period, amount) in entries {
+        if let Some(limit) = limit {
+            checks.push(Check {
+                id: CounterId {
+                    scope: scope.clone(),
+                    metric,
+                    period,
+                },
+                limit,
+                amount,
+                label: label.clone(),
+            });
+        }
+    }
+}
+
+/// OpenAI's rate-limit headers: `x-ratelimit-limit-requests`, `-remaining-requests`,
+/// `-reset-requests`, and the same for tokens.
+pub fn headers(h: &mut axum::http::HeaderMap, state: &RateState) {
+    use axum::http::HeaderValue;
+    for (what, r) in [("requests", state.requests), ("tokens", state.tokens)] {
+        let Some(r) = r else { continue };
+        let pairs = [
+            ("x-ratelimit-limit-", r.limit.to_string()),
+            ("x-ratelimit-remaining-", r.remaining.to_string()),
+            ("x-ratelimit-reset-", human(r.reset_ms)),
+        ];
+        for (prefix, value) in pairs {
+            if let (Ok(name), Ok(value)) = (
+                axum::http::HeaderName::try_from(format!("{prefix}{what}")),
+                HeaderValue::from_str(&value),
+            ) {
+                h.insert(name, value);
+            }
+        }
+    }
+}
+
+/// OpenAI's duration format for reset headers and messages: `6m0s`, `1.5s`, `20ms`.
+pub fn human(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = ms as f64 / 1000.0;
+    if secs < 60.0 {
+        let s = format!("{secs:.3}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        return format!("{s}s");
+    }
+    let total = ms / 1000;
+    let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else {
+        format!("{m}m{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    fn clock(start: u64) -> (Clock, Arc<AtomicU64>) {
+        let t = Arc::new(AtomicU64::new(start));
+        let c = t.clone();
+        (Arc::new(move || c.load(Ordering::SeqCst)), t)
+    }
+
+    fn limits(rpm: Option<u64>, tpm: Option<u64>) -> Limits {
+        Limits {
+            key: LimitSet {
+                rpm,
+                tpm,
+                ..LimitSet::default()
+            },
+            per_metadata: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn requests_per_minute_reset_with_the_window() {
+        let (clock, t) = clock(60_000 * 1000 + 500);
+        let l = Limiter::new(clock);
+        let lim = limits(Some(2), None);
+        assert!(l.acquire("k", "app", &lim, |_| None, 0).is_ok());
+        let r = l.acquire("k", "app", &lim, |_| None, 0).unwrap();
+        assert_eq!(r.state.requests.unwrap().remaining, 0);
+        let refused = l.acquire("k", "app", &lim, |_| None, 0).unwrap_err();
+        assert_eq!(refused.kind, "requests");
+        assert_eq!(refused.retry_after_ms, 59_500);
+        assert!(
+            refused.message.contains("Limit 2, Used 2, Requested 1"),
+            "{}",
+            refused.message
+        );
+        assert!(refused.message.contains("59.5s"), "{}", refused.message);
+        t.fetch_add(59_500, Ordering::SeqCst);
+        assert!(l.acquire("k", "app", &lim, |_| None, 0).is_ok());
+    }
+
+    #[test]
+    fn token_reservations_settle_on_real_usage() {
+        let (clock, _) = clock(0);
+        let l = Limiter::new(clock);
+        let lim = limits(None, Some(1000));
+        let r = l.acquire("k", "app", &lim, |_| None, 600).unwrap();
+        // 600 reserved: another 600 does not fit…
+        assert!(l.acquire("k", "app", &lim, |_| None, 600).is_err());
+        // …until the first call turns out to have used 100.
+        l.settle(&r, 100);
+        let r2 = l.acquire("k", "app", &lim, |_| None, 600).unwrap();
+        assert_eq!(r2.state.tokens.unwrap().remaining, 300);
+        let too_big = l.acquire("k", "app", &lim, |_| None, 5000).unwrap_err();
+        assert!(too_big.message.contains("larger than the limit"));
+    }
+
+    #[test]
+    fn per_metadata_limits_count_each_value_apart_and_all_or_nothing() {
+        let (clock, _) = clock(0);
+        let l = Limiter::new(clock);
+        let mut lim = limits(Some(3), None);
+        lim.per_metadata.insert(
+            "user".into(),
+            LimitSet {
+                rpm: Some(1),
+                ..LimitSet::default()
+            },
+        );
+        let user = |u: &'static str| move |tag: &str| (tag == "user").then(|| u.to_owned());
+        assert!(l.acquire("k", "app", &lim, user("ann"), 0).is_ok());
+        let e = l.acquire("k", "app", &lim, user("ann"), 0).unwrap_err();
+        assert!(e.message.contains("user `ann`"), "{}", e.message);
+        assert!(l.acquire("k", "app", &lim, user("bob"), 0).is_ok());
+        // The refused call took nothing from the key's counter: one slot is left.
+        assert!(l.acquire("k", "app", &lim, user("cat"), 0).is_ok());
+        let e = l.acquire("k", "app", &lim, user("dan"), 0).unwrap_err();
+        assert!(e.message.contains("key `app` on requests"), "{}", e.message);
+    }
+
+    #[test]
+    fn exact_under_concurrency() {
+        let (clock, _) = clock(0);
+        let l = Arc::new(Limiter::new(clock));
+        let lim = limits(Some(50), None);
+        let passed = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (l, lim, passed) = (l.clone(), lim.clone(), passed.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..40 {
+                        if l.acquire("k", "app", &lim, |_| None, 0).is_ok() {
+                            passed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // 320 simultaneous attempts in one window: exactly 50 pass.
+        assert_eq!(passed.load(Ordering::SeqCst), 50);
+    }
+
+    #[test]
+    fn durations_read_like_openais() {
+        assert_eq!(human(20), "20ms");
+        assert_eq!(human(1500), "1.5s");
+        assert_eq!(human(59_500), "59.5s");
+        assert_eq!(human(360_000), "6m0s");
+        assert_eq!(human(3_661_000), "1h1m1s");
+    }
+}
