@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+use switchyard_gateway::budgets::Budgets;
 use switchyard_gateway::keys::{KeyPolicy, Keys, NewKey};
 use switchyard_gateway::limits::Limits;
 use switchyard_gateway::{Config, Env};
@@ -61,6 +62,13 @@ enum KeysCommand {
         /// `user:rpm=10` for each value of the `user` metadata tag; repeat for several.
         #[arg(long = "limit", value_name = "[TAG:]METRIC=N")]
         limits: Vec<String>,
+        /// A spend limit in US dollars: `daily=5`, `monthly=100`, `total=500`; `alert=0.8` sets
+        /// the share at which the webhook is told. Repeat for several.
+        #[arg(long = "budget", value_name = "PERIOD=USD")]
+        budgets: Vec<String>,
+        /// URL that receives a JSON POST when a budget's alert share is crossed or it runs out.
+        #[arg(long, value_name = "URL")]
+        budget_webhook: Option<String>,
     },
     /// List keys (revoked ones too), without secrets.
     List,
@@ -116,6 +124,8 @@ fn new_key(command: &KeysCommand) -> Result<Option<NewKey>, String> {
         metadata,
         expires_in,
         limits,
+        budgets,
+        budget_webhook,
     } = command
     else {
         return Ok(None);
@@ -138,8 +148,36 @@ fn new_key(command: &KeysCommand) -> Result<Option<NewKey>, String> {
             allow: allow.clone(),
             metadata: tags,
             limits: parse_limits(limits)?,
+            budgets: parse_budgets(budgets, budget_webhook.clone())?,
         },
     }))
+}
+
+/// `daily=5`, `alert=0.8` → budgets.
+fn parse_budgets(specs: &[String], webhook: Option<String>) -> Result<Budgets, String> {
+    let mut b = Budgets {
+        webhook,
+        ..Budgets::default()
+    };
+    for spec in specs {
+        let bad = || {
+            format!(
+                "--budget `{spec}`: write daily=USD, monthly=USD, total=USD or alert=SHARE (e.g. daily=5)"
+            )
+        };
+        let (period, v) = spec.split_once('=').ok_or_else(bad)?;
+        let v: f64 = v.trim().parse().map_err(|_| bad())?;
+        let slot = match period.trim() {
+            "daily" => &mut b.daily_usd,
+            "monthly" => &mut b.monthly_usd,
+            "total" => &mut b.total_usd,
+            "alert" => &mut b.alert_at,
+            _ => return Err(bad()),
+        };
+        *slot = Some(v);
+    }
+    b.validate()?;
+    Ok(b)
 }
 
 /// `rpm=60`, `user:tpm=1000` → limits.
@@ -242,6 +280,7 @@ async fn remote(args: &KeysArgs, url: &str) -> Result<Value, String> {
                 "allow": new.policy.allow,
                 "metadata": new.policy.metadata,
                 "limits": new.policy.limits,
+                "budgets": new.policy.budgets,
             });
             if let Some(t) = new.expires_at {
                 body["expires_at"] = json!(t);
@@ -355,6 +394,21 @@ mod tests {
         assert_eq!(l.per_metadata["user"].tpm, Some(1000));
         assert!(parse_limits(&["rps=1".into()]).is_err());
         assert!(parse_limits(&["rpm=many".into()]).is_err());
+    }
+
+    #[test]
+    fn budgets_from_flags() {
+        let b = parse_budgets(
+            &["daily=5".into(), "total=100".into(), "alert=0.5".into()],
+            Some("http://127.0.0.1:9/hook".into()),
+        )
+        .unwrap();
+        assert_eq!(
+            (b.daily_usd, b.total_usd, b.alert_at),
+            (Some(5.0), Some(100.0), Some(0.5))
+        );
+        assert!(parse_budgets(&["weekly=5".into()], None).is_err());
+        assert!(parse_budgets(&["daily=-1".into()], None).is_err());
     }
 
     #[test]

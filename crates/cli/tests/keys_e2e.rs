@@ -382,3 +382,123 @@ async fn rate_limits_are_exact_and_settle_on_real_usage() {
             .contains("larger than the limit")
     );
 }
+
+/// A loopback HTTP server that records the bodies POSTed to it.
+async fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let got = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                break;
+            };
+            let got = got.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            if let Ok(v) = serde_json::from_str(&body[..len]) {
+                                got.lock().unwrap().push(v);
+                            }
+                            let _ = sock
+                                .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                                .await;
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_spent_budget_stops_the_key_and_tells_the_webhook() {
+    let data = temp_dir("budget").join("data");
+    // A price that makes every call cost dollars: $0.10 per input and output token.
+    let config = r#"
+[catalog."mock/echo"]
+input_per_mtok = 100000.0
+output_per_mtok = 100000.0
+"#;
+    let env = [("SWITCHYARD_ADMIN_TOKEN", ADMIN)];
+    let g = gateway_on(config, &env, &data);
+    let (hook, seen) = webhook_receiver().await;
+    let (status, created) = admin(
+        &g,
+        reqwest::Method::POST,
+        "",
+        Some(json!({"name": "capped", "budgets": {"total_usd": 5.0, "alert_at": 0.5, "webhook": hook}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+
+    // Each call costs about $1–2 (mock usage for "hi" at $0.10 a token): a handful pass, then
+    // the key is refused with OpenAI's insufficient_quota.
+    let mut passed = 0;
+    let refused = loop {
+        let resp = chat(&g, Some(&key), "mock/echo").await;
+        if resp.status() != 200 {
+            break resp;
+        }
+        passed += 1;
+        assert!(passed < 20, "the budget never stopped the key");
+    };
+    assert!(passed >= 2, "{passed}");
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["x-should-retry"], "false");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_quota");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("total budget of $5.00"),
+        "{body}"
+    );
+
+    // The webhook heard about the alert share and the exhaustion, once each.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "webhook got {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|v| v["event"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(events, ["budget.alert", "budget.exhausted"]);
+    assert_eq!(seen.lock().unwrap()[1]["budget"], "total");
+
+    // Spend survives a restart: the key stays stopped.
+    drop(g);
+    let g = gateway_on(config, &env, &data);
+    assert_eq!(chat(&g, Some(&key), "mock/echo").await.status(), 429);
+}

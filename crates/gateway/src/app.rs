@@ -23,6 +23,7 @@ use crate::error::{ErrorKind, GatewayError};
 use switchyard_providers::Secret;
 
 use crate::auth::AuthMode;
+use crate::budgets::Spend;
 use crate::keys::Keys;
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub keys: Arc<Keys>,
     pub limiter: Arc<Limiter>,
+    pub spend: Arc<Spend>,
     pub auth: AuthMode,
     pub admin_token: Option<Secret>,
     pub max_body_bytes: usize,

@@ -19,6 +19,9 @@ pub enum GatewayError {
     /// The key may not do this (403).
     #[error("{message}")]
     Forbidden { message: String },
+    /// A virtual key's budget is spent (429, OpenAI's `insufficient_quota`).
+    #[error("{message}")]
+    QuotaExceeded { message: String },
     /// A virtual key's rate limit (429).
     #[error("{}", .0.message)]
     RateLimited(Box<crate::limits::Refusal>),
@@ -58,7 +61,7 @@ impl GatewayError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::ModelNotFound { .. } | Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -100,6 +103,12 @@ impl GatewayError {
                 "invalid_request_error",
                 None,
                 Some("invalid_api_key"),
+            ),
+            Self::QuotaExceeded { message } => ErrorBody::new(
+                message.clone(),
+                "insufficient_quota",
+                None,
+                Some("insufficient_quota"),
             ),
             Self::RateLimited(r) => {
                 ErrorBody::new(r.message.clone(), r.kind, None, Some("rate_limit_exceeded"))
@@ -263,6 +272,7 @@ impl GatewayError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Unauthorized { .. } => "unauthorized",
             Self::RateLimited(_) => "rate_limited",
+            Self::QuotaExceeded { .. } => "insufficient_quota",
             Self::Forbidden { .. } => "forbidden",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::NotFound { .. } => "not_found",

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use switchyard_store::keys::{KeyRow, KeyStore};
 use switchyard_store::{Millis, StoreError};
 
+use crate::budgets::Budgets;
 use crate::limits::Limits;
 
 /// Every virtual key starts with this.
@@ -40,6 +41,9 @@ pub struct KeyPolicy {
     /// Requests and tokens per minute and per day, for the key and per metadata value.
     #[serde(default, skip_serializing_if = "Limits::is_empty")]
     pub limits: Limits,
+    /// Spend limits in US dollars per day, month and in total.
+    #[serde(default, skip_serializing_if = "Budgets::is_empty")]
+    pub budgets: Budgets,
 }
 
 /// A key as the gateway and its admin API see it: everything but the secret and its hash.
@@ -236,6 +240,7 @@ impl Keys {
                 "expires_at {t} is in the past; give a future time in Unix seconds"
             )));
         }
+        new.policy.budgets.validate().map_err(KeyError::Invalid)?;
         for p in &new.policy.allow {
             if p.trim().is_empty() {
                 return Err(KeyError::Invalid(

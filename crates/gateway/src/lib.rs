@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod budgets;
 pub mod config;
 pub mod error;
 pub mod keys;

@@ -30,11 +30,13 @@ use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_providers::{ChatStream, ProviderError};
 
 use crate::app::AppState;
+use crate::budgets::Spend;
 use crate::error::GatewayError;
-use crate::limits::{Limiter, RateState, Reservation};
+use crate::keys::VirtualKey;
+use crate::limits::{Limiter, Reservation};
 use crate::routing::strategy::DEFAULT_OUTPUT_TOKENS;
 use crate::routing::{self, Attempts, CallOptions, Needs, Plan, RouteTarget};
-use switchyard_providers::catalog::Features;
+use switchyard_providers::catalog::{Features, ModelInfo};
 
 /// A failure, with what was attempted (for the response headers).
 pub type Failure = (Attempts, GatewayError);
@@ -136,8 +138,9 @@ fn prepare(req: &ChatRequest, target: &RouteTarget) -> Result<ChatRequest, Provi
     serde_json::from_value(value).map_err(bad)
 }
 
-/// Stage 3c: the caller's rate limits. Takes a request and an estimate of `tokens` from the
-/// key's counters, or refuses the call (429).
+/// Stage 3c: the caller's budgets and rate limits. Refuses a key whose budget is spent, takes a
+/// request and an estimate of `tokens` from its rate-limit counters (or refuses the call, 429),
+/// and returns the meter that settles the call's usage and cost afterwards.
 fn limit(
     state: &AppState,
     options: &CallOptions,
@@ -146,66 +149,94 @@ fn limit(
     let Some(key) = &options.key else {
         return Ok(None);
     };
-    if key.policy.limits.is_empty() {
+    let (limits, budgets) = (&key.policy.limits, &key.policy.budgets);
+    if limits.is_empty() && budgets.is_empty() {
         return Ok(None);
     }
-    let reservation = state
-        .limiter
-        .acquire(
-            &key.id,
-            &key.name,
-            &key.policy.limits,
-            |tag| options.metadata_text(tag),
-            tokens,
-        )
-        .map_err(|r| GatewayError::RateLimited(Box::new(r)))?;
+    if !budgets.is_empty() {
+        state.spend.check(key)?;
+    }
+    let reservation = if limits.is_empty() {
+        None
+    } else {
+        let r = state
+            .limiter
+            .acquire(
+                &key.id,
+                &key.name,
+                limits,
+                |tag| options.metadata_text(tag),
+                tokens,
+            )
+            .map_err(|r| GatewayError::RateLimited(Box::new(r)))?;
+        Some((state.limiter.clone(), r))
+    };
     Ok(Some(Meter {
-        limiter: state.limiter.clone(),
         reservation,
-        used: None,
+        spend: (!budgets.is_empty()).then(|| (state.spend.clone(), key.clone())),
+        price: None,
+        usage: None,
     }))
 }
 
-/// A rate-limit reservation waiting for the call's real token count; settles when dropped
-/// (with the estimate if no usage was seen).
+/// What a call owes its key once its usage is known: the rate-limit reservation to settle and
+/// the spend to record at the answering model's price. Settles when dropped (for a stream, when
+/// the stream ends or the caller goes away), with the usage seen by then.
 struct Meter {
-    limiter: Arc<Limiter>,
-    reservation: Reservation,
-    used: Option<u64>,
+    reservation: Option<(Arc<Limiter>, Reservation)>,
+    spend: Option<(Arc<Spend>, Arc<VirtualKey>)>,
+    price: Option<ModelInfo>,
+    /// (input, output) tokens.
+    usage: Option<(u64, u64)>,
 }
 
 impl Meter {
-    fn rate(&self) -> RateState {
-        self.reservation.state
+    /// Notes who answered (for the price) and puts the counters' state on the answer.
+    fn answered_by(&mut self, state: &AppState, attempts: &mut Attempts) {
+        if let Some(t) = &attempts.target {
+            let slug = format!("{}/{}", t.provider_name(), t.model);
+            self.price = state.routes.catalog().get(&slug).copied();
+        }
+        if let Some((_, r)) = &self.reservation {
+            attempts.rate = r.state;
+        }
     }
 }
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        if let Some(used) = self.used {
-            self.limiter.settle(&self.reservation, used);
+        let Some((input, output)) = self.usage else {
+            return;
+        };
+        if let Some((limiter, r)) = &self.reservation {
+            limiter.settle(r, input + output);
+        }
+        if let (Some((spend, key)), Some(price)) = (&self.spend, &self.price)
+            && let Some(usd) = price.cost(input, output)
+        {
+            spend.record(key, usd);
         }
     }
 }
 
-/// Settles the meter on the call's outcome (its usage, or nothing used if it failed) and puts
-/// the counters' state on the answer for the `x-ratelimit-*` headers.
+/// Settles the meter on the call's outcome: its usage, or nothing used if it failed.
 fn metered<T>(
+    state: &AppState,
     meter: Option<Meter>,
     result: &mut Result<(Attempts, T), Failure>,
-    usage: impl Fn(&T) -> Option<u64>,
+    usage: impl Fn(&T) -> Option<(u64, u64)>,
 ) {
     let Some(mut meter) = meter else {
         return;
     };
     match result {
         Ok((attempts, value)) => {
-            meter.used = usage(value);
-            attempts.rate = meter.rate();
+            meter.answered_by(state, attempts);
+            meter.usage = usage(value);
         }
         Err((attempts, _)) => {
-            meter.used = Some(0);
-            attempts.rate = meter.rate();
+            meter.answered_by(state, attempts);
+            meter.usage = Some((0, 0));
         }
     }
 }
@@ -224,8 +255,10 @@ pub async fn chat(
         async move { target.target.provider.chat(req?).await }
     })
     .await;
-    metered(meter, &mut result, |r| {
-        r.usage.as_ref().map(|u| u.total_tokens)
+    metered(state, meter, &mut result, |r| {
+        r.usage
+            .as_ref()
+            .map(|u| (u.prompt_tokens, u.completion_tokens))
     });
     result
 }
@@ -257,7 +290,7 @@ pub async fn chat_stream(
     };
     match result {
         Ok((mut attempts, stream)) => {
-            attempts.rate = meter.rate();
+            meter.answered_by(state, &mut attempts);
             // The stream's usage chunk settles the reservation when the stream ends.
             let stream = stream.inspect(move |item| {
                 // The whole meter moves into the closure (not just the field), so that it is
@@ -266,14 +299,14 @@ pub async fn chat_stream(
                 if let Ok(chunk) = item
                     && let Some(u) = &chunk.usage
                 {
-                    meter.used = Some(u.total_tokens);
+                    meter.usage = Some((u.prompt_tokens, u.completion_tokens));
                 }
             });
             Ok((attempts, Box::pin(stream), shape))
         }
         Err((mut attempts, e)) => {
-            meter.used = Some(0);
-            attempts.rate = meter.rate();
+            meter.answered_by(state, &mut attempts);
+            meter.usage = Some((0, 0));
             Err((attempts, e))
         }
     }
@@ -345,8 +378,8 @@ pub async fn embed(
         target.target.provider.embed(req)
     })
     .await;
-    metered(meter, &mut result, |r| {
-        r.usage.as_ref().map(|u| u.total_tokens)
+    metered(state, meter, &mut result, |r| {
+        r.usage.as_ref().map(|u| (u.prompt_tokens, 0))
     });
     result
 }

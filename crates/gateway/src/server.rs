@@ -14,6 +14,9 @@ use crate::app::{AppState, build_app};
 use crate::config::Config;
 use switchyard_store::Db;
 use switchyard_store::keys::KeyStore;
+use switchyard_store::spend::SpendStore;
+
+use crate::budgets::Spend;
 
 use crate::auth::AuthMode;
 use crate::keys::Keys;
@@ -59,7 +62,9 @@ impl Gateway {
             Some(url) => Db::connect(url.expose()).await?,
             None => Db::open_sqlite(&data_dir.join("switchyard.db")).await?,
         };
-        let keys = Arc::new(Keys::load(KeyStore::new(db)).await?);
+        let keys = Arc::new(Keys::load(KeyStore::new(db.clone())).await?);
+        let clock = crate::limits::system_clock();
+        let spend = Arc::new(Spend::load(SpendStore::new(db), clock.clone()).await?);
         // Keys changed by another process (`switchyard keys …` on the same database).
         let weak = Arc::downgrade(&keys);
         tokio::spawn(async move {
@@ -94,7 +99,8 @@ impl Gateway {
             routes,
             metrics: Metrics::new(health),
             keys,
-            limiter: Arc::new(Limiter::new(crate::limits::system_clock())),
+            limiter: Arc::new(Limiter::new(clock)),
+            spend,
             auth,
             admin_token: config.admin_token.clone(),
             max_body_bytes: config.max_body_bytes,

@@ -45,7 +45,8 @@ pub struct Db {
 }
 
 /// The schema, in statements both engines accept. Additive only: a new version appends.
-const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS virtual_keys (
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS virtual_keys (
         id TEXT PRIMARY KEY,
         name TEXT NOT NULL,
         hash TEXT NOT NULL UNIQUE,
@@ -54,7 +55,14 @@ const SCHEMA: &[&str] = &["CREATE TABLE IF NOT EXISTS virtual_keys (
         expires_at BIGINT,
         revoked_at BIGINT,
         policy TEXT NOT NULL
-    )"];
+    )",
+    "CREATE TABLE IF NOT EXISTS spend (
+        key_id TEXT NOT NULL,
+        period TEXT NOT NULL,
+        usd DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (key_id, period)
+    )",
+];
 
 impl Db {
     /// Opens (creating if needed) the SQLite file at `path`.

@@ -8,6 +8,7 @@
 
 mod db;
 pub mod keys;
+pub mod spend;
 
 pub use db::{Backend, Db, StoreError};
 

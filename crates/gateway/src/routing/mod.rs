@@ -144,6 +144,11 @@ impl Routes {
         &self.registry
     }
 
+    /// Prices and capabilities by `provider/model`.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
     /// A target for a slug or alias, with the shared health of its `provider/model`.
     fn target(&self, model: &str) -> Result<RouteTarget, GatewayError> {
         let target = self.registry.resolve(model)?;

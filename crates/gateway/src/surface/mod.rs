@@ -103,7 +103,11 @@ fn served(headers: &mut HeaderMap, attempts: &Attempts) {
 /// already retried (or every circuit is open): the official OpenAI and Anthropic SDKs obey it,
 /// so their own retries do not multiply the gateway's.
 fn failure(attempts: &Attempts, err: GatewayError, anthropic: bool) -> Response {
-    let settled = attempts.count > 1 || matches!(err, GatewayError::Unavailable { .. });
+    let settled = attempts.count > 1
+        || matches!(
+            err,
+            GatewayError::Unavailable { .. } | GatewayError::QuotaExceeded { .. }
+        );
     let mut resp = if anthropic {
         err.into_anthropic_response()
     } else {

@@ -1,0 +1,410 @@
+//! Budgets, the kill switch: spend in US dollars per virtual key per UTC day, calendar month and
+//! in total, from each call's usage at the catalog's list prices. A key whose budget is spent
+//! is refused (OpenAI's `insufficient_quota`) until the period rolls over or the budget is
+//! raised. Crossing the alert share of a budget posts once per period to the key's webhook.
+//!
+//! Spend is kept in memory for the check on the request path and added to the database after
+//! each call (off the request path), so it survives restarts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+
+use serde::{Deserialize, Serialize};
+use switchyard_store::StoreError;
+use switchyard_store::spend::SpendStore;
+
+use crate::error::GatewayError;
+use crate::keys::VirtualKey;
+use crate::limits::Clock;
+
+/// A key's budgets. Absent means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budgets {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_usd: Option<f64>,
+    /// Share of a budget (0–1) at which the webhook is told; default 0.8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_at: Option<f64>,
+    /// `http(s)://…`: receives a JSON POST when spend crosses `alert_at` of a budget, and when
+    /// a budget is exhausted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+}
+
+impl Budgets {
+    pub fn is_empty(&self) -> bool {
+        self.daily_usd.is_none() && self.monthly_usd.is_none() && self.total_usd.is_none()
+    }
+
+    /// Checks values a caller sent.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("daily_usd", self.daily_usd),
+            ("monthly_usd", self.monthly_usd),
+            ("total_usd", self.total_usd),
+        ] {
+            if let Some(v) = v
+                && !(v.is_finite() && v >= 0.0)
+            {
+                return Err(format!("budgets.{name} = {v}: give US dollars, 0 or more"));
+            }
+        }
+        if let Some(a) = self.alert_at
+            && !(a > 0.0 && a <= 1.0)
+        {
+            return Err(format!(
+                "budgets.alert_at = {a}: give a share above 0 and at most 1"
+            ));
+        }
+        if let Some(w) = &self.webhook
+            && !(w.starts_with("http://") || w.starts_with("https://"))
+        {
+            return Err(format!("budgets.webhook `{w}` is not an http(s) URL"));
+        }
+        Ok(())
+    }
+
+    fn limits(&self) -> [(Period, Option<f64>); 3] {
+        [
+            (Period::Day, self.daily_usd),
+            (Period::Month, self.monthly_usd),
+            (Period::Total, self.total_usd),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Period {
+    Day,
+    Month,
+    Total,
+}
+
+impl Period {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Day => "daily",
+            Self::Month => "monthly",
+            Self::Total => "total",
+        }
+    }
+
+    /// The stored name of the period containing `ms` (UTC): `day:2026-11-25`, `month:2026-11`.
+    fn key(self, ms: u64) -> String {
+        let (y, m, d) = civil((ms / 86_400_000) as i64);
+        match self {
+            Self::Day => format!("day:{y:04}-{m:02}-{d:02}"),
+            Self::Month => format!("month:{y:04}-{m:02}"),
+            Self::Total => "total".to_owned(),
+        }
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Spend by key and period, over its store.
+pub struct Spend {
+    totals: Mutex<HashMap<(String, String), f64>>,
+    clock: Clock,
+    /// Database writes and webhook calls, done in order by one background task.
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+/// Work done off the request path, in the order it was recorded.
+enum Job {
+    Add {
+        key_id: String,
+        period: String,
+        usd: f64,
+    },
+    Alert {
+        key_id: String,
+        body: serde_json::Value,
+        url: String,
+        once: (String, &'static str),
+    },
+}
+
+async fn worker(store: SpendStore, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    let http = reqwest::Client::new();
+    let mut alerted: HashSet<(String, String, &'static str)> = HashSet::new();
+    while let Some(job) = jobs.recv().await {
+        match job {
+            Job::Add {
+                key_id,
+                period,
+                usd,
+            } => {
+                if let Err(e) = store.add(&key_id, &period, usd).await {
+                    tracing::warn!(error = %e, key_id, "recording spend failed");
+                }
+            }
+            Job::Alert {
+                key_id,
+                body,
+                url,
+                once,
+            } => {
+                if !alerted.insert((key_id.clone(), once.0, once.1)) {
+                    continue;
+                }
+                let sent = http
+                    .post(&url)
+                    .timeout(std::time::Duration::from_secs(10))
+                    .json(&body)
+                    .send()
+                    .await;
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e.without_url(), key_id, "budget webhook failed");
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Spend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spend").finish_non_exhaustive()
+    }
+}
+
+impl Spend {
+    /// Loads the current periods' totals.
+    pub async fn load(store: SpendStore, clock: Clock) -> Result<Self, StoreError> {
+        let now = clock();
+        let periods: Vec<String> = [Period::Day, Period::Month, Period::Total]
+            .iter()
+            .map(|p| p.key(now))
+            .collect();
+        let mut totals = HashMap::new();
+        for (key, period, usd) in store.load(&periods).await? {
+            totals.insert((key, period), usd);
+        }
+        let (jobs, rx) = mpsc::unbounded_channel();
+        tokio::spawn(worker(store, rx));
+        Ok(Self {
+            totals: Mutex::new(totals),
+            clock,
+            jobs,
+        })
+    }
+
+    fn spent(&self, key_id: &str, period: &str) -> f64 {
+        self.totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(key_id.to_owned(), period.to_owned()))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Refuses a call whose key has spent a budget.
+    pub fn check(&self, key: &VirtualKey) -> Result<(), GatewayError> {
+        let budgets = &key.policy.budgets;
+        let now = (self.clock)();
+        // The longest-lasting block first: that is the one the caller must deal with.
+        for (period, limit) in budgets.limits().into_iter().rev() {
+            let Some(limit) = limit else { continue };
+            let spent = self.spent(&key.id, &period.key(now));
+            if spent >= limit {
+                let when = match period {
+                    Period::Day => "at the start of the next UTC day",
+                    Period::Month => "at the start of the next month (UTC)",
+                    Period::Total => "only if the budget is raised",
+                };
+                return Err(GatewayError::QuotaExceeded {
+                    message: format!(
+                        "You exceeded your current quota: the key `{}` has spent ${spent:.4} of its {} budget of ${limit:.2}. Calls resume {when}.",
+                        key.name,
+                        period.name()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a call's cost to the key's totals (and, off the request path, to the database), and
+    /// tells the webhook when a budget's alert share or the budget itself is crossed.
+    pub fn record(&self, key: &VirtualKey, usd: f64) {
+        if usd <= 0.0 || !usd.is_finite() {
+            return;
+        }
+        let now = (self.clock)();
+        let budgets = &key.policy.budgets;
+        let mut alerts = Vec::new();
+        {
+            let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+            for (period, limit) in budgets.limits() {
+                let pk = period.key(now);
+                let total = totals.entry((key.id.clone(), pk.clone())).or_insert(0.0);
+                let before = *total;
+                *total += usd;
+                if let Some(limit) = limit {
+                    let share = budgets.alert_at.unwrap_or(0.8);
+                    for (what, at) in [("alert", limit * share), ("exhausted", limit)] {
+                        if before < at && *total >= at {
+                            alerts.push((period, pk.clone(), what, *total, limit));
+                        }
+                    }
+                }
+            }
+        }
+        for period in [Period::Day, Period::Month, Period::Total] {
+            let _ = self.jobs.send(Job::Add {
+                key_id: key.id.clone(),
+                period: period.key(now),
+                usd,
+            });
+        }
+        for (period, pk, what, total, limit) in alerts {
+            tracing::warn!(key_id = %key.id, budget = period.name(), spent_usd = total, limit_usd = limit, event = what, "budget threshold crossed");
+            let Some(url) = budgets.webhook.clone() else {
+                continue;
+            };
+            let body = serde_json::json!({
+                "event": format!("budget.{what}"),
+                "key_id": key.id,
+                "key_name": key.name,
+                "budget": period.name(),
+                "period": pk,
+                "spent_usd": total,
+                "limit_usd": limit,
+            });
+            let _ = self.jobs.send(Job::Alert {
+                key_id: key.id.clone(),
+                body,
+                url,
+                once: (pk, what),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(20_417), (2025, 11, 25));
+        assert_eq!(civil(19_782), (2024, 2, 29));
+        assert_eq!(civil(-1), (1969, 12, 31));
+        assert_eq!(Period::Month.key(20_417 * 86_400_000), "month:2025-11");
+        assert_eq!(Period::Day.key(20_417 * 86_400_000 + 1), "day:2025-11-25");
+    }
+
+    #[test]
+    fn budget_values_are_checked() {
+        let b = Budgets {
+            daily_usd: Some(-1.0),
+            ..Budgets::default()
+        };
+        assert!(b.validate().unwrap_err().contains("daily_usd"));
+        let b = Budgets {
+            alert_at: Some(1.5),
+            ..Budgets::default()
+        };
+        assert!(b.validate().is_err());
+        let b = Budgets {
+            webhook: Some("ftp://x".into()),
+            ..Budgets::default()
+        };
+        assert!(b.validate().is_err());
+        assert!(Budgets::default().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod spend_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::keys::KeyPolicy;
+
+    fn key(budgets: Budgets) -> VirtualKey {
+        VirtualKey {
+            id: "key_1".into(),
+            name: "app".into(),
+            hint: "sk-sy-…".into(),
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+            policy: KeyPolicy {
+                budgets,
+                ..KeyPolicy::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spent_daily_budget_stops_calls_until_the_next_day() {
+        let dir = std::env::temp_dir().join(format!("switchyard-budget-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.db", crate::request_id::new_v7()));
+        let db = switchyard_store::Db::open_sqlite(&path).await.unwrap();
+        // 2025-11-25, 23:00 UTC.
+        let t = Arc::new(AtomicU64::new(20_417 * 86_400_000 + 23 * 3_600_000));
+        let c = t.clone();
+        let clock: Clock = Arc::new(move || c.load(Ordering::SeqCst));
+        let spend = Arc::new(
+            Spend::load(SpendStore::new(db.clone()), clock.clone())
+                .await
+                .unwrap(),
+        );
+        let k = key(Budgets {
+            daily_usd: Some(1.0),
+            total_usd: Some(10.0),
+            ..Budgets::default()
+        });
+        assert!(spend.check(&k).is_ok());
+        spend.record(&k, 0.6);
+        assert!(spend.check(&k).is_ok());
+        spend.record(&k, 0.6);
+        let e = spend.check(&k).unwrap_err();
+        assert!(matches!(e, GatewayError::QuotaExceeded { .. }));
+        assert!(e.to_string().contains("daily budget of $1.00"), "{e}");
+        // An hour later it is the next UTC day: the daily budget is fresh, the total is not.
+        t.fetch_add(3_600_000, Ordering::SeqCst);
+        assert!(spend.check(&k).is_ok());
+        spend.record(&k, 9.0);
+        assert!(
+            spend
+                .check(&k)
+                .unwrap_err()
+                .to_string()
+                .contains("total budget")
+        );
+
+        // What was recorded is in the database: a new process sees it.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let again = Spend::load(SpendStore::new(db), clock).await.unwrap();
+        assert!(
+            again
+                .check(&k)
+                .unwrap_err()
+                .to_string()
+                .contains("total budget")
+        );
+    }
+}
