@@ -502,3 +502,40 @@ output_per_mtok = 100000.0
     let g = gateway_on(config, &env, &data);
     assert_eq!(chat(&g, Some(&key), "mock/echo").await.status(), 429);
 }
+
+#[tokio::test]
+async fn a_cost_ceiling_guards_a_single_call() {
+    let data = temp_dir("ceiling").join("data");
+    let g = gateway_on(
+        "[catalog.\"mock/echo\"]\ninput_per_mtok = 100000.0\noutput_per_mtok = 100000.0\n",
+        &[],
+        &data,
+    );
+    let call = |model: &'static str, ceiling: &'static str| {
+        client()
+            .post(format!("{}/v1/chat/completions", g.url))
+            .header("x-switchyard-max-cost-usd", ceiling)
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hello"}]}))
+            .send()
+    };
+    // $0.10 a token: $1 leaves room for a few output tokens; the answer is cut to fit.
+    let resp = call("mock/echo", "1.0").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    // The prompt alone costs more than $0.05: refused before anything is spent.
+    let resp = call("mock/echo", "0.05").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "x-switchyard-max-cost-usd");
+    // Without a price the ceiling cannot be kept: refused.
+    let resp = call("mock/stream-2", "1.0").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no price is known")
+    );
+    let resp = call("mock/echo", "lots").await.unwrap();
+    assert_eq!(resp.status(), 400);
+}

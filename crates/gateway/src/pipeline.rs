@@ -117,13 +117,74 @@ fn authorize(options: &CallOptions, requested: &str, plan: &Plan) -> Result<(), 
     })
 }
 
-/// Stage 4, per attempt: the request as this target gets it.
-fn prepare(req: &ChatRequest, target: &RouteTarget) -> Result<ChatRequest, ProviderError> {
+/// Stage 4, per attempt: the request as this target gets it: its model, its overrides, and
+/// the output cap that keeps the call within the caller's cost ceiling, if it set one.
+fn prepare(
+    req: &ChatRequest,
+    target: &RouteTarget,
+    max_cost_usd: Option<f64>,
+) -> Result<ChatRequest, ProviderError> {
     let mut req = req.clone();
     req.model.clone_from(&target.target.model);
-    if target.overrides.is_empty() {
-        return Ok(req);
+    if !target.overrides.is_empty() {
+        req = with_overrides(req, target)?;
     }
+    if let Some(ceiling) = max_cost_usd {
+        cap_cost(&mut req, target, ceiling)?;
+    }
+    Ok(req)
+}
+
+/// The runaway guard (`x-switchyard-max-cost-usd`): at this target's list prices, the prompt
+/// (estimated) plus the most output the call may produce must cost no more than `ceiling`. The
+/// output limit is lowered to fit; a prompt that alone costs more, or a model without a price,
+/// is refused before anything is spent.
+fn cap_cost(
+    req: &mut ChatRequest,
+    target: &RouteTarget,
+    ceiling: f64,
+) -> Result<(), ProviderError> {
+    let refuse = |message: String| ProviderError::Request {
+        provider: target.target.provider_name().to_owned(),
+        param: "x-switchyard-max-cost-usd".to_owned(),
+        message,
+    };
+    let prices = target
+        .info
+        .and_then(|i| Some((i.input_per_mtok?, i.output_per_mtok?)));
+    let Some((input_price, output_price)) = prices else {
+        return Err(refuse(format!(
+            "no price is known for {}, so a cost ceiling cannot be enforced; add [catalog.\"{}\"] to the configuration or drop x-switchyard-max-cost-usd",
+            target.slug, target.slug
+        )));
+    };
+    let input_cost = needs(req).input_tokens as f64 * input_price / 1e6;
+    let left = ceiling - input_cost;
+    let affordable = if output_price > 0.0 {
+        // The epsilon keeps float error from costing a token at exact fits.
+        (left * 1e6 / output_price + 1e-6).floor()
+    } else {
+        f64::from(u32::MAX)
+    };
+    if left <= 0.0 || affordable < 1.0 {
+        return Err(refuse(format!(
+            "the prompt alone would cost about ${input_cost:.6} at {}'s prices, over the ceiling of ${ceiling}",
+            target.slug
+        )));
+    }
+    let cap = affordable.min(f64::from(u32::MAX)) as u32;
+    if req.max_output_tokens().is_none_or(|m| m > cap) {
+        if req.max_completion_tokens.is_some() {
+            req.max_completion_tokens = Some(cap);
+        } else {
+            req.max_tokens = Some(cap);
+        }
+    }
+    Ok(())
+}
+
+/// A target's request overrides.
+fn with_overrides(req: ChatRequest, target: &RouteTarget) -> Result<ChatRequest, ProviderError> {
     // Overrides may set typed fields (temperature) or pass-through ones; merging the JSON
     // forms sets either without listing them.
     let bad = |e: serde_json::Error| ProviderError::Internal {
@@ -251,7 +312,7 @@ pub async fn chat(
     let plan = plan(state, options, &req).map_err(early)?;
     let meter = limit(state, options, needs(&req).tokens()).map_err(early)?;
     let mut result = routing::run(&plan, &state.metrics, |target| {
-        let req = prepare(&req, target);
+        let req = prepare(&req, target, options.max_cost_usd);
         async move { target.target.provider.chat(req?).await }
     })
     .await;
@@ -277,7 +338,7 @@ pub async fn chat_stream(
     let plan = plan(state, options, &req).map_err(early)?;
     let meter = limit(state, options, needs(&req).tokens()).map_err(early)?;
     let result = routing::run(&plan, &state.metrics, |target| {
-        let req = prepare(&req, target);
+        let req = prepare(&req, target, options.max_cost_usd);
         async move {
             let upstream = target.target.provider.chat_stream(req?).await?;
             first_chunk(upstream, target.target.provider_name()).await
@@ -336,7 +397,7 @@ pub async fn count_tokens(
 ) -> Result<(Attempts, u64), Failure> {
     let plan = plan(state, options, &req).map_err(early)?;
     routing::run(&plan, &state.metrics, |target| {
-        let req = prepare(&req, target);
+        let req = prepare(&req, target, options.max_cost_usd);
         async move { target.target.provider.count_tokens(req?).await }
     })
     .await
@@ -426,13 +487,47 @@ mod tests {
             .as_object()
             .unwrap()
             .clone();
-        let out = prepare(&req, &target).unwrap();
+        let out = prepare(&req, &target, None).unwrap();
         assert_eq!(out.model, "upstream-model");
         assert_eq!(out.temperature, Some(0.2));
         assert_eq!(out.max_tokens, Some(64));
         assert_eq!(out.extra["top_k"], 5);
         let json = serde_json::to_string(&out).unwrap();
         assert_eq!(json.matches("temperature").count(), 1, "{json}");
+    }
+
+    #[test]
+    fn a_cost_ceiling_caps_the_output_or_refuses_the_call() {
+        let req: ChatRequest = serde_json::from_value(serde_json::json!({
+            "model": "m", "messages": [{"role": "user", "content": "1234567812345678"}]
+        }))
+        .unwrap();
+        // $1 per million input tokens, $2 per million output tokens.
+        let info = switchyard_providers::catalog::ModelInfo {
+            input_per_mtok: Some(1.0),
+            output_per_mtok: Some(2.0),
+            features: Features::default(),
+        };
+        let target = RouteTarget::for_test("p/m", 1, Some(info));
+        // 4 input tokens cost $0.000004; $0.001 leaves room for 498 output tokens.
+        let out = prepare(&req, &target, Some(0.001)).unwrap();
+        assert_eq!(out.max_tokens, Some(498));
+        // A smaller limit the caller set stays.
+        let mut small = req.clone();
+        small.max_completion_tokens = Some(100);
+        let out = prepare(&small, &target, Some(0.001)).unwrap();
+        assert_eq!(
+            (out.max_completion_tokens, out.max_tokens),
+            (Some(100), None)
+        );
+        // The prompt alone over the ceiling, or no price: refused, naming the header.
+        let e = prepare(&req, &target, Some(0.000_001)).unwrap_err();
+        assert!(
+            matches!(e, ProviderError::Request { ref param, .. } if param == "x-switchyard-max-cost-usd")
+        );
+        let unpriced = RouteTarget::for_test("p/m", 1, None);
+        let e = prepare(&req, &unpriced, Some(1.0)).unwrap_err();
+        assert!(e.to_string().contains("no price is known"), "{e}");
     }
 
     #[test]

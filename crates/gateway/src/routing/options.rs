@@ -7,6 +7,7 @@
 //! | `x-switchyard-retry-backoff`    | base of the backoff between attempts, in milliseconds    |
 //! | `x-switchyard-route`            | a route, alias or `provider/model` to use instead of `model` |
 //! | `x-switchyard-metadata`         | a JSON object of tags (`{"tier":"free"}`) for routing rules |
+//! | `x-switchyard-max-cost-usd`     | the most this call may cost at list prices (a runaway guard) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub const TIMEOUT_HEADER: &str = "x-switchyard-request-timeout";
 pub const BACKOFF_HEADER: &str = "x-switchyard-retry-backoff";
 pub const ROUTE_HEADER: &str = "x-switchyard-route";
 pub const METADATA_HEADER: &str = "x-switchyard-metadata";
+pub const MAX_COST_HEADER: &str = "x-switchyard-max-cost-usd";
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallOptions {
@@ -33,6 +35,8 @@ pub struct CallOptions {
     pub backoff: Option<Duration>,
     pub route: Option<String>,
     pub metadata: Map<String, Value>,
+    /// The most the call may cost, in US dollars.
+    pub max_cost_usd: Option<f64>,
 }
 
 impl CallOptions {
@@ -84,8 +88,18 @@ impl CallOptions {
                 }
             },
         };
+        let max_cost_usd = text(MAX_COST_HEADER)?
+            .map(|v| match v.parse::<f64>() {
+                Ok(usd) if usd.is_finite() && usd > 0.0 => Ok(usd),
+                _ => Err(GatewayError::bad_request(
+                    format!("header {MAX_COST_HEADER}: `{v}` is not a positive amount of US dollars, e.g. 0.05"),
+                    None,
+                )),
+            })
+            .transpose()?;
         Ok(Self {
             key: None,
+            max_cost_usd,
             max_attempts,
             deadline: millis(TIMEOUT_HEADER)?,
             backoff: millis(BACKOFF_HEADER)?,
@@ -169,6 +183,8 @@ mod tests {
             (TIMEOUT_HEADER, "-1"),
             (BACKOFF_HEADER, "1.5"),
             (METADATA_HEADER, "[1]"),
+            (MAX_COST_HEADER, "-1"),
+            (MAX_COST_HEADER, "free"),
         ] {
             let e = CallOptions::from_headers(&headers(&[(h, v)])).unwrap_err();
             assert!(e.to_string().contains(h), "{e}");
