@@ -7,8 +7,8 @@ use std::process::ExitCode;
 mod keys;
 
 use clap::{Args, Parser, Subcommand};
-use switchyard_gateway::config::parse_listen;
-use switchyard_gateway::{Config, Env, Gateway};
+use switchyard_gateway::config::{ConfigSource, parse_listen};
+use switchyard_gateway::{Env, Gateway};
 
 /// Switchyard: a self-hosted AI gateway. One OpenAI-compatible endpoint in front of every model
 /// provider; point the official SDKs at http://127.0.0.1:8787/v1 and call models by slug
@@ -105,16 +105,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
-    let env = Env::from_process();
-    let mut config = match &args.config {
-        Some(path) => Config::load(path, &env),
-        None => Config::defaults(&env),
-    }
-    .map_err(|e| e.to_string())?;
-    if let Some(listen) = &args.listen {
-        config.listen =
-            parse_listen(listen).map_err(|m| format!("--listen / SWITCHYARD_LISTEN: {m}"))?;
-    }
+    let source = ConfigSource {
+        path: args.config.clone(),
+        env: Env::from_process(),
+        listen: args
+            .listen
+            .as_deref()
+            .map(parse_listen)
+            .transpose()
+            .map_err(|m| format!("--listen / SWITCHYARD_LISTEN: {m}"))?,
+    };
+    let config = source
+        .load(&std::collections::HashMap::new())
+        .map_err(|e| e.to_string())?;
     let providers: Vec<&str> = config
         .providers
         .iter()
@@ -158,7 +161,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
 
     runtime()?.block_on(async move {
-        let gateway = Gateway::bind(&config, &data_dir)
+        let gateway = Gateway::bind(source, &data_dir)
             .await
             .map_err(|e| e.to_string())?;
         let addr = gateway.local_addr().map_err(|e| e.to_string())?;

@@ -8,6 +8,9 @@
 //! | `GET /admin/keys/{id}` | one key |
 //! | `DELETE /admin/keys/{id}` | revoke it |
 //! | `POST /admin/keys/{id}/rotate` | a new secret for it → the key, shown once; the old one stops working |
+//! | `PUT /admin/credentials/{provider}` | store a provider's key, `{"api_key": "…"}`, encrypted (the vault); it is used at once |
+//! | `GET /admin/credentials` | the providers with a stored key (never the key) |
+//! | `DELETE /admin/credentials/{provider}` | forget it; the configuration's or environment's key applies again |
 
 use std::sync::Arc;
 
@@ -28,6 +31,90 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/keys", post(create).get(list))
         .route("/admin/keys/{id}", get(show).delete(revoke))
         .route("/admin/keys/{id}/rotate", post(rotate))
+        .route("/admin/credentials", get(credentials))
+        .route(
+            "/admin/credentials/{provider}",
+            axum::routing::put(store_credential).delete(forget_credential),
+        )
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialBody {
+    api_key: String,
+}
+
+fn vault_error(e: crate::vault::VaultError) -> GatewayError {
+    match e {
+        crate::vault::VaultError::Invalid(message) => GatewayError::bad_request(message, None),
+        other => GatewayError::Internal {
+            message: other.to_string(),
+        },
+    }
+}
+
+async fn credentials(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            guard(&state, &headers)?;
+            let list = state.vault.list().await.map_err(vault_error)?;
+            Ok(Json(json!({ "object": "list", "data": list })).into_response())
+        }
+        .await,
+    )
+}
+
+async fn store_credential(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(provider): Path<String>,
+    body: RawBody,
+) -> Response {
+    answer(
+        async {
+            guard(&state, &headers)?;
+            let CredentialBody { api_key } = crate::surface::decode(&body.0)?;
+            state
+                .vault
+                .put(&provider, &api_key)
+                .await
+                .map_err(vault_error)?;
+            state.reload_credentials().await?;
+            tracing::info!(provider, "provider credential stored in the vault");
+            let enabled = state
+                .routes
+                .load()
+                .registry()
+                .provider_names()
+                .contains(&provider.as_str());
+            Ok(
+                Json(json!({ "provider": provider, "stored": true, "enabled": enabled }))
+                    .into_response(),
+            )
+        }
+        .await,
+    )
+}
+
+async fn forget_credential(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(provider): Path<String>,
+) -> Response {
+    answer(
+        async {
+            guard(&state, &headers)?;
+            if !state.vault.delete(&provider).await.map_err(vault_error)? {
+                return Err(GatewayError::NotFound {
+                    message: format!("the vault holds no credential for `{provider}`"),
+                });
+            }
+            state.reload_credentials().await?;
+            tracing::info!(provider, "provider credential removed from the vault");
+            Ok(Json(json!({ "provider": provider, "deleted": true })).into_response())
+        }
+        .await,
+    )
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.

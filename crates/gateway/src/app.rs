@@ -8,6 +8,8 @@
 //! Domain stages run inside the handlers, in the order `pipeline` documents.
 
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -24,14 +26,24 @@ use switchyard_providers::Secret;
 
 use crate::auth::AuthMode;
 use crate::budgets::Spend;
+use crate::config::ConfigSource;
 use crate::keys::Keys;
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
-use crate::routing::Routes;
+use crate::registry::Registry;
+use crate::routing::{HealthTable, Routes};
 use crate::surface::{anthropic, openai};
+use crate::vault::Vault;
 
 pub struct AppState {
-    pub routes: Routes,
+    /// Replaced whole when provider credentials change (the admin API's vault).
+    pub routes: ArcSwap<Routes>,
+    pub vault: Vault,
+    /// To build the routes again: the configuration's source, the embedded mock's address, and
+    /// the targets' health (kept across rebuilds).
+    pub source: ConfigSource,
+    pub mock_url: Option<String>,
+    pub health: HealthTable,
     pub metrics: Metrics,
     pub keys: Arc<Keys>,
     pub limiter: Arc<Limiter>,
@@ -41,6 +53,27 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Set when shutdown begins: `/readyz` turns 503 so load balancers stop sending.
     pub draining: AtomicBool,
+}
+
+impl AppState {
+    /// Builds the providers and routes again with the vault's current credentials (after the
+    /// admin API changed them) and swaps them in; calls under way finish on the old ones.
+    pub async fn reload_credentials(&self) -> Result<(), GatewayError> {
+        let internal = |message: String| GatewayError::Internal { message };
+        let credentials = self
+            .vault
+            .unsealed()
+            .await
+            .map_err(|e| internal(e.to_string()))?;
+        let config = self.source.load(&credentials).map_err(|e| {
+            GatewayError::bad_request(format!("the configuration does not load: {e}"), None)
+        })?;
+        let registry = Registry::build(&config, self.mock_url.as_deref())
+            .map_err(|e| internal(e.to_string()))?;
+        let routes = Routes::new(registry, &config, self.health.clone())?;
+        self.routes.store(Arc::new(routes));
+        Ok(())
+    }
 }
 
 /// The request id of the call, in the request's extensions.
@@ -112,7 +145,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         }
         .into_response();
     }
-    let body = serde_json::json!({ "status": "ready", "providers": state.routes.registry().provider_names() });
+    let body = serde_json::json!({ "status": "ready", "providers": state.routes.load().registry().provider_names() });
     (StatusCode::OK, axum::Json(body)).into_response()
 }
 

@@ -19,6 +19,7 @@ mod request_id;
 pub mod routing;
 pub mod server;
 pub mod surface;
+pub mod vault;
 
 pub use app::{AppState, build_app};
 pub use config::{Config, ConfigError, Env};

@@ -87,7 +87,7 @@ fn needs(req: &ChatRequest) -> Needs {
 
 /// Stage 3 for a chat request.
 fn plan(state: &AppState, options: &CallOptions, req: &ChatRequest) -> Result<Plan, GatewayError> {
-    let plan = state.routes.plan(&req.model, options, &needs(req))?;
+    let plan = state.routes.load().plan(&req.model, options, &needs(req))?;
     authorize(options, &req.model, &plan)?;
     Ok(plan)
 }
@@ -256,7 +256,7 @@ impl Meter {
     fn answered_by(&mut self, state: &AppState, attempts: &mut Attempts) {
         if let Some(t) = &attempts.target {
             let slug = format!("{}/{}", t.provider_name(), t.model);
-            self.price = state.routes.catalog().get(&slug).copied();
+            self.price = state.routes.load().catalog().get(&slug).copied();
         }
         if let Some((_, r)) = &self.reservation {
             attempts.rate = r.state;
@@ -424,6 +424,7 @@ pub async fn embed(
     }
     let plan = state
         .routes
+        .load()
         .plan(&req.model, options, &Needs::default())
         .map_err(early)?;
     authorize(options, &req.model, &plan).map_err(early)?;

@@ -1,8 +1,11 @@
 //! Starting and stopping the gateway: bind, serve, drain.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+
+use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -11,12 +14,14 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, build_app};
-use crate::config::Config;
+use crate::config::ConfigSource;
 use switchyard_store::Db;
+use switchyard_store::credentials::CredentialStore;
 use switchyard_store::keys::KeyStore;
 use switchyard_store::spend::SpendStore;
 
 use crate::budgets::Spend;
+use crate::vault::Vault;
 
 use crate::auth::AuthMode;
 use crate::keys::Keys;
@@ -51,17 +56,32 @@ pub enum StartError {
     Routes(crate::error::GatewayError),
     #[error("{0}; check store.url, or the data directory (--data-dir)")]
     Store(#[from] switchyard_store::StoreError),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error("the credential vault: {0}")]
+    Vault(#[from] crate::vault::VaultError),
 }
 
 impl Gateway {
-    /// Opens the database (`store.url`, or `switchyard.db` in `data_dir`), binds the listen
-    /// address, starts the embedded mock if the config uses it, and builds the providers. Must
-    /// run inside a Tokio runtime.
-    pub async fn bind(config: &Config, data_dir: &Path) -> Result<Self, StartError> {
-        let db = match &config.store_url {
+    /// Loads the configuration, opens the database (`store.url`, or `switchyard.db` in
+    /// `data_dir`) and the credential vault, loads the configuration again with the vault's
+    /// provider keys, binds the listen address, starts the embedded mock if the config uses it,
+    /// and builds the providers. Must run inside a Tokio runtime.
+    pub async fn bind(source: ConfigSource, data_dir: &Path) -> Result<Self, StartError> {
+        let first = source.load(&HashMap::new())?;
+        let db = match &first.store_url {
             Some(url) => Db::connect(url.expose()).await?,
             None => Db::open_sqlite(&data_dir.join("switchyard.db")).await?,
         };
+        let master = crate::vault::master_key(source.env.get("SWITCHYARD_MASTER_KEY"), data_dir)?;
+        let vault = Vault::new(&master, CredentialStore::new(db.clone()))?;
+        let credentials = vault.unsealed().await?;
+        let config = if credentials.is_empty() {
+            first
+        } else {
+            source.load(&credentials)?
+        };
+        let config = &config;
         let keys = Arc::new(Keys::load(KeyStore::new(db.clone())).await?);
         let clock = crate::limits::system_clock();
         let spend = Arc::new(Spend::load(SpendStore::new(db), clock.clone()).await?);
@@ -96,8 +116,12 @@ impl Gateway {
         let health = HealthTable::default();
         let routes = Routes::new(registry, config, health.clone()).map_err(StartError::Routes)?;
         let state = Arc::new(AppState {
-            routes,
-            metrics: Metrics::new(health),
+            routes: ArcSwap::from_pointee(routes),
+            vault,
+            source,
+            mock_url,
+            health: health.clone(),
+            metrics: Metrics::new(health.clone()),
             keys,
             limiter: Arc::new(Limiter::new(clock)),
             spend,
@@ -128,6 +152,7 @@ impl Gateway {
     pub fn provider_names(&self) -> Vec<String> {
         self.state
             .routes
+            .load()
             .registry()
             .provider_names()
             .into_iter()

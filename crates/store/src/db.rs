@@ -62,6 +62,11 @@ const SCHEMA: &[&str] = &[
         usd DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (key_id, period)
     )",
+    "CREATE TABLE IF NOT EXISTS credentials (
+        provider TEXT PRIMARY KEY,
+        sealed TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+    )",
 ];
 
 impl Db {

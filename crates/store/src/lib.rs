@@ -6,6 +6,7 @@
 //! A leaf crate: it knows rows and columns, not what the gateway means by them (a key's policy is
 //! stored as JSON the gateway defines).
 
+pub mod credentials;
 mod db;
 pub mod keys;
 pub mod spend;

@@ -8,7 +8,7 @@ mod env;
 pub mod raw;
 pub mod routing;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -76,6 +76,37 @@ pub struct ConfigError(pub String);
 
 pub(crate) fn err(key: &str, problem: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("configuration key `{key}`: {problem}"))
+}
+
+/// Where the configuration comes from, kept so that it can be loaded again with the vault's
+/// credentials (at start-up and whenever the admin API changes them).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The file, if any.
+    pub path: Option<PathBuf>,
+    pub env: Env,
+    /// `--listen`/`SWITCHYARD_LISTEN`, which win over the file.
+    pub listen: Option<SocketAddr>,
+}
+
+impl ConfigSource {
+    /// Loads the configuration with these vault credentials (by provider name).
+    pub fn load(&self, vault: &HashMap<String, Secret>) -> Result<Config, ConfigError> {
+        let env = self.env.clone().with_vault(
+            vault
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                .collect(),
+        );
+        let mut config = match &self.path {
+            Some(path) => Config::load(path, &env),
+            None => Config::defaults(&env),
+        }?;
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        Ok(config)
+    }
 }
 
 impl Config {
@@ -294,9 +325,19 @@ pub(crate) fn positive_ms(key: &str, v: Option<u64>) -> Result<Option<Duration>,
     }
 }
 
-/// Resolves `env:NAME` / `file:PATH`. Literal keys are refused so that no secret sits in a
-/// file that gets shared, copied into tickets or printed.
+/// Resolves `env:NAME` / `file:PATH` / `vault:PROVIDER`. Literal keys are refused so that no
+/// secret sits in a file that gets shared, copied into tickets or printed.
 fn secret(key: &str, reference: &str, env: &Env) -> Result<Secret, ConfigError> {
+    if let Some(name) = reference.strip_prefix("vault:") {
+        return env.vault(name).map(Secret::new).ok_or_else(|| {
+            err(
+                key,
+                format!(
+                    "the vault holds no credential named `{name}`; store it with PUT /admin/credentials/{name}"
+                ),
+            )
+        });
+    }
     if let Some(name) = reference.strip_prefix("env:") {
         return env.get(name).map(Secret::new).ok_or_else(|| {
             err(
@@ -316,7 +357,7 @@ fn secret(key: &str, reference: &str, env: &Env) -> Result<Secret, ConfigError> 
     }
     Err(err(
         key,
-        "write a reference, `env:NAME` or `file:/path/to/key`, not the key itself",
+        "write a reference, `env:NAME`, `file:/path/to/key` or `vault:NAME`, not the key itself",
     ))
 }
 
@@ -369,12 +410,12 @@ fn preset_provider(
             ),
         ));
     }
+    // The file's reference, else a credential stored in the vault, else the usual variable.
     let api_key = match &s.api_key {
         Some(r) => Some(secret(&format!("providers.{name}.api_key"), r, env)?),
-        None => preset
-            .key_env
-            .iter()
-            .find_map(|v| env.get(v))
+        None => env
+            .vault(name)
+            .or_else(|| preset.key_env.iter().find_map(|v| env.get(v)))
             .map(Secret::new),
     };
     if api_key.is_none() && !preset.keyless && s.enabled != Some(true) {
@@ -514,11 +555,10 @@ fn custom_provider(
             )
         })?,
     )?;
-    let api_key = s
-        .api_key
-        .as_deref()
-        .map(|r| secret(&format!("{prefix}.api_key"), r, env))
-        .transpose()?;
+    let api_key = match s.api_key.as_deref() {
+        Some(r) => Some(secret(&format!("{prefix}.api_key"), r, env)?),
+        None => env.vault(name).map(Secret::new),
+    };
     Ok(Some(ProviderConfig {
         settings: ProviderSettings {
             name: name.to_owned(),

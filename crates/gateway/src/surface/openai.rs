@@ -112,7 +112,8 @@ pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
-    let all = state.routes.registry().models();
+    let routes = state.routes.load();
+    let all = routes.registry().models();
     match key {
         None => axum::Json(all).into_response(),
         Some(k) => {
@@ -132,13 +133,8 @@ pub async fn model(
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
-    let listed = state
-        .routes
-        .registry()
-        .models()
-        .data
-        .iter()
-        .find(|m| m.id == id);
+    let routes = state.routes.load();
+    let listed = routes.registry().models().data.iter().find(|m| m.id == id);
     match listed.filter(|m| key.as_ref().is_none_or(|k| k.allows(&m.id, None))) {
         Some(m) => axum::Json(m).into_response(),
         None => GatewayError::ModelNotFound {
