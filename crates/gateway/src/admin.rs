@@ -14,8 +14,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -53,68 +54,47 @@ fn vault_error(e: crate::vault::VaultError) -> GatewayError {
     }
 }
 
-async fn credentials(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    answer(
-        async {
-            guard(&state, &headers)?;
-            let list = state.vault.list().await.map_err(vault_error)?;
-            Ok(Json(json!({ "object": "list", "data": list })).into_response())
-        }
-        .await,
-    )
+async fn credentials(_: Admin, State(state): State<Arc<AppState>>) -> Answer {
+    let list = state.vault.list().await.map_err(vault_error)?;
+    Ok(Json(json!({ "object": "list", "data": list })).into_response())
 }
 
 async fn store_credential(
+    _: Admin,
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path(provider): Path<String>,
     body: RawBody,
-) -> Response {
-    answer(
-        async {
-            guard(&state, &headers)?;
-            let CredentialBody { api_key } = crate::surface::decode(&body.0)?;
-            state
-                .vault
-                .put(&provider, &api_key)
-                .await
-                .map_err(vault_error)?;
-            state.reload_credentials().await?;
-            tracing::info!(provider, "provider credential stored in the vault");
-            let enabled = state
-                .routes
-                .load()
-                .registry()
-                .provider_names()
-                .contains(&provider.as_str());
-            Ok(
-                Json(json!({ "provider": provider, "stored": true, "enabled": enabled }))
-                    .into_response(),
-            )
-        }
-        .await,
-    )
+) -> Answer {
+    let CredentialBody { api_key } = crate::surface::decode(&body.0)?;
+    state
+        .vault
+        .put(&provider, &api_key)
+        .await
+        .map_err(vault_error)?;
+    state.reload_credentials().await?;
+    tracing::info!(provider, "provider credential stored in the vault");
+    let enabled = state
+        .routes
+        .load()
+        .registry()
+        .provider_names()
+        .contains(&provider.as_str());
+    Ok(Json(json!({ "provider": provider, "stored": true, "enabled": enabled })).into_response())
 }
 
 async fn forget_credential(
+    _: Admin,
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path(provider): Path<String>,
-) -> Response {
-    answer(
-        async {
-            guard(&state, &headers)?;
-            if !state.vault.delete(&provider).await.map_err(vault_error)? {
-                return Err(GatewayError::NotFound {
-                    message: format!("the vault holds no credential for `{provider}`"),
-                });
-            }
-            state.reload_credentials().await?;
-            tracing::info!(provider, "provider credential removed from the vault");
-            Ok(Json(json!({ "provider": provider, "deleted": true })).into_response())
-        }
-        .await,
-    )
+) -> Answer {
+    if !state.vault.delete(&provider).await.map_err(vault_error)? {
+        return Err(GatewayError::NotFound {
+            message: format!("the vault holds no credential for `{provider}`"),
+        });
+    }
+    state.reload_credentials().await?;
+    tracing::info!(provider, "provider credential removed from the vault");
+    Ok(Json(json!({ "provider": provider, "deleted": true })).into_response())
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
@@ -122,20 +102,33 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn guard(state: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> {
-    let Some(token) = &state.admin_token else {
-        return Err(GatewayError::Forbidden {
-            message: "the admin API is off: set SWITCHYARD_ADMIN_TOKEN (or admin.token in the configuration) to a long random token and restart".into(),
-        });
-    };
-    match crate::auth::presented(headers) {
-        Some(given) if same(given.as_bytes(), token.expose().as_bytes()) => Ok(()),
-        _ => Err(GatewayError::Unauthorized {
-            message: "the admin API needs the admin token as `Authorization: Bearer <token>`"
-                .into(),
-        }),
+/// Proof that the request carries the admin token: an extractor, so that every admin handler
+/// states it in its signature.
+struct Admin;
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = GatewayError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = &state.admin_token else {
+            return Err(GatewayError::Forbidden {
+                message: "the admin API is off: set SWITCHYARD_ADMIN_TOKEN (or admin.token in the configuration) to a long random token and restart".into(),
+            });
+        };
+        match crate::auth::presented(&parts.headers) {
+            Some(given) if same(given.as_bytes(), token.expose().as_bytes()) => Ok(Self),
+            _ => Err(GatewayError::Unauthorized {
+                message: "the admin API needs the admin token as `Authorization: Bearer <token>`"
+                    .into(),
+            }),
+        }
     }
 }
+
+type Answer = Result<Response, GatewayError>;
 
 fn key_error(e: KeyError) -> GatewayError {
     match e {
@@ -149,83 +142,37 @@ fn key_error(e: KeyError) -> GatewayError {
     }
 }
 
-fn answer(result: Result<Response, GatewayError>) -> Response {
-    result.unwrap_or_else(IntoResponse::into_response)
+async fn create(_: Admin, State(state): State<Arc<AppState>>, body: RawBody) -> Answer {
+    let new: NewKey = crate::surface::decode(&body.0)?;
+    let (key, record) = state.keys.create(new).await.map_err(key_error)?;
+    tracing::info!(key_id = %record.id, name = %record.name, "virtual key created");
+    let mut body = serde_json::to_value(&record).unwrap_or_default();
+    body["key"] = json!(key);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn create(State(state): State<Arc<AppState>>, headers: HeaderMap, body: RawBody) -> Response {
-    answer(
-        async {
-            guard(&state, &headers)?;
-            let new: NewKey = crate::surface::decode(&body.0)?;
-            let (key, record) = state.keys.create(new).await.map_err(key_error)?;
-            tracing::info!(key_id = %record.id, name = %record.name, "virtual key created");
-            let mut body = serde_json::to_value(&record).unwrap_or_default();
-            body["key"] = json!(key);
-            Ok((StatusCode::CREATED, Json(body)).into_response())
-        }
-        .await,
-    )
+async fn list(_: Admin, State(state): State<Arc<AppState>>) -> Answer {
+    let keys = state.keys.list().await.map_err(key_error)?;
+    Ok(Json(json!({ "object": "list", "data": keys })).into_response())
 }
 
-async fn list(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    answer(
-        async {
-            guard(&state, &headers)?;
-            let keys = state.keys.list().await.map_err(key_error)?;
-            Ok(Json(json!({ "object": "list", "data": keys })).into_response())
-        }
-        .await,
-    )
+async fn show(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
+    let key = state.keys.get(&id).await.map_err(key_error)?;
+    Ok(Json(key).into_response())
 }
 
-async fn show(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    answer(
-        async {
-            guard(&state, &headers)?;
-            let key = state.keys.get(&id).await.map_err(key_error)?;
-            Ok(Json(key).into_response())
-        }
-        .await,
-    )
+async fn revoke(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
+    let key = state.keys.revoke(&id).await.map_err(key_error)?;
+    tracing::info!(key_id = %key.id, "virtual key revoked");
+    Ok(Json(key).into_response())
 }
 
-async fn revoke(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    answer(
-        async {
-            guard(&state, &headers)?;
-            let key = state.keys.revoke(&id).await.map_err(key_error)?;
-            tracing::info!(key_id = %key.id, "virtual key revoked");
-            Ok(Json(key).into_response())
-        }
-        .await,
-    )
-}
-
-async fn rotate(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    answer(
-        async {
-            guard(&state, &headers)?;
-            let (key, record) = state.keys.rotate(&id).await.map_err(key_error)?;
-            tracing::info!(key_id = %record.id, "virtual key rotated");
-            let mut body = serde_json::to_value(&record).unwrap_or_default();
-            body["key"] = json!(key);
-            Ok(Json(body).into_response())
-        }
-        .await,
-    )
+async fn rotate(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
+    let (key, record) = state.keys.rotate(&id).await.map_err(key_error)?;
+    tracing::info!(key_id = %record.id, "virtual key rotated");
+    let mut body = serde_json::to_value(&record).unwrap_or_default();
+    body["key"] = json!(key);
+    Ok(Json(body).into_response())
 }
 
 #[cfg(test)]
