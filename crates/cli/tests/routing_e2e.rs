@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Proc, client, gateway, get_json, mock, model_ids, sse_data};
+use common::{Proc, client, error_message, gateway, get_json, mock, model_ids, sse_data};
 use serde_json::{Value, json};
 
 /// A gateway whose provider `up` is an external mock, with `extra` appended to its config.
@@ -231,12 +231,9 @@ async fn retries_back_off_and_honour_retry_after() {
         &[("x-switchyard-max-attempts", "0")],
     )
     .await;
-    assert_eq!(resp.status(), 400);
-    let body: Value = resp.json().await.unwrap();
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
+        error_message(resp, 400)
+            .await
             .contains("x-switchyard-max-attempts")
     );
 }

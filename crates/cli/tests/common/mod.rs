@@ -169,6 +169,17 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     )
 }
 
+/// Asserts an error answer's status and returns its `error.message` (OpenAI's and Anthropic's
+/// shapes both have it there).
+pub async fn error_message(resp: reqwest::Response, status: u16) -> String {
+    assert_eq!(resp.status(), status);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {body}"))
+        .to_owned()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
