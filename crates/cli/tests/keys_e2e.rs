@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Proc, client, error_message, gateway_on, run_cli, temp_dir};
+use common::{Proc, client, error_message, gateway_at, gateway_on, run_cli, temp_dir};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
@@ -528,4 +528,24 @@ async fn a_cost_ceiling_guards_a_single_call() {
     assert!(error_message(resp, 400).await.contains("no price is known"));
     let resp = call("mock/echo", "lots").await.unwrap();
     assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn a_non_loopback_address_needs_keys_from_the_start_unless_auth_is_open() {
+    // Listening on every interface (this machine's network is closed to the outside).
+    let data = temp_dir("public").join("data");
+    let g = gateway_at("0.0.0.0:0", "", &[], &data);
+    assert_eq!(chat(&g, None, "mock/echo").await.status(), 401);
+    assert!(
+        g.stderr_text().contains("virtual keys required"),
+        "{}",
+        g.stderr_text()
+    );
+    drop(g);
+    let open = gateway_at("0.0.0.0:0", "[auth]\nopen = true\n", &[], &data);
+    assert_eq!(chat(&open, None, "mock/echo").await.status(), 200);
+    assert!(
+        open.stderr_text()
+            .contains("auth.open = true on a non-loopback address")
+    );
 }

@@ -112,6 +112,16 @@ pub fn gateway(config: &str, env: &[(&str, &str)]) -> Proc {
 
 /// The gateway with its data directory at `data` (to restart on the same database).
 pub fn gateway_on(config: &str, env: &[(&str, &str)], data: &std::path::Path) -> Proc {
+    gateway_at("127.0.0.1:0", config, env, data)
+}
+
+/// The same, listening on `listen`.
+pub fn gateway_at(
+    listen: &str,
+    config: &str,
+    env: &[(&str, &str)],
+    data: &std::path::Path,
+) -> Proc {
     let dir = temp_dir("gw");
     let path = dir.join("switchyard.toml");
     std::fs::write(&path, config).unwrap();
@@ -119,7 +129,7 @@ pub fn gateway_on(config: &str, env: &[(&str, &str)], data: &std::path::Path) ->
         &[
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--config",
             path.to_str().unwrap(),
             "--data-dir",
