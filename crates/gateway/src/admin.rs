@@ -11,10 +11,17 @@
 //! | `PUT /admin/credentials/{provider}` | store a provider's key, `{"api_key": "…"}`, encrypted (the vault); it is used at once |
 //! | `GET /admin/credentials` | the providers with a stored key (never the key) |
 //! | `DELETE /admin/credentials/{provider}` | forget it; the configuration's or environment's key applies again |
+//! | `GET /admin/logs` | request logs, newest first: `from`, `to` (Unix seconds), `key`, `model`, `provider`, `status`, `errors=true`, `metadata=tag:value[,tag:value]`, `q` (text), `limit` (≤ 500), `cursor` |
+//! | `GET /admin/logs/{id}` | one call's whole record |
+//! | `GET /admin/analytics` | `group_by=model\|provider\|key\|route\|status\|metadata.<tag>`, `bucket=1h`, `from`, `to`: requests, errors, tokens, cost, p50/p95 latency per group and bucket |
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use switchyard_store::logs::{LogFilter, LogRow};
+
+use crate::analytics::{GroupBy, aggregate, bucket_ms};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -32,11 +39,144 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/keys", post(create).get(list))
         .route("/admin/keys/{id}", get(show).delete(revoke))
         .route("/admin/keys/{id}/rotate", post(rotate))
+        .route("/admin/logs", get(logs))
+        .route("/admin/logs/{id}", get(log))
+        .route("/admin/analytics", get(analytics))
         .route("/admin/credentials", get(credentials))
         .route(
             "/admin/credentials/{provider}",
             axum::routing::put(store_credential).delete(forget_credential),
         )
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    from: Option<i64>,
+    to: Option<i64>,
+    key: Option<String>,
+    model: Option<String>,
+    provider: Option<String>,
+    status: Option<i64>,
+    errors: Option<bool>,
+    metadata: Option<String>,
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+    group_by: Option<String>,
+    bucket: Option<String>,
+}
+
+impl LogQuery {
+    fn filter(&self) -> Result<LogFilter, GatewayError> {
+        let metadata = match &self.metadata {
+            None => Vec::new(),
+            Some(m) => m
+                .split(',')
+                .map(|pair| {
+                    pair.split_once(':')
+                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                        .ok_or_else(|| {
+                            GatewayError::bad_request(
+                                format!("metadata `{pair}`: write tag:value, e.g. team:search"),
+                                Some("metadata"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(LogFilter {
+            from: self.from.map(|s| s * 1000),
+            to: self.to.map(|s| s * 1000),
+            key: self.key.clone(),
+            model: self.model.clone(),
+            provider: self.provider.clone(),
+            status: self.status,
+            errors: self.errors.unwrap_or(false),
+            metadata,
+            search: self.q.clone().filter(|q| !q.is_empty()),
+        })
+    }
+}
+
+fn query(q: Result<Query<LogQuery>, QueryRejection>) -> Result<LogQuery, GatewayError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| GatewayError::bad_request(e.body_text(), None))
+}
+
+fn store_error(e: switchyard_store::StoreError) -> GatewayError {
+    GatewayError::Internal {
+        message: e.to_string(),
+    }
+}
+
+/// The stored record of a row, as JSON.
+fn record(row: &LogRow) -> serde_json::Value {
+    serde_json::from_str(&row.record).unwrap_or(serde_json::Value::Null)
+}
+
+async fn logs(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> Answer {
+    let q = query(q)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let before = match &q.cursor {
+        None => None,
+        Some(c) => Some(
+            c.split_once('_')
+                .and_then(|(ts, id)| Some((ts.parse().ok()?, id.to_owned())))
+                .ok_or_else(|| {
+                    GatewayError::bad_request(
+                        "cursor is not one this API gave out; pass next_cursor back as it came",
+                        Some("cursor"),
+                    )
+                })?,
+        ),
+    };
+    let rows = state
+        .logs
+        .query(&q.filter()?, before, limit)
+        .await
+        .map_err(store_error)?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| format!("{}_{}", r.ts, r.id)))
+        .flatten();
+    let data: Vec<serde_json::Value> = rows.iter().map(record).collect();
+    Ok(Json(json!({ "object": "list", "data": data, "next_cursor": next })).into_response())
+}
+
+async fn log(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
+    match state.logs.get(&id).await.map_err(store_error)? {
+        Some(row) => Ok(Json(record(&row)).into_response()),
+        None => Err(GatewayError::NotFound {
+            message: format!("no logged call with id `{id}`"),
+        }),
+    }
+}
+
+/// Rows read for one analytics answer, at most.
+const ANALYTICS_ROWS: i64 = 500_000;
+
+async fn analytics(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> Answer {
+    let q = query(q)?;
+    let by = GroupBy::parse(q.group_by.as_deref().unwrap_or("model"))
+        .map_err(|m| GatewayError::bad_request(m, Some("group_by")))?;
+    let bucket = bucket_ms(q.bucket.as_deref().unwrap_or("1h"))
+        .map_err(|m| GatewayError::bad_request(m, Some("bucket")))?;
+    let rows = state
+        .logs
+        .query(&q.filter()?, None, ANALYTICS_ROWS)
+        .await
+        .map_err(store_error)?;
+    let truncated = rows.len() as i64 == ANALYTICS_ROWS;
+    let cells = aggregate(&rows, &by, bucket);
+    Ok(Json(json!({ "object": "analytics", "bucket_ms": bucket, "data": cells, "truncated": truncated })).into_response())
 }
 
 #[derive(serde::Deserialize)]

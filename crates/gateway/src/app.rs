@@ -29,11 +29,13 @@ use crate::budgets::Spend;
 use crate::config::ConfigSource;
 use crate::keys::Keys;
 use crate::limits::Limiter;
+use crate::logs::Logger;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routing::{HealthTable, Routes};
 use crate::surface::{anthropic, openai};
 use crate::vault::Vault;
+use switchyard_store::logs::LogStore;
 
 pub struct AppState {
     /// Replaced whole when provider credentials change (the admin API's vault).
@@ -48,6 +50,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub limiter: Arc<Limiter>,
     pub spend: Arc<Spend>,
+    pub logger: Arc<Logger>,
+    pub logs: LogStore,
     pub auth: AuthMode,
     pub admin_token: Option<Secret>,
     pub max_body_bytes: usize,
@@ -76,9 +80,9 @@ impl AppState {
     }
 }
 
-/// The request id of the call, in the request's extensions.
+/// The request id of the call and the caller's address, in the request's extensions.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestId(pub uuid::Uuid);
+pub struct RequestId(pub uuid::Uuid, pub Option<std::net::SocketAddr>);
 
 pub fn build_app(state: Arc<AppState>) -> Router {
     let limit = state.max_body_bytes;
@@ -115,7 +119,11 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    req.extensions_mut().insert(RequestId(id));
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    req.extensions_mut().insert(RequestId(id, client));
     let mut resp = next.run(req).await;
     let mut buf = uuid::Uuid::encode_buffer();
     if let Ok(v) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)) {

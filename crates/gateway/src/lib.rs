@@ -5,6 +5,7 @@
 //! parses flags and calls [`Gateway`].
 
 pub mod admin;
+pub mod analytics;
 pub mod app;
 pub mod auth;
 pub mod budgets;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod keys;
 pub mod limits;
+pub mod logs;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;

@@ -9,6 +9,13 @@
 //! | `switchyard_circuit_opened_total`             | `target`           | times the circuit opened         |
 //! | `switchyard_target_ttfb_ewma_seconds`         | `target`           | moving average of time to first byte |
 //!
+//! | `switchyard_requests_total`                   | `surface`, `provider`, `status` | calls by HTTP status class (`2xx`, `4xx`, `5xx`) |
+//! | `switchyard_request_duration_seconds`         | `provider`         | histogram of whole-call latency  |
+//! | `switchyard_time_to_first_token_seconds`      | `provider`         | histogram of time to first byte  |
+//! | `switchyard_tokens_total`                     | `provider`, `direction` | input and output tokens     |
+//! | `switchyard_cost_usd_total`                   | `provider`         | list-price cost of calls         |
+//! | `switchyard_log_records_written_total`, `switchyard_log_records_dropped_total` | | the request-log writer |
+//!
 //! `target` is `provider/model`. Callers choose model names, so the label's values are bounded:
 //! beyond the first 4096 targets seen, new ones are counted as `other`.
 
@@ -21,6 +28,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+
+use crate::logs::{Logger, Record};
 use crate::routing::{Health, HealthTable};
 
 type Labels = Vec<(&'static str, String)>;
@@ -31,6 +43,16 @@ pub struct Metrics {
     attempts: Family<Labels, Counter>,
     hedges: Family<Labels, Counter>,
     hedge_wins: Family<Labels, Counter>,
+    requests: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram>,
+    ttft: Family<Labels, Histogram>,
+    tokens: Family<Labels, Counter>,
+    cost: Family<Labels, Counter<f64, AtomicU64>>,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
 /// Reads the targets' health at each scrape.
@@ -60,11 +82,91 @@ impl Metrics {
             hedge_wins.clone(),
         );
         registry.register_collector(Box::new(HealthCollector(health)));
+        let requests = Family::<Labels, Counter>::default();
+        let latency = Family::<Labels, Histogram>::new_with_constructor(
+            seconds_histogram as fn() -> Histogram,
+        );
+        let ttft = Family::<Labels, Histogram>::new_with_constructor(
+            seconds_histogram as fn() -> Histogram,
+        );
+        let tokens = Family::<Labels, Counter>::default();
+        let cost = Family::<Labels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "switchyard_requests",
+            "Calls by surface, provider and HTTP status class",
+            requests.clone(),
+        );
+        registry.register(
+            "switchyard_request_duration_seconds",
+            "Whole-call latency",
+            latency.clone(),
+        );
+        registry.register(
+            "switchyard_time_to_first_token_seconds",
+            "Time to the first byte of the answer",
+            ttft.clone(),
+        );
+        registry.register("switchyard_tokens", "Tokens by direction", tokens.clone());
+        registry.register(
+            "switchyard_cost_usd",
+            "List-price cost of calls in US dollars",
+            cost.clone(),
+        );
         Self {
             registry,
             attempts,
             hedges,
             hedge_wins,
+            requests,
+            latency,
+            ttft,
+            tokens,
+            cost,
+        }
+    }
+
+    /// Reports the request-log writer's counters at each scrape.
+    pub fn watch_logger(&mut self, logger: Arc<Logger>) {
+        self.registry
+            .register_collector(Box::new(LoggerCollector(logger)));
+    }
+
+    /// Counts a finished call.
+    pub fn call(&self, r: &Record) {
+        let provider = r.provider.clone().unwrap_or_default();
+        let class = match r.status {
+            200..=299 => "2xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&vec![
+                ("surface", r.surface.to_owned()),
+                ("provider", provider.clone()),
+                ("status", class.to_owned()),
+            ])
+            .inc();
+        let by_provider = vec![("provider", provider.clone())];
+        self.latency
+            .get_or_create(&by_provider)
+            .observe(r.latency_ms as f64 / 1000.0);
+        if let Some(t) = r.ttft_ms {
+            self.ttft
+                .get_or_create(&by_provider)
+                .observe(t as f64 / 1000.0);
+        }
+        for (direction, n) in [("input", r.input_tokens), ("output", r.output_tokens)] {
+            if n > 0 {
+                self.tokens
+                    .get_or_create(&vec![
+                        ("provider", provider.clone()),
+                        ("direction", direction.to_owned()),
+                    ])
+                    .inc_by(n);
+            }
+        }
+        if let Some(usd) = r.cost_usd {
+            self.cost.get_or_create(&by_provider).inc_by(usd);
         }
     }
 
@@ -98,6 +200,31 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[derive(Debug)]
+struct LoggerCollector(Arc<Logger>);
+
+impl Collector for LoggerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, value) in [
+            (
+                "switchyard_log_records_written",
+                "Request-log records written to the database",
+                self.0.written(),
+            ),
+            (
+                "switchyard_log_records_dropped",
+                "Request-log records dropped because the queue was full",
+                self.0.dropped(),
+            ),
+        ] {
+            let c = ConstCounter::new(value);
+            let m = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+            c.encode(m)?;
+        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
@@ -18,7 +18,10 @@ use crate::config::ConfigSource;
 use switchyard_store::Db;
 use switchyard_store::credentials::CredentialStore;
 use switchyard_store::keys::KeyStore;
+use switchyard_store::logs::LogStore;
 use switchyard_store::spend::SpendStore;
+
+use crate::logs::Logger;
 
 use crate::budgets::Spend;
 use crate::vault::Vault;
@@ -84,7 +87,26 @@ impl Gateway {
         let config = &config;
         let keys = Arc::new(Keys::load(KeyStore::new(db.clone())).await?);
         let clock = crate::limits::system_clock();
-        let spend = Arc::new(Spend::load(SpendStore::new(db), clock.clone()).await?);
+        let spend = Arc::new(Spend::load(SpendStore::new(db.clone()), clock.clone()).await?);
+        let logs = LogStore::new(db);
+        let logs_store = logs.clone();
+        let logger = Logger::start(logs.clone(), config.log_queue);
+        if let Some(keep) = config.log_retention {
+            tokio::spawn(async move {
+                loop {
+                    let cutoff = SystemTime::now()
+                        .checked_sub(keep)
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_millis() as i64);
+                    match logs.delete_before(cutoff).await {
+                        Ok(n) if n > 0 => tracing::info!(deleted = n, "old request logs deleted"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "deleting old request logs failed"),
+                    }
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+            });
+        }
         // Keys changed by another process (`switchyard keys …` on the same database).
         let weak = Arc::downgrade(&keys);
         tokio::spawn(async move {
@@ -121,7 +143,13 @@ impl Gateway {
             source,
             mock_url,
             health: health.clone(),
-            metrics: Metrics::new(health.clone()),
+            metrics: {
+                let mut m = Metrics::new(health.clone());
+                m.watch_logger(logger.clone());
+                m
+            },
+            logger,
+            logs: logs_store,
             keys,
             limiter: Arc::new(Limiter::new(clock)),
             spend,
@@ -179,6 +207,7 @@ impl Gateway {
         let listener = self.listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
         let serve = tokio::spawn(async move { serve.await });
         tokio::pin!(serve);
@@ -186,7 +215,7 @@ impl Gateway {
             res = &mut serve => return res.unwrap_or_else(|e| Err(std::io::Error::other(e))),
             _ = drained_rx => {}
         }
-        match tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await {
+        let result = match tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await {
             Ok(res) => res.unwrap_or_else(|e| Err(std::io::Error::other(e))),
             Err(_) => {
                 tracing::warn!(
@@ -194,6 +223,14 @@ impl Gateway {
                 );
                 Ok(())
             }
-        }
+        };
+        // The calls are done: write the request logs still queued.
+        self.state.logger.flush_and_stop().await;
+        tracing::info!(
+            written = self.state.logger.written(),
+            dropped = self.state.logger.dropped(),
+            "request logs flushed"
+        );
+        result
     }
 }

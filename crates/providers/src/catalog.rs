@@ -9,6 +9,9 @@ use switchyard_protocol::chat::{ChatRequest, Content, Part, ResponseFormat};
 
 const BUILTIN: &str = include_str!("../data/catalog.toml");
 
+/// Which price list costs are computed from, recorded with every logged cost.
+pub const VERSION: &str = "builtin-2025 + configuration overrides";
+
 /// One entry as written in TOML (the built-in file and the configuration's `[catalog]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

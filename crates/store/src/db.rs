@@ -62,6 +62,27 @@ const SCHEMA: &[&str] = &[
         usd DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (key_id, period)
     )",
+    "CREATE TABLE IF NOT EXISTS logs (
+        id TEXT PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        key_id TEXT,
+        key_name TEXT,
+        route TEXT,
+        requested_model TEXT NOT NULL,
+        provider TEXT,
+        model TEXT,
+        status BIGINT NOT NULL,
+        error_class TEXT,
+        latency_ms BIGINT NOT NULL,
+        ttft_ms BIGINT,
+        input_tokens BIGINT NOT NULL,
+        output_tokens BIGINT NOT NULL,
+        cost_usd DOUBLE PRECISION,
+        metadata TEXT NOT NULL,
+        record TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts, id)",
+    "CREATE INDEX IF NOT EXISTS logs_key_ts ON logs (key_id, ts)",
     "CREATE TABLE IF NOT EXISTS credentials (
         provider TEXT PRIMARY KEY,
         sealed TEXT NOT NULL,

@@ -9,6 +9,7 @@
 pub mod credentials;
 mod db;
 pub mod keys;
+pub mod logs;
 pub mod spend;
 
 pub use db::{Backend, Db, StoreError};

@@ -56,6 +56,10 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// `store.url`; `None` for SQLite in the data directory.
     pub store_url: Option<Secret>,
+    /// `logs.queue`: request-log records waiting to be written, at most.
+    pub log_queue: usize,
+    /// `logs.retention_days`.
+    pub log_retention: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -302,6 +306,26 @@ impl Config {
             routes,
             catalog,
             auth_open: raw.auth.open.unwrap_or(false),
+            log_queue: match raw.logs.queue {
+                Some(0) => {
+                    return Err(err(
+                        "logs.queue",
+                        "0 would drop every record; use at least 1, e.g. 10000",
+                    ));
+                }
+                Some(n) => n,
+                None => 10_000,
+            },
+            log_retention: match raw.logs.retention_days {
+                Some(0) => {
+                    return Err(err(
+                        "logs.retention_days",
+                        "0 would delete every record at once; use at least 1",
+                    ));
+                }
+                Some(d) => Some(Duration::from_secs(d * 86_400)),
+                None => None,
+            },
             admin_token,
             store_url,
         })

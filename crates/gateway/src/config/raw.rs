@@ -34,6 +34,17 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub store: RawStore,
+    #[serde(default)]
+    pub logs: RawLogs,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogs {
+    /// Records waiting to be written, at most; beyond it records are dropped and counted.
+    pub queue: Option<usize>,
+    /// Records older than this many days are deleted (checked hourly).
+    pub retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

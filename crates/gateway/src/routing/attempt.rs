@@ -36,6 +36,21 @@ pub struct Attempts {
     pub hedged: bool,
     /// The caller's rate-limit counters after this call, for the `x-ratelimit-*` headers.
     pub rate: RateState,
+    /// Every attempt that ended, in order, for the request log.
+    pub tried: Vec<Tried>,
+}
+
+/// One attempt, as the request log shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Tried {
+    /// `provider/model`.
+    pub target: String,
+    /// `ok`, `cancelled` (a hedge that lost) or the error class (`timeout`, `upstream_server`…).
+    pub outcome: &'static str,
+    /// The upstream's HTTP status, when it answered with an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub latency_ms: u64,
 }
 
 /// Runs `call` against the plan's targets until one answers.
@@ -53,7 +68,7 @@ where
     let start = |idx: usize, permit: Permit, run: &mut Run<'_>| {
         let target = &plan.route.targets[idx];
         run.attempts.count += 1;
-        run.live.push(idx);
+        run.live.push((idx, Instant::now()));
         run.attempts.target = Some(target.target.clone());
         let limit = run.attempt_limit();
         let fut = call(target);
@@ -112,21 +127,33 @@ where
             biased;
             Some((idx, permit, elapsed, result)) = in_flight.next() => {
                 let target = &plan.route.targets[idx];
-                if let Some(pos) = run.live.iter().position(|&i| i == idx) {
+                if let Some(pos) = run.live.iter().position(|&(i, _)| i == idx) {
                     run.live.swap_remove(pos);
                 }
                 match result {
                     Ok(value) => {
                         permit.success(elapsed);
                         metrics.attempt(&target.health.slug, "ok");
+                        run.attempts.tried.push(Tried {
+                            target: target.slug.to_string(),
+                            outcome: "ok",
+                            status: None,
+                            latency_ms: elapsed.as_millis() as u64,
+                        });
                         run.attempts.target = Some(target.target.clone());
                         if run.attempts.hedged {
                             metrics.hedge_outcome(run.route_label(), idx != run.first_idx);
                         }
                         // The other attempt of a hedge lost: dropping it cancels it upstream.
-                        for &loser in &run.live {
+                        for &(loser, began) in &run.live {
                             let slug = &plan.route.targets[loser].health.slug;
                             metrics.attempt(slug, "cancelled");
+                            run.attempts.tried.push(Tried {
+                                target: plan.route.targets[loser].slug.to_string(),
+                                outcome: "cancelled",
+                                status: None,
+                                latency_ms: began.elapsed().as_millis() as u64,
+                            });
                             tracing::info!(
                                 route = run.route_label(),
                                 winner = %target.slug,
@@ -139,6 +166,15 @@ where
                     Err(e) => {
                         permit.failed(&e, elapsed);
                         metrics.attempt(&target.health.slug, e.class().as_str());
+                        run.attempts.tried.push(Tried {
+                            target: target.slug.to_string(),
+                            outcome: e.class().as_str(),
+                            status: match &e {
+                                ProviderError::Status(s) => Some(s.status),
+                                _ => None,
+                            },
+                            latency_ms: elapsed.as_millis() as u64,
+                        });
                         run.notes.push(format!("{}: {}", target.slug, upstream_message(&e)));
                         let retryable = e.is_retryable();
                         run.last = Some(e);
@@ -193,7 +229,7 @@ struct Run<'p> {
     last: Option<ProviderError>,
     first_idx: usize,
     /// Targets of the attempts under way.
-    live: Vec<usize>,
+    live: Vec<(usize, Instant)>,
 }
 
 impl<'p> Run<'p> {

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -19,8 +20,9 @@ use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
 
 use super::{Item, RawBody, authenticate, decode, json, options};
-use crate::app::AppState;
+use crate::app::{AppState, RequestId};
 use crate::error::GatewayError;
+use crate::logs::{CallLog, Tokens};
 use crate::pipeline::{self, Failure};
 use crate::routing::Attempts;
 
@@ -50,17 +52,20 @@ fn read(body: Result<RawBody, GatewayError>, counting: bool) -> Result<ChatReque
 
 pub async fn messages(
     State(state): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
     headers: HeaderMap,
     body: Result<RawBody, GatewayError>,
 ) -> Response {
+    let mut log = CallLog::start(&state.logger, rid.0, rid.1, "messages");
     let (mut canonical, options) = match authenticate(&state, &headers).and_then(|key| {
         let c = read(body, false)?;
         let o = options(&headers, c.extra.get("metadata"), key)?;
         Ok((c, o))
     }) {
         Ok(c) => c,
-        Err(e) => return e.into_anthropic_response(),
+        Err(e) => return super::fail(&state, log, &Attempts::default(), e, true),
     };
+    log.request(&options, &canonical.model, canonical.is_stream());
     if canonical.is_stream() {
         // Messages streams always end with usage, so the upstream is asked for it.
         canonical.stream_options = Some(StreamOptions {
@@ -69,13 +74,19 @@ pub async fn messages(
         });
         let model = canonical.model.clone();
         match pipeline::chat_stream(&state, &options, canonical).await {
-            Ok((attempts, stream, _)) => event_stream(&attempts, stream, model),
-            Err(f) => failure(f),
+            Ok((attempts, stream, _)) => {
+                let stream = super::logged(&state, log, &attempts, stream);
+                event_stream(&attempts, stream, model)
+            }
+            Err((attempts, e)) => super::fail(&state, log, &attempts, e, true),
         }
     } else {
         match pipeline::chat(&state, &options, canonical).await {
-            Ok((attempts, resp)) => json(&attempts, &to_anthropic(resp)),
-            Err(f) => failure(f),
+            Ok((attempts, resp)) => {
+                super::done(&state, log, &attempts, resp.usage.as_ref().map(Tokens::of));
+                json(&attempts, &to_anthropic(resp))
+            }
+            Err((attempts, e)) => super::fail(&state, log, &attempts, e, true),
         }
     }
 }

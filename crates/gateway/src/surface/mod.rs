@@ -22,6 +22,7 @@ use switchyard_providers::{ChatStream, ProviderError};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::keys::VirtualKey;
+use crate::logs::{CallLog, Tokens};
 use crate::routing::{Attempts, CallOptions};
 
 /// A request body read within the configured limit (413 beyond it).
@@ -96,6 +97,86 @@ fn served(headers: &mut HeaderMap, attempts: &Attempts) {
         headers.insert("x-switchyard-hedged", HeaderValue::from_static("true"));
     }
     crate::limits::headers(headers, &attempts.rate);
+}
+
+/// Ends a call with an error: records it, then answers in the caller's shape (`anthropic` picks
+/// Anthropic's).
+fn fail(
+    state: &AppState,
+    mut log: CallLog,
+    attempts: &Attempts,
+    err: GatewayError,
+    anthropic: bool,
+) -> Response {
+    log.attempts(attempts);
+    log.finish(state, err.status().as_u16(), Some(err.kind()), None);
+    failure(attempts, err, anthropic)
+}
+
+/// Ends a call with a whole answer: records it with its tokens.
+fn done(state: &AppState, mut log: CallLog, attempts: &Attempts, tokens: Option<Tokens>) {
+    log.attempts(attempts);
+    log.finish(state, 200, None, tokens);
+}
+
+/// A streamed answer that records its call when it ends: with the usage it carried, the class
+/// of a failure mid-stream, or `cancelled` if the caller went away first.
+struct Logged {
+    inner: ChatStream,
+    log: Option<CallLog>,
+    state: Arc<AppState>,
+    tokens: Option<Tokens>,
+    error: Option<&'static str>,
+    ended: bool,
+}
+
+impl futures_util::Stream for Logged {
+    type Item = Result<ChatChunk, ProviderError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let item = std::task::ready!(self.inner.as_mut().poll_next(cx));
+        match &item {
+            Some(Ok(chunk)) => {
+                if let Some(u) = &chunk.usage {
+                    self.tokens = Some(Tokens::of(u));
+                }
+            }
+            Some(Err(e)) => self.error = Some(e.class().as_str()),
+            None => self.ended = true,
+        }
+        std::task::Poll::Ready(item)
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            let class = self.error.or((!self.ended).then_some("cancelled"));
+            log.finish(&self.state, 200, class, self.tokens);
+        }
+    }
+}
+
+/// The stream of a call that is being recorded; the first byte is ready now.
+fn logged(
+    state: &Arc<AppState>,
+    mut log: CallLog,
+    attempts: &Attempts,
+    stream: ChatStream,
+) -> ChatStream {
+    log.attempts(attempts);
+    log.first_byte();
+    Box::pin(Logged {
+        inner: stream,
+        log: Some(log),
+        state: state.clone(),
+        tokens: None,
+        error: None,
+        ended: false,
+    })
 }
 
 /// The error answer of a call that was planned: the caller-shaped body (`anthropic` picks

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -13,44 +14,49 @@ use switchyard_providers::ChatStream;
 
 use super::{Item, RawBody, authenticate, decode, json, options};
 
-use crate::app::AppState;
+use crate::app::{AppState, RequestId};
 use crate::error::GatewayError;
+use crate::logs::{CallLog, Tokens};
 use crate::pipeline::{self, Failure, StreamShape};
 use crate::routing::Attempts;
 
-fn failure((attempts, err): Failure) -> Response {
-    super::failure(&attempts, err, false)
+fn failure(state: &AppState, log: CallLog, (attempts, err): Failure) -> Response {
+    super::fail(state, log, &attempts, err, false)
 }
 
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
     headers: HeaderMap,
     body: Result<RawBody, GatewayError>,
 ) -> Response {
-    let key = match authenticate(&state, &headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
+    let mut log = CallLog::start(&state.logger, rid.0, rid.1, "chat");
+    let call = authenticate(&state, &headers).and_then(|key| {
+        let req: ChatRequest = body.and_then(|RawBody(b)| decode(&b))?;
+        let options = options(&headers, req.extra.get("metadata"), key)?;
+        Ok((req, options))
+    });
+    let (req, options) = match call {
+        Ok(c) => c,
+        Err(e) => return failure(&state, log, (Attempts::default(), e)),
     };
-    let req: ChatRequest = match body.and_then(|RawBody(b)| decode(&b)) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    let options = match options(&headers, req.extra.get("metadata"), key) {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
-    };
+    log.request(&options, &req.model, req.is_stream());
     if req.is_stream() {
         match pipeline::chat_stream(&state, &options, req).await {
-            Ok((attempts, stream, shape)) => sse_response(&attempts, stream, shape),
-            Err(f) => failure(f),
+            Ok((attempts, stream, shape)) => {
+                let stream = super::logged(&state, log, &attempts, stream);
+                sse_response(&attempts, stream, shape)
+            }
+            Err(f) => failure(&state, log, f),
         }
     } else {
         match pipeline::chat(&state, &options, req).await {
             Ok((attempts, mut resp)) => {
+                super::done(&state, log, &attempts, resp.usage.as_ref().map(Tokens::of));
                 openai_answer(&mut resp);
                 json(&attempts, &resp)
             }
-            Err(f) => failure(f),
+            Err(f) => failure(&state, log, f),
         }
     }
 }
@@ -85,24 +91,31 @@ fn openai_answer(resp: &mut ChatResponse) {
 
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
     headers: HeaderMap,
     body: Result<RawBody, GatewayError>,
 ) -> Response {
-    let key = match authenticate(&state, &headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
+    let mut log = CallLog::start(&state.logger, rid.0, rid.1, "embeddings");
+    let call = authenticate(&state, &headers).and_then(|key| {
+        let req: EmbeddingRequest = body.and_then(|RawBody(b)| decode(&b))?;
+        let options = options(&headers, None, key)?;
+        Ok((req, options))
+    });
+    let (req, options) = match call {
+        Ok(c) => c,
+        Err(e) => return failure(&state, log, (Attempts::default(), e)),
     };
-    let req: EmbeddingRequest = match body.and_then(|RawBody(b)| decode(&b)) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
-    };
-    let options = match options(&headers, None, key) {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
-    };
+    log.request(&options, &req.model, false);
     match pipeline::embed(&state, &options, req).await {
-        Ok((attempts, resp)) => json(&attempts, &resp),
-        Err(f) => failure(f),
+        Ok((attempts, resp)) => {
+            let tokens = resp.usage.as_ref().map(|u| Tokens {
+                input: u.prompt_tokens,
+                ..Tokens::default()
+            });
+            super::done(&state, log, &attempts, tokens);
+            json(&attempts, &resp)
+        }
+        Err(f) => failure(&state, log, f),
     }
 }
 

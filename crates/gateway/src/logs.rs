@@ -1,0 +1,380 @@
+//! Request logs: one record per call, written by a background task in batches so that the
+//! request path never waits on the database.
+//!
+//! A [`CallLog`] is started when a call arrives and finished once its answer is known (for a
+//! stream, when the stream ends or the caller goes away). Finishing hands the record to the
+//! [`Logger`]'s bounded queue; when the queue is full the record is dropped and counted
+//! (`switchyard_log_records_dropped_total`, and a warning), never silently. On shutdown the
+//! queue is flushed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use switchyard_store::logs::{LogRow, LogStore};
+use tokio::sync::{Mutex, Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::app::AppState;
+use crate::routing::Attempts;
+use crate::routing::attempt::Tried;
+
+/// Records written per transaction, at most.
+const BATCH: usize = 512;
+/// How long a record may wait for its batch to fill.
+const LINGER: Duration = Duration::from_millis(200);
+
+/// The whole record, as stored (JSON) and as `GET /admin/logs/{id}` returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub id: String,
+    /// Unix milliseconds when the call arrived.
+    pub ts: i64,
+    pub surface: &'static str,
+    pub stream: bool,
+    pub key_id: Option<String>,
+    pub key_name: Option<String>,
+    pub client: Option<String>,
+    pub requested_model: String,
+    pub route: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub attempts: Vec<Tried>,
+    pub status: u16,
+    pub error_class: Option<String>,
+    pub latency_ms: u64,
+    pub ttft_ms: Option<u64>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    /// List price of the call in US dollars; `null` when the model has no price.
+    pub cost_usd: Option<f64>,
+    pub catalog: &'static str,
+    /// Always `null` until caching exists.
+    pub cache: Option<&'static str>,
+    pub metadata: Map<String, Value>,
+}
+
+/// Token counts of a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    pub cached: u64,
+}
+
+impl Tokens {
+    pub fn of(u: &switchyard_protocol::chat::Usage) -> Self {
+        Self {
+            input: u.prompt_tokens,
+            output: u.completion_tokens,
+            cached: u
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// A call being recorded.
+#[derive(Debug)]
+pub struct CallLog {
+    started: Instant,
+    record: Record,
+    logger: Arc<Logger>,
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl CallLog {
+    pub fn start(
+        logger: &Arc<Logger>,
+        id: uuid::Uuid,
+        client: Option<SocketAddr>,
+        surface: &'static str,
+    ) -> Self {
+        Self {
+            started: Instant::now(),
+            logger: logger.clone(),
+            record: Record {
+                id: id.to_string(),
+                ts: now_millis(),
+                surface,
+                stream: false,
+                key_id: None,
+                key_name: None,
+                client: client.map(|a| a.ip().to_string()),
+                requested_model: String::new(),
+                route: None,
+                provider: None,
+                model: None,
+                attempts: Vec::new(),
+                status: 0,
+                error_class: None,
+                latency_ms: 0,
+                ttft_ms: None,
+                input_tokens: 0,
+                output_tokens: 0,
+                cached_tokens: 0,
+                cost_usd: None,
+                catalog: switchyard_providers::catalog::VERSION,
+                cache: None,
+                metadata: Map::new(),
+            },
+        }
+    }
+
+    /// What the call asked for and who asked.
+    pub fn request(&mut self, options: &crate::routing::CallOptions, model: &str, stream: bool) {
+        let r = &mut self.record;
+        r.requested_model = options.route.clone().unwrap_or_else(|| model.to_owned());
+        r.stream = stream;
+        r.metadata = options.metadata.clone();
+        if let Some(k) = &options.key {
+            r.key_id = Some(k.id.clone());
+            r.key_name = Some(k.name.clone());
+        }
+    }
+
+    /// What routing did: the target that answered (or was tried last) and every attempt.
+    pub fn attempts(&mut self, attempts: &Attempts) {
+        let r = &mut self.record;
+        r.route = attempts.route.as_deref().map(str::to_owned);
+        if let Some(t) = &attempts.target {
+            r.provider = Some(t.provider_name().to_owned());
+            r.model = Some(t.model.clone());
+        }
+        r.attempts.clone_from(&attempts.tried);
+    }
+
+    /// The first byte of a stream is ready now.
+    pub fn first_byte(&mut self) {
+        self.record.ttft_ms = Some(self.started.elapsed().as_millis() as u64);
+    }
+
+    /// Finishes the record and queues it.
+    pub fn finish(
+        mut self,
+        state: &AppState,
+        status: u16,
+        error_class: Option<&str>,
+        tokens: Option<Tokens>,
+    ) {
+        let r = &mut self.record;
+        r.status = status;
+        r.error_class = error_class.map(str::to_owned);
+        r.latency_ms = self.started.elapsed().as_millis() as u64;
+        if r.ttft_ms.is_none() && status < 400 {
+            r.ttft_ms = Some(r.latency_ms);
+        }
+        if let Some(t) = tokens {
+            r.input_tokens = t.input;
+            r.output_tokens = t.output;
+            r.cached_tokens = t.cached;
+            if let (Some(p), Some(m)) = (&r.provider, &r.model) {
+                let slug = format!("{p}/{m}");
+                r.cost_usd = state
+                    .routes
+                    .load()
+                    .catalog()
+                    .get(&slug)
+                    .and_then(|info| info.cost(t.input, t.output));
+            }
+        }
+        state.metrics.call(r);
+        self.logger.submit(&self.record);
+    }
+}
+
+/// The queue and its writer task.
+#[derive(Debug)]
+pub struct Logger {
+    tx: mpsc::Sender<LogRow>,
+    dropped: AtomicU64,
+    written: Arc<AtomicU64>,
+    shutdown: Arc<Notify>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Logger {
+    /// Starts the writer; `capacity` bounds the records waiting to be written.
+    pub fn start(store: LogStore, capacity: usize) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let shutdown = Arc::new(Notify::new());
+        let written = Arc::new(AtomicU64::new(0));
+        let writer = tokio::spawn(write(store, rx, shutdown.clone(), written.clone()));
+        Arc::new(Self {
+            tx,
+            dropped: AtomicU64::new(0),
+            written,
+            shutdown,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    fn submit(&self, record: &Record) {
+        let row = LogRow {
+            id: record.id.clone(),
+            ts: record.ts,
+            key_id: record.key_id.clone(),
+            key_name: record.key_name.clone(),
+            route: record.route.clone(),
+            requested_model: record.requested_model.clone(),
+            provider: record.provider.clone(),
+            model: record.model.clone(),
+            status: i64::from(record.status),
+            error_class: record.error_class.clone(),
+            latency_ms: record.latency_ms as i64,
+            ttft_ms: record.ttft_ms.map(|t| t as i64),
+            input_tokens: record.input_tokens as i64,
+            output_tokens: record.output_tokens as i64,
+            cost_usd: record.cost_usd,
+            metadata: Value::Object(record.metadata.clone()).to_string(),
+            record: serde_json::to_string(record).unwrap_or_default(),
+        };
+        if self.tx.try_send(row).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    dropped = n,
+                    "the request-log queue is full; records are being dropped"
+                );
+            }
+        }
+    }
+
+    /// Records dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records written to the database.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Writes what is queued and stops the writer.
+    pub async fn flush_and_stop(&self) {
+        self.shutdown.notify_one();
+        if let Some(handle) = self.writer.lock().await.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+async fn write(
+    store: LogStore,
+    mut rx: mpsc::Receiver<LogRow>,
+    shutdown: Arc<Notify>,
+    written: Arc<AtomicU64>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut stopping = false;
+    loop {
+        if !stopping && batch.is_empty() {
+            tokio::select! {
+                row = rx.recv() => match row {
+                    Some(row) => batch.push(row),
+                    None => stopping = true,
+                },
+                () = shutdown.notified() => stopping = true,
+            }
+        }
+        // Fill the batch: what is queued now, then what arrives within LINGER.
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(row) => batch.push(row),
+                Err(_) if stopping || batch.is_empty() => break,
+                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(row)) => batch.push(row),
+                    Ok(None) | Err(_) => break,
+                },
+            }
+        }
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            match store.insert(&batch).await {
+                Ok(()) => {
+                    written.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => tracing::error!(error = %e, records = n, "writing request logs failed"),
+            }
+            batch.clear();
+        }
+        if stopping && rx.is_empty() {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize) -> Record {
+        Record {
+            id: format!("rec-{i:06}"),
+            ts: 1_000 + i as i64,
+            surface: "chat",
+            stream: false,
+            key_id: None,
+            key_name: None,
+            client: None,
+            requested_model: "mock/echo".into(),
+            route: None,
+            provider: Some("mock".into()),
+            model: Some("echo".into()),
+            attempts: Vec::new(),
+            status: 200,
+            error_class: None,
+            latency_ms: 1,
+            ttft_ms: Some(1),
+            input_tokens: 3,
+            output_tokens: 1,
+            cached_tokens: 0,
+            cost_usd: None,
+            catalog: switchyard_providers::catalog::VERSION,
+            cache: None,
+            metadata: Map::new(),
+        }
+    }
+
+    async fn store() -> LogStore {
+        let dir = std::env::temp_dir().join(format!("switchyard-logger-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.db", crate::request_id::new_v7()));
+        LogStore::new(switchyard_store::Db::open_sqlite(&path).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn within_its_bound_the_writer_drops_nothing_and_flushes_on_stop() {
+        let logger = Logger::start(store().await, 5_000);
+        for i in 0..5_000 {
+            logger.submit(&record(i));
+        }
+        logger.flush_and_stop().await;
+        assert_eq!((logger.written(), logger.dropped()), (5_000, 0));
+    }
+
+    #[tokio::test]
+    async fn beyond_its_bound_records_are_dropped_and_counted() {
+        let logger = Logger::start(store().await, 10);
+        // No await between submissions: the writer cannot drain the queue meanwhile.
+        for i in 0..1_000 {
+            logger.submit(&record(i));
+        }
+        logger.flush_and_stop().await;
+        assert!(logger.dropped() >= 900, "{}", logger.dropped());
+        assert_eq!(logger.written() + logger.dropped(), 1_000);
+    }
+}

@@ -1,0 +1,348 @@
+//! Request logs: one row per call, with the columns the filters and analytics read, and the
+//! whole record as JSON.
+
+use sqlx::any::AnyRow;
+use sqlx::{Acquire, Row};
+
+use crate::{Db, Millis, StoreError};
+
+/// One call, as stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogRow {
+    pub id: String,
+    /// When the call arrived.
+    pub ts: Millis,
+    pub key_id: Option<String>,
+    pub key_name: Option<String>,
+    pub route: Option<String>,
+    pub requested_model: String,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: i64,
+    pub error_class: Option<String>,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: Option<f64>,
+    /// The caller's metadata, JSON object (compact).
+    pub metadata: String,
+    /// The whole record, JSON.
+    pub record: String,
+}
+
+/// Which rows a query wants. Empty fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    pub from: Option<Millis>,
+    pub to: Option<Millis>,
+    pub key: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub status: Option<i64>,
+    /// Only failed calls (status ≥ 400).
+    pub errors: bool,
+    pub metadata: Vec<(String, String)>,
+    /// Text anywhere in the record.
+    pub search: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    db: Db,
+}
+
+const COLUMNS: &str = "id, ts, key_id, key_name, route, requested_model, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, output_tokens, cost_usd, metadata, record";
+
+fn row(r: &AnyRow) -> Result<LogRow, StoreError> {
+    Ok(LogRow {
+        id: r.try_get("id")?,
+        ts: r.try_get("ts")?,
+        key_id: r.try_get("key_id")?,
+        key_name: r.try_get("key_name")?,
+        route: r.try_get("route")?,
+        requested_model: r.try_get("requested_model")?,
+        provider: r.try_get("provider")?,
+        model: r.try_get("model")?,
+        status: r.try_get("status")?,
+        error_class: r.try_get("error_class")?,
+        latency_ms: r.try_get("latency_ms")?,
+        ttft_ms: r.try_get("ttft_ms")?,
+        input_tokens: r.try_get("input_tokens")?,
+        output_tokens: r.try_get("output_tokens")?,
+        cost_usd: r.try_get("cost_usd")?,
+        metadata: r.try_get("metadata")?,
+        record: r.try_get("record")?,
+    })
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern (with `ESCAPE '\'`).
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl LogStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Writes a batch in one transaction.
+    pub async fn insert(&self, rows: &[LogRow]) -> Result<(), StoreError> {
+        let mut conn = self.db.pool().acquire().await?;
+        let mut tx = conn.begin().await?;
+        for r in rows {
+            sqlx::query(&format!(
+                "INSERT INTO logs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (id) DO NOTHING"
+            ))
+            .bind(&r.id)
+            .bind(r.ts)
+            .bind(&r.key_id)
+            .bind(&r.key_name)
+            .bind(&r.route)
+            .bind(&r.requested_model)
+            .bind(&r.provider)
+            .bind(&r.model)
+            .bind(r.status)
+            .bind(&r.error_class)
+            .bind(r.latency_ms)
+            .bind(r.ttft_ms)
+            .bind(r.input_tokens)
+            .bind(r.output_tokens)
+            .bind(r.cost_usd)
+            .bind(&r.metadata)
+            .bind(&r.record)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<LogRow>, StoreError> {
+        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM logs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        r.as_ref().map(row).transpose()
+    }
+
+    /// Rows matching `filter`, newest first, after the cursor `(ts, id)` of the last row of the
+    /// previous page.
+    pub async fn query(
+        &self,
+        filter: &LogFilter,
+        before: Option<(Millis, String)>,
+        limit: i64,
+    ) -> Result<Vec<LogRow>, StoreError> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let arg = |b: Bind, binds: &mut Vec<Bind>| {
+            binds.push(b);
+            format!("${}", binds.len())
+        };
+        if let Some(t) = filter.from {
+            let p = arg(Bind::Int(t), &mut binds);
+            clauses.push(format!("ts >= {p}"));
+        }
+        if let Some(t) = filter.to {
+            let p = arg(Bind::Int(t), &mut binds);
+            clauses.push(format!("ts < {p}"));
+        }
+        if let Some(k) = &filter.key {
+            let p1 = arg(Bind::Text(k.clone()), &mut binds);
+            let p2 = arg(Bind::Text(k.clone()), &mut binds);
+            clauses.push(format!("(key_id = {p1} OR key_name = {p2})"));
+        }
+        if let Some(m) = &filter.model {
+            let p1 = arg(Bind::Text(m.clone()), &mut binds);
+            let p2 = arg(Bind::Text(m.clone()), &mut binds);
+            clauses.push(format!("(model = {p1} OR requested_model = {p2})"));
+        }
+        if let Some(p) = &filter.provider {
+            let p = arg(Bind::Text(p.clone()), &mut binds);
+            clauses.push(format!("provider = {p}"));
+        }
+        if let Some(s) = filter.status {
+            let p = arg(Bind::Int(s), &mut binds);
+            clauses.push(format!("status = {p}"));
+        }
+        if filter.errors {
+            clauses.push("status >= 400".to_owned());
+        }
+        for (k, v) in &filter.metadata {
+            // The metadata column is compact JSON: `"k":"v"` appears as written.
+            let needle = serde_json::json!({ k: v }).to_string();
+            let inner = needle.trim_start_matches('{').trim_end_matches('}');
+            let p = arg(Bind::Text(format!("%{}%", like_literal(inner))), &mut binds);
+            clauses.push(format!("metadata LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some(s) = &filter.search {
+            let p = arg(Bind::Text(format!("%{}%", like_literal(s))), &mut binds);
+            clauses.push(format!("record LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some((ts, id)) = &before {
+            let p1 = arg(Bind::Int(*ts), &mut binds);
+            let p2 = arg(Bind::Int(*ts), &mut binds);
+            let p3 = arg(Bind::Text(id.clone()), &mut binds);
+            clauses.push(format!("(ts < {p1} OR (ts = {p2} AND id < {p3}))"));
+        }
+        let p = arg(Bind::Int(limit), &mut binds);
+        let filter_sql = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql =
+            format!("SELECT {COLUMNS} FROM logs {filter_sql} ORDER BY ts DESC, id DESC LIMIT {p}");
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = match b {
+                Bind::Int(i) => q.bind(i),
+                Bind::Text(t) => q.bind(t),
+            };
+        }
+        let rows = q.fetch_all(self.db.pool()).await?;
+        rows.iter().map(row).collect()
+    }
+
+    /// Deletes rows older than `before`; returns how many.
+    pub async fn delete_before(&self, before: Millis) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM logs WHERE ts < $1")
+            .bind(before)
+            .execute(self.db.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(id: &str, ts: Millis, model: &str, status: i64, metadata: &str) -> LogRow {
+        LogRow {
+            id: id.into(),
+            ts,
+            key_name: Some("app".into()),
+            requested_model: model.into(),
+            provider: Some("mock".into()),
+            model: Some(model.into()),
+            status,
+            latency_ms: 5,
+            input_tokens: 10,
+            output_tokens: 3,
+            cost_usd: None,
+            metadata: metadata.into(),
+            record: format!("{{\"id\":\"{id}\",\"note\":\"100% {model}\"}}"),
+            ..LogRow::default()
+        }
+    }
+
+    async fn filters_and_pages(db: Db, tag: &str) {
+        let s = LogStore::new(db);
+        let id = |n: u32| format!("{tag}-{n:03}");
+        let tagged = format!("{{\"team\":\"{tag}\",\"n\":1}}");
+        let rows: Vec<LogRow> = (0..10)
+            .map(|i| {
+                log(
+                    &id(i),
+                    1_000 + i64::from(i),
+                    if i % 2 == 0 { "echo" } else { "stream-2" },
+                    if i == 7 { 502 } else { 200 },
+                    if i < 3 { &tagged } else { "{}" },
+                )
+            })
+            .collect();
+        s.insert(&rows).await.unwrap();
+        s.insert(&rows[..1]).await.unwrap(); // idempotent
+        let mine = |f: LogFilter| LogFilter {
+            from: Some(1_000),
+            to: Some(1_010),
+            search: Some(tag.to_owned()),
+            ..f
+        };
+        let all = s
+            .query(&mine(LogFilter::default()), None, 100)
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 10);
+        assert_eq!(all[0].id, id(9), "newest first");
+        let page1 = s.query(&mine(LogFilter::default()), None, 4).await.unwrap();
+        let last = page1.last().unwrap();
+        let page2 = s
+            .query(
+                &mine(LogFilter::default()),
+                Some((last.ts, last.id.clone())),
+                4,
+            )
+            .await
+            .unwrap();
+        assert_eq!(page2[0].id, id(5));
+        let echo = LogFilter {
+            model: Some("echo".into()),
+            ..LogFilter::default()
+        };
+        assert_eq!(s.query(&mine(echo), None, 100).await.unwrap().len(), 5);
+        let errors = LogFilter {
+            errors: true,
+            ..LogFilter::default()
+        };
+        assert_eq!(
+            s.query(&mine(errors), None, 100).await.unwrap()[0].id,
+            id(7)
+        );
+        let team = LogFilter {
+            metadata: vec![("team".into(), tag.into())],
+            ..LogFilter::default()
+        };
+        assert_eq!(s.query(&mine(team), None, 100).await.unwrap().len(), 3);
+        // LIKE wildcards in the search text are literal.
+        let pct = LogFilter {
+            search: Some("100% stream".to_owned()),
+            from: Some(1_000),
+            to: Some(1_010),
+            ..LogFilter::default()
+        };
+        assert!(s.query(&pct, None, 100).await.unwrap().len() >= 5);
+        assert_eq!(
+            s.get(&id(3)).await.unwrap().unwrap().model.as_deref(),
+            Some("stream-2")
+        );
+    }
+
+    #[tokio::test]
+    async fn sqlite_logs_filter_and_page() {
+        let dir = std::env::temp_dir().join(format!("switchyard-logs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("logs.db");
+        let _ = std::fs::remove_file(&path);
+        let db = Db::open_sqlite(&path).await.unwrap();
+        filters_and_pages(db.clone(), "sq").await;
+        assert_eq!(LogStore::new(db).delete_before(1_005).await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn postgres_logs_filter_and_page() {
+        let Ok(url) = std::env::var("SWITCHYARD_TEST_POSTGRES") else {
+            eprintln!(
+                "\n*** SKIPPED postgres_logs_filter_and_page: SWITCHYARD_TEST_POSTGRES is not set (.ci/run sets it).\n"
+            );
+            return;
+        };
+        let db = Db::connect(&url).await.unwrap();
+        let tag = format!("pg{}", std::process::id());
+        filters_and_pages(db, &tag).await;
+    }
+}
