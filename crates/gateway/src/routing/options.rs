@@ -25,6 +25,8 @@ pub const BACKOFF_HEADER: &str = "x-switchyard-retry-backoff";
 pub const ROUTE_HEADER: &str = "x-switchyard-route";
 pub const METADATA_HEADER: &str = "x-switchyard-metadata";
 pub const MAX_COST_HEADER: &str = "x-switchyard-max-cost-usd";
+/// The largest metadata header accepted.
+pub const MAX_METADATA_BYTES: usize = 4096;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallOptions {
@@ -76,17 +78,30 @@ impl CallOptions {
             .transpose()?;
         let metadata = match text(METADATA_HEADER)? {
             None => Map::new(),
-            Some(v) => match serde_json::from_str::<Value>(v) {
-                Ok(Value::Object(m)) => m,
-                _ => {
-                    return Err(GatewayError::bad_request(
-                        format!(
-                            "header {METADATA_HEADER}: not a JSON object; send e.g. {{\"tier\":\"free\"}}"
-                        ),
-                        None,
-                    ));
+            Some(v) => {
+                let bad = |why: &str| {
+                    GatewayError::bad_request(format!("header {METADATA_HEADER}: {why}"), None)
+                };
+                if v.len() > MAX_METADATA_BYTES {
+                    return Err(bad(&format!(
+                        "{} bytes; at most {MAX_METADATA_BYTES}",
+                        v.len()
+                    )));
                 }
-            },
+                let m = match serde_json::from_str::<Value>(v) {
+                    Ok(Value::Object(m)) => m,
+                    _ => return Err(bad("not a JSON object; send e.g. {\"tier\":\"free\"}")),
+                };
+                if let Some((k, _)) = m
+                    .iter()
+                    .find(|(_, v)| !(v.is_string() || v.is_number() || v.is_boolean()))
+                {
+                    return Err(bad(&format!(
+                        "`{k}` is not a string, number or boolean; tags are flat"
+                    )));
+                }
+                m
+            }
         };
         let max_cost_usd = text(MAX_COST_HEADER)?
             .map(|v| match v.parse::<f64>() {
@@ -183,6 +198,7 @@ mod tests {
             (TIMEOUT_HEADER, "-1"),
             (BACKOFF_HEADER, "1.5"),
             (METADATA_HEADER, "[1]"),
+            (METADATA_HEADER, r#"{"nested":{"a":1}}"#),
             (MAX_COST_HEADER, "-1"),
             (MAX_COST_HEADER, "free"),
         ] {
