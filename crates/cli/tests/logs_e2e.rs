@@ -111,6 +111,7 @@ backoff_ms = 1
         (one["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-12,
         "{one}"
     );
+    assert_eq!(one["price_source"], "configuration");
     assert_eq!(one["metadata"]["team"], "search");
     assert_eq!(one["client"], "127.0.0.1");
     assert_eq!(one["attempts"].as_array().unwrap().len(), 1);

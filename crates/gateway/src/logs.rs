@@ -52,7 +52,8 @@ pub struct Record {
     pub cached_tokens: u64,
     /// List price of the call in US dollars; `null` when the model has no price.
     pub cost_usd: Option<f64>,
-    pub catalog: &'static str,
+    /// Where the price comes from: the built-in catalog's source and date, or the configuration.
+    pub price_source: Option<String>,
     /// Always `null` until caching exists.
     pub cache: Option<&'static str>,
     pub metadata: Map<String, Value>,
@@ -126,7 +127,7 @@ impl CallLog {
                 output_tokens: 0,
                 cached_tokens: 0,
                 cost_usd: None,
-                catalog: switchyard_providers::catalog::VERSION,
+                price_source: None,
                 cache: None,
                 metadata: Map::new(),
             },
@@ -182,12 +183,14 @@ impl CallLog {
             r.cached_tokens = t.cached;
             if let (Some(p), Some(m)) = (&r.provider, &r.model) {
                 let slug = format!("{p}/{m}");
-                r.cost_usd = state
-                    .routes
-                    .load()
-                    .catalog()
+                let routes = state.routes.load();
+                let catalog = routes.catalog();
+                r.cost_usd = catalog
                     .get(&slug)
-                    .and_then(|info| info.cost(t.input, t.output));
+                    .and_then(|info| info.cost_cached(t.input, t.cached, t.output));
+                if r.cost_usd.is_some() {
+                    r.price_source = catalog.provenance(&slug).map(str::to_owned);
+                }
             }
         }
         state.metrics.call(r);
@@ -343,7 +346,7 @@ mod tests {
             output_tokens: 1,
             cached_tokens: 0,
             cost_usd: None,
-            catalog: switchyard_providers::catalog::VERSION,
+            price_source: None,
             cache: None,
             metadata: Map::new(),
         }

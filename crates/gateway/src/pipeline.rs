@@ -507,6 +507,7 @@ mod tests {
         let info = switchyard_providers::catalog::ModelInfo {
             input_per_mtok: Some(1.0),
             output_per_mtok: Some(2.0),
+            cached_input_per_mtok: None,
             features: Features::default(),
         };
         let target = RouteTarget::for_test("p/m", 1, Some(info));

@@ -9,9 +9,6 @@ use switchyard_protocol::chat::{ChatRequest, Content, Part, ResponseFormat};
 
 const BUILTIN: &str = include_str!("../data/catalog.toml");
 
-/// Which price list costs are computed from, recorded with every logged cost.
-pub const VERSION: &str = "builtin-2025 + configuration overrides";
-
 /// One entry as written in TOML (the built-in file and the configuration's `[catalog]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,9 +17,15 @@ pub struct CatalogEntry {
     pub input_per_mtok: Option<f64>,
     /// US dollars per million output tokens.
     pub output_per_mtok: Option<f64>,
+    /// US dollars per million prompt tokens read from the provider's cache.
+    pub cached_input_per_mtok: Option<f64>,
     pub tools: Option<bool>,
     pub vision: Option<bool>,
     pub json_schema: Option<bool>,
+    /// When the price was read (`2025-06`).
+    pub as_of: Option<String>,
+    /// Where it was read (a pricing page).
+    pub source: Option<String>,
 }
 
 /// What the catalog knows of one model.
@@ -32,6 +35,8 @@ pub struct ModelInfo {
     pub input_per_mtok: Option<f64>,
     /// US dollars per million output tokens.
     pub output_per_mtok: Option<f64>,
+    /// US dollars per million cached prompt tokens; `None` prices them as input.
+    pub cached_input_per_mtok: Option<f64>,
     pub features: Features,
 }
 
@@ -81,6 +86,7 @@ impl Features {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Catalog {
     models: HashMap<String, ModelInfo>,
+    provenance: HashMap<String, String>,
 }
 
 impl ModelInfo {
@@ -88,6 +94,7 @@ impl ModelInfo {
         for (name, v) in [
             ("input_per_mtok", raw.input_per_mtok),
             ("output_per_mtok", raw.output_per_mtok),
+            ("cached_input_per_mtok", raw.cached_input_per_mtok),
         ] {
             if let Some(v) = v
                 && !(v.is_finite() && v >= 0.0)
@@ -100,6 +107,7 @@ impl ModelInfo {
         Ok(Self {
             input_per_mtok: raw.input_per_mtok,
             output_per_mtok: raw.output_per_mtok,
+            cached_input_per_mtok: raw.cached_input_per_mtok,
             features: Features {
                 tools: raw.tools.unwrap_or(true),
                 vision: raw.vision.unwrap_or(true),
@@ -110,8 +118,18 @@ impl ModelInfo {
 
     /// The list price of a call with these token counts, when both prices are known.
     pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> Option<f64> {
+        self.cost_cached(input_tokens, 0, output_tokens)
+    }
+
+    /// The same, with `cached` of the input tokens read from the provider's cache.
+    pub fn cost_cached(&self, input_tokens: u64, cached: u64, output_tokens: u64) -> Option<f64> {
         let (i, o) = (self.input_per_mtok?, self.output_per_mtok?);
-        Some((i * input_tokens as f64 + o * output_tokens as f64) / 1_000_000.0)
+        let cached = cached.min(input_tokens);
+        let c = self.cached_input_per_mtok.unwrap_or(i);
+        Some(
+            (i * (input_tokens - cached) as f64 + c * cached as f64 + o * output_tokens as f64)
+                / 1_000_000.0,
+        )
     }
 }
 
@@ -121,20 +139,38 @@ impl Catalog {
         let raw: BTreeMap<String, CatalogEntry> =
             toml::from_str(BUILTIN).map_err(|e| e.to_string())?;
         Self::default()
-            .with(raw)
+            .with_from(raw, "built-in catalog")
             .map_err(|(slug, e)| format!("{slug}: {e}"))
     }
 
-    /// This catalog with `entries` added; an entry replaces the one of the same name.
-    pub fn with(
+    /// This catalog with `entries` from the configuration; an entry replaces the one of the
+    /// same name.
+    pub fn with(self, entries: BTreeMap<String, CatalogEntry>) -> Result<Self, (String, String)> {
+        self.with_from(entries, "configuration")
+    }
+
+    /// Where a model's price comes from, for the request log.
+    pub fn provenance(&self, slug: &str) -> Option<&str> {
+        self.provenance.get(slug).map(String::as_str)
+    }
+
+    fn with_from(
         mut self,
         entries: BTreeMap<String, CatalogEntry>,
+        source: &str,
     ) -> Result<Self, (String, String)> {
         for (slug, raw) in entries {
             if !slug.contains('/') {
                 return Err((slug, "key is not a `provider/model` slug".to_owned()));
             }
             let info = ModelInfo::from_raw(&raw).map_err(|e| (slug.clone(), e))?;
+            let provenance = match (&raw.source, &raw.as_of) {
+                (Some(s), Some(d)) => format!("{s} (as of {d})"),
+                (Some(s), None) => s.clone(),
+                (None, Some(d)) => format!("as of {d}"),
+                (None, None) => source.to_owned(),
+            };
+            self.provenance.insert(slug.clone(), provenance);
             self.models.insert(slug, info);
         }
         Ok(self)
@@ -166,6 +202,39 @@ mod tests {
         let cost = mini.cost(1_000_000, 1_000_000).unwrap();
         assert!((cost - 0.75).abs() < 1e-9, "{cost}");
         assert!(!c.get("groq/llama-3.1-8b-instant").unwrap().features.vision);
+    }
+
+    #[test]
+    fn cached_tokens_and_provenance() {
+        let c = Catalog::builtin().unwrap();
+        let mini = c.get("openai/gpt-4o-mini").unwrap();
+        // 1M input of which 400k cached: 600k × $0.15 + 400k × $0.075, no output.
+        let cost = mini.cost_cached(1_000_000, 400_000, 0).unwrap();
+        assert!((cost - 0.12).abs() < 1e-9, "{cost}");
+        assert!(
+            c.provenance("openai/gpt-4o-mini")
+                .unwrap()
+                .contains("openai.com/api/pricing (as of 2025-06)")
+        );
+        let groq = c.get("groq/llama-3.1-8b-instant").unwrap();
+        assert_eq!(
+            groq.cost_cached(100, 50, 0),
+            groq.cost(100, 0),
+            "no cached price: as input"
+        );
+        let mut extra = BTreeMap::new();
+        extra.insert(
+            "my/model".to_owned(),
+            CatalogEntry {
+                input_per_mtok: Some(1.0),
+                output_per_mtok: Some(1.0),
+                ..CatalogEntry::default()
+            },
+        );
+        assert_eq!(
+            c.with(extra).unwrap().provenance("my/model"),
+            Some("configuration")
+        );
     }
 
     #[test]

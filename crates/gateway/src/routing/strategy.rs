@@ -168,6 +168,7 @@ mod tests {
             price.map(|(i, o)| ModelInfo {
                 input_per_mtok: Some(i),
                 output_per_mtok: Some(o),
+                cached_input_per_mtok: None,
                 features: Features {
                     tools: true,
                     vision,
