@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use switchyard_gateway::budgets::Budgets;
+use switchyard_gateway::config::BodyMode;
 use switchyard_gateway::keys::{KeyPolicy, Keys, NewKey};
 use switchyard_gateway::limits::Limits;
 use switchyard_gateway::{Config, Env};
@@ -69,6 +70,10 @@ enum KeysCommand {
         /// URL that receives a JSON POST when a budget's alert share is crossed or it runs out.
         #[arg(long, value_name = "URL")]
         budget_webhook: Option<String>,
+        /// What the request log keeps of this key's calls: none, metadata or full (bodies,
+        /// secrets redacted). Default: the route's or the configuration's setting.
+        #[arg(long, value_name = "MODE")]
+        log_bodies: Option<String>,
     },
     /// List keys (revoked ones too), without secrets.
     List,
@@ -126,6 +131,7 @@ fn new_key(command: &KeysCommand) -> Result<Option<NewKey>, String> {
         limits,
         budgets,
         budget_webhook,
+        log_bodies,
     } = command
     else {
         return Ok(None);
@@ -149,6 +155,13 @@ fn new_key(command: &KeysCommand) -> Result<Option<NewKey>, String> {
             metadata: tags,
             limits: parse_limits(limits)?,
             budgets: parse_budgets(budgets, budget_webhook.clone())?,
+            log_bodies: log_bodies
+                .as_deref()
+                .map(|m| {
+                    BodyMode::parse(m)
+                        .ok_or_else(|| format!("--log-bodies `{m}`: use none, metadata or full"))
+                })
+                .transpose()?,
         },
     }))
 }
@@ -281,6 +294,7 @@ async fn remote(args: &KeysArgs, url: &str) -> Result<Value, String> {
                 "metadata": new.policy.metadata,
                 "limits": new.policy.limits,
                 "budgets": new.policy.budgets,
+                "log_bodies": new.policy.log_bodies,
             });
             if let Some(t) = new.expires_at {
                 body["expires_at"] = json!(t);

@@ -39,7 +39,7 @@ enum Command {
     /// Works on the gateway's database directly (--data-dir, or store.url in --config) or on a
     /// running gateway through its admin API (--url with --admin-token). On a loopback address
     /// calls need no key until the first one is created; then every call needs one.
-    Keys(keys::KeysArgs),
+    Keys(Box<keys::KeysArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -76,7 +76,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Mock(args) => mock(args),
-        Command::Keys(args) => runtime().and_then(|rt| keys::run(args, rt)),
+        Command::Keys(args) => runtime().and_then(|rt| keys::run(*args, rt)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

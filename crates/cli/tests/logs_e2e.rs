@@ -206,3 +206,74 @@ async fn queued_records_are_written_on_shutdown() {
     let g = gateway_on("", &[("SWITCHYARD_ADMIN_TOKEN", ADMIN)], &data);
     assert_eq!(logs(&g, "", 20).await.len(), 20);
 }
+
+#[tokio::test]
+async fn bodies_are_recorded_only_when_configured_and_with_secrets_redacted() {
+    let data = temp_dir("bodies").join("data");
+    let config = r#"
+[logs]
+bodies = "full"
+[routes.quiet]
+targets = ["mock/echo"]
+log_bodies = "none"
+"#;
+    let g = gateway_on(config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN)], &data);
+    let secret = "sk-proj-PLANTEDsecret0123456789abcdef";
+    let say = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": format!("my key is {secret}")}]});
+    let id_of = |r: &reqwest::Response| {
+        r.headers()["x-switchyard-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let full = chat(&g, say("mock/echo"), Some(r#"{"team":"a"}"#)).await;
+    let full_id = id_of(&full);
+    assert!(
+        full.text().await.unwrap().contains(secret),
+        "the caller gets its answer as is"
+    );
+    let mut streamed = say("mock/echo");
+    streamed["stream"] = json!(true);
+    let s = chat(&g, streamed, None).await;
+    let stream_id = id_of(&s);
+    s.text().await.unwrap();
+    let opted_out = client()
+        .post(format!("{}/v1/chat/completions", g.url))
+        .header("x-switchyard-log-bodies", "none")
+        .header("x-switchyard-metadata", r#"{"team":"b"}"#)
+        .json(&say("mock/echo"))
+        .send()
+        .await
+        .unwrap();
+    let opted_out_id = id_of(&opted_out);
+    let quiet = chat(&g, say("quiet"), None).await;
+    let quiet_id = id_of(&quiet);
+    logs(&g, "", 4).await;
+
+    let rec = admin_get(&g, &format!("/admin/logs/{full_id}")).await;
+    assert_eq!(rec["bodies"], "full");
+    let text = rec.to_string();
+    assert!(!text.contains(secret), "{text}");
+    assert_eq!(
+        rec["request"]["messages"][0]["content"],
+        "my key is [REDACTED:openai_key]"
+    );
+    assert_eq!(
+        rec["response"]["choices"][0]["message"]["content"],
+        "my key is [REDACTED:openai_key]"
+    );
+    let rec = admin_get(&g, &format!("/admin/logs/{stream_id}")).await;
+    assert_eq!(
+        rec["response"]["content"],
+        "my key is [REDACTED:openai_key]"
+    );
+
+    for id in [opted_out_id, quiet_id] {
+        let rec = admin_get(&g, &format!("/admin/logs/{id}")).await;
+        assert_eq!(rec["bodies"], "none", "{rec}");
+        assert!(rec.get("request").is_none() && rec.get("response").is_none());
+        assert_eq!(rec["metadata"], json!({}));
+        // Still counted: tokens are there.
+        assert!(rec["input_tokens"].as_u64().unwrap() > 0);
+    }
+}

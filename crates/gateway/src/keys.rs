@@ -44,6 +44,9 @@ pub struct KeyPolicy {
     /// Spend limits in US dollars per day, month and in total.
     #[serde(default, skip_serializing_if = "Budgets::is_empty")]
     pub budgets: Budgets,
+    /// What the request log keeps of this key's calls; wins over the route and `logs.bodies`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_bodies: Option<crate::config::BodyMode>,
 }
 
 /// A key as the gateway and its admin API see it: everything but the secret and its hash.

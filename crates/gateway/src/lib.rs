@@ -16,6 +16,7 @@ pub mod limits;
 pub mod logs;
 pub mod metrics;
 pub mod pipeline;
+pub mod redact;
 pub mod registry;
 mod request_id;
 pub mod routing;

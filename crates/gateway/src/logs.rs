@@ -19,6 +19,7 @@ use tokio::sync::{Mutex, Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::app::AppState;
+use crate::config::BodyMode;
 use crate::routing::Attempts;
 use crate::routing::attempt::Tried;
 
@@ -57,6 +58,14 @@ pub struct Record {
     /// Always `null` until caching exists.
     pub cache: Option<&'static str>,
     pub metadata: Map<String, Value>,
+    /// What the log keeps of this call: `none`, `metadata` or `full`.
+    pub bodies: BodyMode,
+    /// The request body, with secrets redacted (`full` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+    /// The answer, with secrets redacted (`full` only; for a stream, its text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<Value>,
 }
 
 /// Token counts of a call.
@@ -87,6 +96,10 @@ pub struct CallLog {
     started: Instant,
     record: Record,
     logger: Arc<Logger>,
+    body: Option<bytes::Bytes>,
+    /// The key's and the caller's say on what is kept.
+    key_bodies: Option<BodyMode>,
+    cap: Option<BodyMode>,
 }
 
 fn now_millis() -> i64 {
@@ -106,6 +119,9 @@ impl CallLog {
         Self {
             started: Instant::now(),
             logger: logger.clone(),
+            body: None,
+            key_bodies: None,
+            cap: None,
             record: Record {
                 id: id.to_string(),
                 ts: now_millis(),
@@ -130,8 +146,26 @@ impl CallLog {
                 price_source: None,
                 cache: None,
                 metadata: Map::new(),
+                bodies: BodyMode::default(),
+                request: None,
+                response: None,
             },
         }
+    }
+
+    /// The request body as it came, kept in case the log records bodies.
+    pub fn body(&mut self, body: &bytes::Bytes) {
+        self.body = Some(body.clone());
+    }
+
+    /// Whether the answer should be handed over for the record.
+    pub fn records_bodies(&self) -> bool {
+        self.record.bodies == BodyMode::Full
+    }
+
+    /// The answer, for a log that records bodies.
+    pub fn response(&mut self, value: Value) {
+        self.record.response = Some(value);
     }
 
     /// What the call asked for and who asked.
@@ -143,11 +177,19 @@ impl CallLog {
         if let Some(k) = &options.key {
             r.key_id = Some(k.id.clone());
             r.key_name = Some(k.name.clone());
+            self.key_bodies = k.policy.log_bodies;
         }
+        self.cap = options.log_bodies;
     }
 
-    /// What routing did: the target that answered (or was tried last) and every attempt.
-    pub fn attempts(&mut self, attempts: &Attempts) {
+    /// What routing did: the target that answered (or was tried last) and every attempt; and
+    /// so what the log keeps: the key's setting, else the route's, else `logs.bodies`, never
+    /// more than the caller's `x-switchyard-log-bodies`.
+    pub fn attempts(&mut self, state: &AppState, attempts: &Attempts) {
+        let configured = self
+            .key_bodies
+            .unwrap_or_else(|| state.routes.load().log_bodies(attempts.route.as_deref()));
+        self.record.bodies = configured.min(self.cap.unwrap_or(BodyMode::Full));
         let r = &mut self.record;
         r.route = attempts.route.as_deref().map(str::to_owned);
         if let Some(t) = &attempts.target {
@@ -190,6 +232,19 @@ impl CallLog {
                     .and_then(|info| info.cost_cached(t.input, t.cached, t.output));
                 if r.cost_usd.is_some() {
                     r.price_source = catalog.provenance(&slug).map(str::to_owned);
+                }
+            }
+        }
+        match r.bodies {
+            BodyMode::None => r.metadata.clear(),
+            BodyMode::Metadata => {}
+            BodyMode::Full => {
+                r.request = self.body.as_ref().map(|b| {
+                    serde_json::from_slice(b)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into_owned()))
+                });
+                for v in [&mut r.request, &mut r.response].into_iter().flatten() {
+                    crate::redact::redact_json(v);
                 }
             }
         }
@@ -349,6 +404,9 @@ mod tests {
             price_source: None,
             cache: None,
             metadata: Map::new(),
+            bodies: BodyMode::Metadata,
+            request: None,
+            response: None,
         }
     }
 

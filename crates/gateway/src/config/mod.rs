@@ -60,6 +60,8 @@ pub struct Config {
     pub log_queue: usize,
     /// `logs.retention_days`.
     pub log_retention: Option<Duration>,
+    /// `logs.bodies`: what the request log keeps, unless a route or key says otherwise.
+    pub log_bodies: BodyMode,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +82,40 @@ pub struct ConfigError(pub String);
 
 pub(crate) fn err(key: &str, problem: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("configuration key `{key}`: {problem}"))
+}
+
+/// How much of a call the request log keeps: `none` (counts, tokens and cost only), `metadata`
+/// (also the caller's metadata; the default), `full` (also the request and response bodies,
+/// with secrets redacted).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyMode {
+    None,
+    #[default]
+    Metadata,
+    Full,
+}
+
+impl BodyMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "metadata" => Some(Self::Metadata),
+            "full" => Some(Self::Full),
+            _ => None,
+        }
+    }
 }
 
 /// Where the configuration comes from, kept so that it can be loaded again with the vault's
@@ -315,6 +351,12 @@ impl Config {
                 }
                 Some(n) => n,
                 None => 10_000,
+            },
+            log_bodies: match raw.logs.bodies.as_deref() {
+                None => BodyMode::default(),
+                Some(b) => BodyMode::parse(b).ok_or_else(|| {
+                    err("logs.bodies", format!("`{b}`: use none, metadata or full"))
+                })?,
             },
             log_retention: match raw.logs.retention_days {
                 Some(0) => {

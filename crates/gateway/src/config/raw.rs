@@ -45,6 +45,8 @@ pub struct RawLogs {
     pub queue: Option<usize>,
     /// Records older than this many days are deleted (checked hourly).
     pub retention_days: Option<u64>,
+    /// `none`, `metadata` (default) or `full` (request and response bodies, redacted).
+    pub bodies: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +116,8 @@ pub struct RawRoute {
     pub hedge: Option<RawHedge>,
     /// `least-latency`: the share of calls sent to a random target to keep measuring the others.
     pub explore: Option<f64>,
+    /// What the request log keeps of this route's calls: `none`, `metadata` or `full`.
+    pub log_bodies: Option<String>,
     /// Conditional routing: the first rule whose metadata all match sends the call elsewhere.
     #[serde(default)]
     pub when: Vec<RawRule>,

@@ -117,6 +117,7 @@ pub struct RouteSpec {
     pub hedge: Option<Hedge>,
     pub explore: f64,
     pub rules: Vec<RuleSpec>,
+    pub log_bodies: Option<super::BodyMode>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -337,7 +338,20 @@ pub(super) fn route(
             })
         })
         .collect::<Result<_, _>>()?;
+    let log_bodies = raw
+        .log_bodies
+        .as_deref()
+        .map(|b| {
+            super::BodyMode::parse(b).ok_or_else(|| {
+                err(
+                    &format!("{key}.log_bodies"),
+                    format!("`{b}`: use none, metadata or full"),
+                )
+            })
+        })
+        .transpose()?;
     Ok(RouteSpec {
+        log_bodies,
         name: name.to_owned(),
         strategy,
         targets,

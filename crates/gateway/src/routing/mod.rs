@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{BreakerPolicy, Config, Hedge, RetryPolicy, Strategy};
+use crate::config::{BodyMode, BreakerPolicy, Config, Hedge, RetryPolicy, Strategy};
 use crate::error::GatewayError;
 use crate::registry::{Registry, Target};
 use switchyard_providers::catalog::{Catalog, ModelInfo};
@@ -65,6 +65,8 @@ pub struct Route {
     pub hedge: Option<Hedge>,
     pub explore: f64,
     rules: Vec<Rule>,
+    /// What the request log keeps of this route's calls, when the route says.
+    pub log_bodies: Option<BodyMode>,
 }
 
 #[derive(Debug)]
@@ -94,6 +96,7 @@ pub struct Routes {
     retry: RetryPolicy,
     breaker: BreakerPolicy,
     catalog: Catalog,
+    log_bodies: BodyMode,
 }
 
 impl Routes {
@@ -110,6 +113,7 @@ impl Routes {
             retry: config.retry,
             breaker: config.breaker,
             catalog: config.catalog.clone(),
+            log_bodies: config.log_bodies,
         };
         for spec in &config.routes {
             let mut targets = Vec::with_capacity(spec.targets.len());
@@ -126,6 +130,7 @@ impl Routes {
                 retry: spec.retry,
                 hedge: spec.hedge,
                 explore: spec.explore,
+                log_bodies: spec.log_bodies,
                 rules: spec
                     .rules
                     .iter()
@@ -142,6 +147,15 @@ impl Routes {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// What the request log keeps of a call to this route (or a slug): the route's setting, or
+    /// `logs.bodies`.
+    pub fn log_bodies(&self, route: Option<&str>) -> BodyMode {
+        route
+            .and_then(|r| self.routes.get(r))
+            .and_then(|r| r.log_bodies)
+            .unwrap_or(self.log_bodies)
     }
 
     /// Prices and capabilities by `provider/model`.
@@ -184,6 +198,7 @@ impl Routes {
             retry: self.retry,
             hedge: None,
             explore: 0.0,
+            log_bodies: None,
             rules: Vec::new(),
         });
         let mut direct = self.direct.lock().unwrap_or_else(|e| e.into_inner());

@@ -8,6 +8,7 @@
 //! | `x-switchyard-route`            | a route, alias or `provider/model` to use instead of `model` |
 //! | `x-switchyard-metadata`         | a JSON object of tags (`{"tier":"free"}`) for routing rules |
 //! | `x-switchyard-max-cost-usd`     | the most this call may cost at list prices (a runaway guard) |
+//! | `x-switchyard-log-bodies`       | `none` or `metadata`: record less of this call than configured |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use serde_json::{Map, Value};
 
+use crate::config::BodyMode;
 use crate::config::routing::MAX_ATTEMPTS;
 use crate::error::GatewayError;
 use crate::keys::VirtualKey;
@@ -25,6 +27,7 @@ pub const BACKOFF_HEADER: &str = "x-switchyard-retry-backoff";
 pub const ROUTE_HEADER: &str = "x-switchyard-route";
 pub const METADATA_HEADER: &str = "x-switchyard-metadata";
 pub const MAX_COST_HEADER: &str = "x-switchyard-max-cost-usd";
+pub const LOG_BODIES_HEADER: &str = "x-switchyard-log-bodies";
 /// The largest metadata header accepted.
 pub const MAX_METADATA_BYTES: usize = 4096;
 
@@ -39,6 +42,8 @@ pub struct CallOptions {
     pub metadata: Map<String, Value>,
     /// The most the call may cost, in US dollars.
     pub max_cost_usd: Option<f64>,
+    /// The caller's cap on what the request log keeps of this call.
+    pub log_bodies: Option<BodyMode>,
 }
 
 impl CallOptions {
@@ -112,9 +117,20 @@ impl CallOptions {
                 )),
             })
             .transpose()?;
+        let log_bodies = text(LOG_BODIES_HEADER)?
+            .map(|v| {
+                BodyMode::parse(v).ok_or_else(|| {
+                    GatewayError::bad_request(
+                        format!("header {LOG_BODIES_HEADER}: `{v}`; use none or metadata"),
+                        None,
+                    )
+                })
+            })
+            .transpose()?;
         Ok(Self {
             key: None,
             max_cost_usd,
+            log_bodies,
             max_attempts,
             deadline: millis(TIMEOUT_HEADER)?,
             backoff: millis(BACKOFF_HEADER)?,

@@ -58,7 +58,9 @@ pub async fn messages(
 ) -> Response {
     let mut log = CallLog::start(&state.logger, rid.0, rid.1, "messages");
     let (mut canonical, options) = match authenticate(&state, &headers).and_then(|key| {
-        let c = read(body, false)?;
+        let body = body?;
+        log.body(&body.0);
+        let c = read(Ok(body), false)?;
         let o = options(&headers, c.extra.get("metadata"), key)?;
         Ok((c, o))
     }) {
@@ -83,8 +85,10 @@ pub async fn messages(
     } else {
         match pipeline::chat(&state, &options, canonical).await {
             Ok((attempts, resp)) => {
-                super::done(&state, log, &attempts, resp.usage.as_ref().map(Tokens::of));
-                json(&attempts, &to_anthropic(resp))
+                let tokens = resp.usage.as_ref().map(Tokens::of);
+                let answer = to_anthropic(resp);
+                super::done(&state, log, &attempts, tokens, &answer);
+                json(&attempts, &answer)
             }
             Err((attempts, e)) => super::fail(&state, log, &attempts, e, true),
         }

@@ -108,14 +108,27 @@ fn fail(
     err: GatewayError,
     anthropic: bool,
 ) -> Response {
-    log.attempts(attempts);
+    log.attempts(state, attempts);
+    if log.records_bodies() {
+        log.response(serde_json::to_value(err.openai_body()).unwrap_or_default());
+    }
     log.finish(state, err.status().as_u16(), Some(err.kind()), None);
     failure(attempts, err, anthropic)
 }
 
-/// Ends a call with a whole answer: records it with its tokens.
-fn done(state: &AppState, mut log: CallLog, attempts: &Attempts, tokens: Option<Tokens>) {
-    log.attempts(attempts);
+/// Ends a call with a whole answer: records it with its tokens (and, if the log keeps bodies,
+/// the answer `body` gives).
+fn done<T: Serialize>(
+    state: &AppState,
+    mut log: CallLog,
+    attempts: &Attempts,
+    tokens: Option<Tokens>,
+    body: &T,
+) {
+    log.attempts(state, attempts);
+    if log.records_bodies() {
+        log.response(serde_json::to_value(body).unwrap_or_default());
+    }
     log.finish(state, 200, None, tokens);
 }
 
@@ -128,6 +141,8 @@ struct Logged {
     tokens: Option<Tokens>,
     error: Option<&'static str>,
     ended: bool,
+    /// The answer's text, when the log keeps bodies.
+    text: Option<String>,
 }
 
 impl futures_util::Stream for Logged {
@@ -143,6 +158,11 @@ impl futures_util::Stream for Logged {
                 if let Some(u) = &chunk.usage {
                     self.tokens = Some(Tokens::of(u));
                 }
+                if let Some(text) = &mut self.text {
+                    for c in &chunk.choices {
+                        text.push_str(c.delta.content.as_deref().unwrap_or_default());
+                    }
+                }
             }
             Some(Err(e)) => self.error = Some(e.class().as_str()),
             None => self.ended = true,
@@ -153,8 +173,11 @@ impl futures_util::Stream for Logged {
 
 impl Drop for Logged {
     fn drop(&mut self) {
-        if let Some(log) = self.log.take() {
+        if let Some(mut log) = self.log.take() {
             let class = self.error.or((!self.ended).then_some("cancelled"));
+            if let Some(text) = self.text.take() {
+                log.response(serde_json::json!({ "content": text }));
+            }
             log.finish(&self.state, 200, class, self.tokens);
         }
     }
@@ -167,9 +190,11 @@ fn logged(
     attempts: &Attempts,
     stream: ChatStream,
 ) -> ChatStream {
-    log.attempts(attempts);
+    log.attempts(state, attempts);
     log.first_byte();
+    let text = log.records_bodies().then(String::new);
     Box::pin(Logged {
+        text,
         inner: stream,
         log: Some(log),
         state: state.clone(),

@@ -32,12 +32,16 @@ pub async fn chat_completions(
 ) -> Response {
     let mut log = CallLog::start(&state.logger, rid.0, rid.1, "chat");
     let call = authenticate(&state, &headers).and_then(|key| {
-        let req: ChatRequest = body.and_then(|RawBody(b)| decode(&b))?;
+        let RawBody(bytes) = body?;
+        let req: ChatRequest = decode(&bytes)?;
         let options = options(&headers, req.extra.get("metadata"), key)?;
-        Ok((req, options))
+        Ok((req, options, bytes))
     });
     let (req, options) = match call {
-        Ok(c) => c,
+        Ok((req, options, bytes)) => {
+            log.body(&bytes);
+            (req, options)
+        }
         Err(e) => return failure(&state, log, (Attempts::default(), e)),
     };
     log.request(&options, &req.model, req.is_stream());
@@ -52,8 +56,9 @@ pub async fn chat_completions(
     } else {
         match pipeline::chat(&state, &options, req).await {
             Ok((attempts, mut resp)) => {
-                super::done(&state, log, &attempts, resp.usage.as_ref().map(Tokens::of));
+                let tokens = resp.usage.as_ref().map(Tokens::of);
                 openai_answer(&mut resp);
+                super::done(&state, log, &attempts, tokens, &resp);
                 json(&attempts, &resp)
             }
             Err(f) => failure(&state, log, f),
@@ -97,12 +102,16 @@ pub async fn embeddings(
 ) -> Response {
     let mut log = CallLog::start(&state.logger, rid.0, rid.1, "embeddings");
     let call = authenticate(&state, &headers).and_then(|key| {
-        let req: EmbeddingRequest = body.and_then(|RawBody(b)| decode(&b))?;
+        let RawBody(bytes) = body?;
+        let req: EmbeddingRequest = decode(&bytes)?;
         let options = options(&headers, None, key)?;
-        Ok((req, options))
+        Ok((req, options, bytes))
     });
     let (req, options) = match call {
-        Ok(c) => c,
+        Ok((req, options, bytes)) => {
+            log.body(&bytes);
+            (req, options)
+        }
         Err(e) => return failure(&state, log, (Attempts::default(), e)),
     };
     log.request(&options, &req.model, false);
@@ -112,7 +121,7 @@ pub async fn embeddings(
                 input: u.prompt_tokens,
                 ..Tokens::default()
             });
-            super::done(&state, log, &attempts, tokens);
+            super::done(&state, log, &attempts, tokens, &resp);
             json(&attempts, &resp)
         }
         Err(f) => failure(&state, log, f),
