@@ -277,3 +277,31 @@ log_bodies = "none"
         assert!(rec["input_tokens"].as_u64().unwrap() > 0);
     }
 }
+
+#[tokio::test]
+async fn logging_can_be_turned_off() {
+    let data = temp_dir("nolog").join("data");
+    let g = gateway_on(
+        "[logs]\nenabled = false\n",
+        &[("SWITCHYARD_ADMIN_TOKEN", ADMIN)],
+        &data,
+    );
+    let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": "x"}]});
+    assert_eq!(chat(&g, body, None).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let page = admin_get(&g, "/admin/logs").await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 0);
+    let text = client()
+        .get(format!("{}/metrics", g.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"switchyard_requests_total{surface="chat",provider="mock",status="2xx"} 1"#
+        )
+    );
+}

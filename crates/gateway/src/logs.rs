@@ -256,7 +256,8 @@ impl CallLog {
 /// The queue and its writer task.
 #[derive(Debug)]
 pub struct Logger {
-    tx: mpsc::Sender<LogRow>,
+    /// `None` when logging is off.
+    tx: Option<mpsc::Sender<LogRow>>,
     dropped: AtomicU64,
     written: Arc<AtomicU64>,
     shutdown: Arc<Notify>,
@@ -271,7 +272,7 @@ impl Logger {
         let written = Arc::new(AtomicU64::new(0));
         let writer = tokio::spawn(write(store, rx, shutdown.clone(), written.clone()));
         Arc::new(Self {
-            tx,
+            tx: Some(tx),
             dropped: AtomicU64::new(0),
             written,
             shutdown,
@@ -279,7 +280,21 @@ impl Logger {
         })
     }
 
+    /// A logger that records nothing (`logs.enabled = false`).
+    pub fn off() -> Arc<Self> {
+        Arc::new(Self {
+            tx: None,
+            dropped: AtomicU64::new(0),
+            written: Arc::new(AtomicU64::new(0)),
+            shutdown: Arc::new(Notify::new()),
+            writer: Mutex::new(None),
+        })
+    }
+
     fn submit(&self, record: &Record) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
         let row = LogRow {
             id: record.id.clone(),
             ts: record.ts,
@@ -299,7 +314,7 @@ impl Logger {
             metadata: Value::Object(record.metadata.clone()).to_string(),
             record: serde_json::to_string(record).unwrap_or_default(),
         };
-        if self.tx.try_send(row).is_err() {
+        if tx.try_send(row).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(

@@ -90,7 +90,12 @@ impl Gateway {
         let spend = Arc::new(Spend::load(SpendStore::new(db.clone()), clock.clone()).await?);
         let logs = LogStore::new(db);
         let logs_store = logs.clone();
-        let logger = Logger::start(logs.clone(), config.log_queue);
+        let logger = if config.log_enabled {
+            Logger::start(logs.clone(), config.log_queue)
+        } else {
+            tracing::info!("request logging is off (logs.enabled = false)");
+            Logger::off()
+        };
         if let Some(keep) = config.log_retention {
             tokio::spawn(async move {
                 loop {

@@ -62,6 +62,8 @@ pub struct Config {
     pub log_retention: Option<Duration>,
     /// `logs.bodies`: what the request log keeps, unless a route or key says otherwise.
     pub log_bodies: BodyMode,
+    /// `logs.enabled`.
+    pub log_enabled: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -352,6 +354,7 @@ impl Config {
                 Some(n) => n,
                 None => 10_000,
             },
+            log_enabled: raw.logs.enabled.unwrap_or(true),
             log_bodies: match raw.logs.bodies.as_deref() {
                 None => BodyMode::default(),
                 Some(b) => BodyMode::parse(b).ok_or_else(|| {

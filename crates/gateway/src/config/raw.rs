@@ -47,6 +47,8 @@ pub struct RawLogs {
     pub retention_days: Option<u64>,
     /// `none`, `metadata` (default) or `full` (request and response bodies, redacted).
     pub bodies: Option<String>,
+    /// `false` turns request logging off (metrics still count calls).
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
