@@ -64,6 +64,8 @@ where
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let mut run = Run::new(plan);
+    // Attempts are boxed: a provider call's future is several kilobytes, and FuturesUnordered
+    // moves (and, for its stub task, initialises) its element type by value.
     let mut in_flight = FuturesUnordered::new();
     let start = |idx: usize, permit: Permit, run: &mut Run<'_>| {
         let target = &plan.route.targets[idx];
@@ -106,7 +108,7 @@ where
                 }
                 tokio::time::sleep(wait).await;
             }
-            in_flight.push(start(idx, permit, &mut run));
+            in_flight.push(Box::pin(start(idx, permit, &mut run)));
             if !run.attempts.hedged {
                 hedge_at = plan.hedge_after.map(|d| Instant::now() + d);
             }
@@ -194,7 +196,7 @@ where
                     );
                     run.attempts.hedged = true;
                     metrics.hedge_started(run.route_label());
-                    in_flight.push(start(idx, permit, &mut run));
+                    in_flight.push(Box::pin(start(idx, permit, &mut run)));
                 }
             }
             () = deadline => {

@@ -75,7 +75,7 @@ pub async fn messages(
             extra: Map::new(),
         });
         let model = canonical.model.clone();
-        match pipeline::chat_stream(&state, &options, canonical).await {
+        match Box::pin(pipeline::chat_stream(&state, &options, canonical)).await {
             Ok((attempts, stream, _)) => {
                 let stream = super::logged(&state, log, &attempts, stream);
                 event_stream(&attempts, stream, model)
@@ -83,7 +83,7 @@ pub async fn messages(
             Err((attempts, e)) => super::fail(&state, log, &attempts, e, true),
         }
     } else {
-        match pipeline::chat(&state, &options, canonical).await {
+        match Box::pin(pipeline::chat(&state, &options, canonical)).await {
             Ok((attempts, resp)) => {
                 let tokens = resp.usage.as_ref().map(Tokens::of);
                 let answer = to_anthropic(resp);
@@ -109,7 +109,7 @@ pub async fn count_tokens(
         Ok(c) => c,
         Err(e) => return e.into_anthropic_response(),
     };
-    match pipeline::count_tokens(&state, &options, canonical).await {
+    match Box::pin(pipeline::count_tokens(&state, &options, canonical)).await {
         Ok((attempts, n)) => json(&attempts, &serde_json::json!({ "input_tokens": n })),
         Err(f) => failure(f),
     }

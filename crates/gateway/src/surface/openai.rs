@@ -46,7 +46,7 @@ pub async fn chat_completions(
     };
     log.request(&options, &req.model, req.is_stream());
     if req.is_stream() {
-        match pipeline::chat_stream(&state, &options, req).await {
+        match Box::pin(pipeline::chat_stream(&state, &options, req)).await {
             Ok((attempts, stream, shape)) => {
                 let stream = super::logged(&state, log, &attempts, stream);
                 sse_response(&attempts, stream, shape)
@@ -54,7 +54,7 @@ pub async fn chat_completions(
             Err(f) => failure(&state, log, f),
         }
     } else {
-        match pipeline::chat(&state, &options, req).await {
+        match Box::pin(pipeline::chat(&state, &options, req)).await {
             Ok((attempts, mut resp)) => {
                 let tokens = resp.usage.as_ref().map(Tokens::of);
                 openai_answer(&mut resp);
@@ -115,7 +115,7 @@ pub async fn embeddings(
         Err(e) => return failure(&state, log, (Attempts::default(), e)),
     };
     log.request(&options, &req.model, false);
-    match pipeline::embed(&state, &options, req).await {
+    match Box::pin(pipeline::embed(&state, &options, req)).await {
         Ok((attempts, resp)) => {
             let tokens = resp.usage.as_ref().map(|u| Tokens {
                 input: u.prompt_tokens,
