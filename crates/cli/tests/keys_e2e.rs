@@ -493,6 +493,10 @@ output_per_mtok = 100000.0
         .collect();
     assert_eq!(events, ["budget.alert", "budget.exhausted"]);
     assert_eq!(seen.lock().unwrap()[1]["budget"], "total");
+    // The key listing shows the spend against the budget.
+    let (_, list) = admin(&g, reqwest::Method::GET, "", None).await;
+    let spent = list["data"][0]["spend"]["total_usd"].as_f64().unwrap();
+    assert!(spent >= 5.0, "{list}");
 
     // Spend survives a restart: the key stays stopped.
     drop(g);

@@ -293,7 +293,17 @@ async fn create(_: Admin, State(state): State<Arc<AppState>>, body: RawBody) -> 
 
 async fn list(_: Admin, State(state): State<Arc<AppState>>) -> Answer {
     let keys = state.keys.list().await.map_err(key_error)?;
-    Ok(Json(json!({ "object": "list", "data": keys })).into_response())
+    let data: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| {
+            let mut v = serde_json::to_value(k).unwrap_or_default();
+            if !k.policy.budgets.is_empty() {
+                v["spend"] = state.spend.current(&k.id);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "object": "list", "data": data })).into_response())
 }
 
 async fn show(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {

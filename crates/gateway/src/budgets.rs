@@ -216,6 +216,17 @@ impl Spend {
             .unwrap_or(0.0)
     }
 
+    /// What a key has spent in the current day, month and in total (budgeted keys only: spend
+    /// is counted for keys with a budget).
+    pub fn current(&self, key_id: &str) -> serde_json::Value {
+        let now = (self.clock)();
+        serde_json::json!({
+            "daily_usd": self.spent(key_id, &Period::Day.key(now)),
+            "monthly_usd": self.spent(key_id, &Period::Month.key(now)),
+            "total_usd": self.spent(key_id, &Period::Total.key(now)),
+        })
+    }
+
     /// Refuses a call whose key has spent a budget.
     pub fn check(&self, key: &VirtualKey) -> Result<(), GatewayError> {
         let budgets = &key.policy.budgets;
