@@ -11,6 +11,8 @@ use switchyard_store::logs::LogRow;
 /// What rows are grouped by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupBy {
+    /// Every call in one group, `all`.
+    All,
     Model,
     Provider,
     Key,
@@ -22,6 +24,7 @@ pub enum GroupBy {
 impl GroupBy {
     pub fn parse(s: &str) -> Result<Self, String> {
         Ok(match s {
+            "all" => Self::All,
             "model" => Self::Model,
             "provider" => Self::Provider,
             "key" => Self::Key,
@@ -31,7 +34,7 @@ impl GroupBy {
                 Some(k) if !k.is_empty() => Self::Metadata(k.to_owned()),
                 _ => {
                     return Err(format!(
-                        "group_by `{other}`: use model, provider, key, route, status or metadata.<tag>"
+                        "group_by `{other}`: use all, model, provider, key, route, status or metadata.<tag>"
                     ));
                 }
             },
@@ -41,6 +44,7 @@ impl GroupBy {
     fn value(&self, r: &LogRow) -> String {
         let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".to_owned());
         match self {
+            Self::All => "all".to_owned(),
             Self::Model => match (&r.provider, &r.model) {
                 (Some(p), Some(m)) => format!("{p}/{m}"),
                 _ => r.requested_model.clone(),

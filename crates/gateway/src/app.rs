@@ -53,6 +53,9 @@ pub struct AppState {
     pub logger: Arc<Logger>,
     pub logs: LogStore,
     pub auth: AuthMode,
+    /// Whether the gateway listens on a loopback address (the dashboard is open to local
+    /// callers then).
+    pub loopback: bool,
     pub admin_token: Option<Secret>,
     pub max_body_bytes: usize,
     /// Set when shutdown begins: `/readyz` turns 503 so load balancers stop sending.
@@ -100,6 +103,8 @@ pub fn build_app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/", get(crate::dashboard::page))
+        .route("/dashboard", get(crate::dashboard::page))
         .merge(crate::admin::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

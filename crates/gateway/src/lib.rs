@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod budgets;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod keys;
 pub mod limits;

@@ -159,6 +159,7 @@ impl Gateway {
             limiter: Arc::new(Limiter::new(clock)),
             spend,
             auth,
+            loopback: config.listen.ip().is_loopback(),
             admin_token: config.admin_token.clone(),
             max_body_bytes: config.max_body_bytes,
             draining: AtomicBool::new(false),
