@@ -217,18 +217,23 @@ impl Gateway {
         let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
         let serve = tokio::spawn(async move { serve.await });
         tokio::pin!(serve);
-        tokio::select! {
-            res = &mut serve => return res.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            _ = drained_rx => {}
-        }
-        let result = match tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await {
-            Ok(res) => res.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            Err(_) => {
-                tracing::warn!(
-                    "in-flight requests still running after {DRAIN_TIMEOUT:?}; stopping anyway"
-                );
-                Ok(())
-            }
+        // The server can finish before the drain signal is seen (nothing was in flight): both
+        // paths end here, and the logs are flushed either way.
+        let finished = tokio::select! {
+            res = &mut serve => Some(res.unwrap_or_else(|e| Err(std::io::Error::other(e)))),
+            _ = drained_rx => None,
+        };
+        let result = match finished {
+            Some(res) => res,
+            None => match tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await {
+                Ok(res) => res.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+                Err(_) => {
+                    tracing::warn!(
+                        "in-flight requests still running after {DRAIN_TIMEOUT:?}; stopping anyway"
+                    );
+                    Ok(())
+                }
+            },
         };
         // The calls are done: write the request logs still queued.
         self.state.logger.flush_and_stop().await;

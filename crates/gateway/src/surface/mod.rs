@@ -65,6 +65,23 @@ fn authenticate(
     crate::auth::authenticate(state.auth, &state.keys, headers)
 }
 
+/// The start of an OpenAI-shaped call: the caller's key, the decoded body (kept for the log) and
+/// the call options (`metadata` picks the body's metadata object, if any).
+fn admit<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<RawBody, GatewayError>,
+    log: &mut CallLog,
+    metadata: impl Fn(&T) -> Option<&serde_json::Value>,
+) -> Result<(T, CallOptions), GatewayError> {
+    let key = authenticate(state, headers)?;
+    let RawBody(bytes) = body?;
+    log.body(&bytes);
+    let req: T = decode(&bytes)?;
+    let options = options(headers, metadata(&req), key)?;
+    Ok((req, options))
+}
+
 /// The call options from the headers, with the body's `metadata` object and the caller's key.
 fn options(
     headers: &HeaderMap,

@@ -12,7 +12,7 @@ use switchyard_protocol::embeddings::EmbeddingRequest;
 use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
 
-use super::{Item, RawBody, authenticate, decode, json, options};
+use super::{Item, RawBody, authenticate, json};
 
 use crate::app::{AppState, RequestId};
 use crate::error::GatewayError;
@@ -31,17 +31,11 @@ pub async fn chat_completions(
     body: Result<RawBody, GatewayError>,
 ) -> Response {
     let mut log = CallLog::start(&state.logger, rid.0, rid.1, "chat");
-    let call = authenticate(&state, &headers).and_then(|key| {
-        let RawBody(bytes) = body?;
-        let req: ChatRequest = decode(&bytes)?;
-        let options = options(&headers, req.extra.get("metadata"), key)?;
-        Ok((req, options, bytes))
+    let admitted = super::admit(&state, &headers, body, &mut log, |r: &ChatRequest| {
+        r.extra.get("metadata")
     });
-    let (req, options) = match call {
-        Ok((req, options, bytes)) => {
-            log.body(&bytes);
-            (req, options)
-        }
+    let (req, options) = match admitted {
+        Ok(c) => c,
         Err(e) => return failure(&state, log, (Attempts::default(), e)),
     };
     log.request(&options, &req.model, req.is_stream());
@@ -101,17 +95,11 @@ pub async fn embeddings(
     body: Result<RawBody, GatewayError>,
 ) -> Response {
     let mut log = CallLog::start(&state.logger, rid.0, rid.1, "embeddings");
-    let call = authenticate(&state, &headers).and_then(|key| {
-        let RawBody(bytes) = body?;
-        let req: EmbeddingRequest = decode(&bytes)?;
-        let options = options(&headers, None, key)?;
-        Ok((req, options, bytes))
+    let admitted = super::admit(&state, &headers, body, &mut log, |_: &EmbeddingRequest| {
+        None
     });
-    let (req, options) = match call {
-        Ok((req, options, bytes)) => {
-            log.body(&bytes);
-            (req, options)
-        }
+    let (req, options) = match admitted {
+        Ok(c) => c,
         Err(e) => return failure(&state, log, (Attempts::default(), e)),
     };
     log.request(&options, &req.model, false);
