@@ -235,6 +235,26 @@ impl CallLog {
                 }
             }
         }
+        state.metrics.call(r);
+        self.logger.submit(Finished {
+            record: self.record,
+            body: self.body,
+        });
+    }
+}
+
+/// A finished call on its way to the writer. What is not needed to answer the caller (the
+/// request body's parsing and redaction, the JSON of the record) is done by the writer.
+#[derive(Debug)]
+struct Finished {
+    record: Record,
+    body: Option<bytes::Bytes>,
+}
+
+impl Finished {
+    /// The row as stored, with what the record's body mode keeps.
+    fn into_row(self) -> LogRow {
+        let mut r = self.record;
         match r.bodies {
             BodyMode::None => r.metadata.clear(),
             BodyMode::Metadata => {}
@@ -248,8 +268,26 @@ impl CallLog {
                 }
             }
         }
-        state.metrics.call(r);
-        self.logger.submit(&self.record);
+        let record = serde_json::to_string(&r).unwrap_or_default();
+        LogRow {
+            metadata: Value::Object(r.metadata).to_string(),
+            record,
+            id: r.id,
+            ts: r.ts,
+            key_id: r.key_id,
+            key_name: r.key_name,
+            route: r.route,
+            requested_model: r.requested_model,
+            provider: r.provider,
+            model: r.model,
+            status: i64::from(r.status),
+            error_class: r.error_class,
+            latency_ms: r.latency_ms as i64,
+            ttft_ms: r.ttft_ms.map(|t| t as i64),
+            input_tokens: r.input_tokens as i64,
+            output_tokens: r.output_tokens as i64,
+            cost_usd: r.cost_usd,
+        }
     }
 }
 
@@ -257,7 +295,7 @@ impl CallLog {
 #[derive(Debug)]
 pub struct Logger {
     /// `None` when logging is off.
-    tx: Option<mpsc::Sender<LogRow>>,
+    tx: Option<mpsc::Sender<Finished>>,
     dropped: AtomicU64,
     written: Arc<AtomicU64>,
     shutdown: Arc<Notify>,
@@ -291,30 +329,11 @@ impl Logger {
         })
     }
 
-    fn submit(&self, record: &Record) {
+    fn submit(&self, call: Finished) {
         let Some(tx) = &self.tx else {
             return;
         };
-        let row = LogRow {
-            id: record.id.clone(),
-            ts: record.ts,
-            key_id: record.key_id.clone(),
-            key_name: record.key_name.clone(),
-            route: record.route.clone(),
-            requested_model: record.requested_model.clone(),
-            provider: record.provider.clone(),
-            model: record.model.clone(),
-            status: i64::from(record.status),
-            error_class: record.error_class.clone(),
-            latency_ms: record.latency_ms as i64,
-            ttft_ms: record.ttft_ms.map(|t| t as i64),
-            input_tokens: record.input_tokens as i64,
-            output_tokens: record.output_tokens as i64,
-            cost_usd: record.cost_usd,
-            metadata: Value::Object(record.metadata.clone()).to_string(),
-            record: serde_json::to_string(record).unwrap_or_default(),
-        };
-        if tx.try_send(row).is_err() {
+        if tx.try_send(call).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(
@@ -346,7 +365,7 @@ impl Logger {
 
 async fn write(
     store: LogStore,
-    mut rx: mpsc::Receiver<LogRow>,
+    mut rx: mpsc::Receiver<Finished>,
     shutdown: Arc<Notify>,
     written: Arc<AtomicU64>,
 ) {
@@ -376,13 +395,13 @@ async fn write(
         }
         if !batch.is_empty() {
             let n = batch.len() as u64;
-            match store.insert(&batch).await {
+            let rows: Vec<LogRow> = batch.drain(..).map(Finished::into_row).collect();
+            match store.insert(&rows).await {
                 Ok(()) => {
                     written.fetch_add(n, Ordering::Relaxed);
                 }
                 Err(e) => tracing::error!(error = %e, records = n, "writing request logs failed"),
             }
-            batch.clear();
         }
         if stopping && rx.is_empty() {
             break;
@@ -436,7 +455,10 @@ mod tests {
     async fn within_its_bound_the_writer_drops_nothing_and_flushes_on_stop() {
         let logger = Logger::start(store().await, 5_000);
         for i in 0..5_000 {
-            logger.submit(&record(i));
+            logger.submit(Finished {
+                record: record(i),
+                body: None,
+            });
         }
         logger.flush_and_stop().await;
         assert_eq!((logger.written(), logger.dropped()), (5_000, 0));
@@ -447,7 +469,10 @@ mod tests {
         let logger = Logger::start(store().await, 10);
         // No await between submissions: the writer cannot drain the queue meanwhile.
         for i in 0..1_000 {
-            logger.submit(&record(i));
+            logger.submit(Finished {
+                record: record(i),
+                body: None,
+            });
         }
         logger.flush_and_stop().await;
         assert!(logger.dropped() >= 900, "{}", logger.dropped());

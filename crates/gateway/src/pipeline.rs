@@ -86,8 +86,13 @@ fn needs(req: &ChatRequest) -> Needs {
 }
 
 /// Stage 3 for a chat request.
-fn plan(state: &AppState, options: &CallOptions, req: &ChatRequest) -> Result<Plan, GatewayError> {
-    let plan = state.routes.load().plan(&req.model, options, &needs(req))?;
+fn plan(
+    state: &AppState,
+    options: &CallOptions,
+    req: &ChatRequest,
+    needs: &Needs,
+) -> Result<Plan, GatewayError> {
+    let plan = state.routes.load().plan(&req.model, options, needs)?;
     authorize(options, &req.model, &plan)?;
     Ok(plan)
 }
@@ -309,8 +314,9 @@ pub async fn chat(
     req: ChatRequest,
 ) -> Result<(Attempts, ChatResponse), Failure> {
     validate(&req).map_err(early)?;
-    let plan = plan(state, options, &req).map_err(early)?;
-    let meter = limit(state, options, needs(&req).tokens()).map_err(early)?;
+    let needs = needs(&req);
+    let plan = plan(state, options, &req, &needs).map_err(early)?;
+    let meter = limit(state, options, needs.tokens()).map_err(early)?;
     let mut result = routing::run(&plan, &state.metrics, |target| {
         let req = prepare(&req, target, options.max_cost_usd);
         async move { target.target.provider.chat(req?).await }
@@ -335,8 +341,9 @@ pub async fn chat_stream(
     let shape = StreamShape {
         include_usage: req.wants_stream_usage(),
     };
-    let plan = plan(state, options, &req).map_err(early)?;
-    let meter = limit(state, options, needs(&req).tokens()).map_err(early)?;
+    let needs = needs(&req);
+    let plan = plan(state, options, &req, &needs).map_err(early)?;
+    let meter = limit(state, options, needs.tokens()).map_err(early)?;
     let result = routing::run(&plan, &state.metrics, |target| {
         let req = prepare(&req, target, options.max_cost_usd);
         async move {
@@ -395,7 +402,7 @@ pub async fn count_tokens(
     options: &CallOptions,
     req: ChatRequest,
 ) -> Result<(Attempts, u64), Failure> {
-    let plan = plan(state, options, &req).map_err(early)?;
+    let plan = plan(state, options, &req, &needs(&req)).map_err(early)?;
     routing::run(&plan, &state.metrics, |target| {
         let req = prepare(&req, target, options.max_cost_usd);
         async move { target.target.provider.count_tokens(req?).await }
