@@ -8,10 +8,9 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::{Proc, client, gateway_at, gateway_on, temp_dir};
-use serde_json::{Value, json};
+use common::{PRICED_WITH_RETRY, Proc, client, gateway_at, gateway_on, temp_dir, wait_for_logs};
+use serde_json::json;
 
 fn chromium(browser: &str, profile: &Path, args: &[&str], url: &str) -> String {
     let out = Command::new("timeout")
@@ -65,23 +64,8 @@ async fn traffic(g: &Proc) {
         assert_eq!(call("sturdy", None).await.unwrap().status(), 200);
     }
     assert_eq!(call("mock/fail-400", None).await.unwrap().status(), 400);
-    // Wait for the writer.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let page: Value = c
-            .get(format!("{}/admin/logs", g.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if page["data"].as_array().unwrap().len() >= 13 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the records were not written");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Wait for the writer (a local caller of a gateway on loopback needs no token).
+    wait_for_logs(&g.url, "", 13, None).await;
 }
 
 #[tokio::test]
@@ -93,16 +77,7 @@ async fn the_dashboard_shows_the_recorded_traffic_in_a_real_browser() {
         return;
     };
     let dir = temp_dir("dashboard");
-    let config = r#"
-[catalog."mock/echo"]
-input_per_mtok = 1000.0
-output_per_mtok = 2000.0
-[routes.sturdy]
-targets = ["mock/fail-503", "mock/echo"]
-[retry]
-backoff_ms = 1
-"#;
-    let g = gateway_on(config, &[], &dir.join("data"));
+    let g = gateway_on(PRICED_WITH_RETRY, &[], &dir.join("data"));
     traffic(&g).await;
 
     // The overview: figures, one line per series, and the breakdown rows.

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Proc, client, gateway_on, temp_dir};
+use common::{PRICED_WITH_RETRY, Proc, client, gateway_on, metrics, temp_dir, wait_for_logs};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-logs-0123456789";
@@ -34,35 +34,17 @@ async fn chat(g: &Proc, body: Value, metadata: Option<&str>) -> reqwest::Respons
 
 /// Waits until the writer has stored at least `n` records matching `query`.
 async fn logs(g: &Proc, query: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let page = admin_get(g, &format!("/admin/logs?limit=500&{query}")).await;
-        let rows = page["data"].as_array().unwrap().clone();
-        if rows.len() >= n {
-            return rows;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} records for {query}",
-            rows.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_logs(&g.url, query, n, Some(ADMIN)).await
 }
 
 #[tokio::test]
 async fn every_call_leaves_a_faithful_record() {
     let data = temp_dir("logs").join("data");
-    let config = r#"
-[catalog."mock/echo"]
-input_per_mtok = 1000.0
-output_per_mtok = 2000.0
-[routes.sturdy]
-targets = ["mock/fail-503", "mock/echo"]
-[retry]
-backoff_ms = 1
-"#;
-    let g = gateway_on(config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN)], &data);
+    let g = gateway_on(
+        PRICED_WITH_RETRY,
+        &[("SWITCHYARD_ADMIN_TOKEN", ADMIN)],
+        &data,
+    );
     let hello = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]});
 
     // Plain, with metadata.
@@ -160,14 +142,7 @@ backoff_ms = 1
     assert_eq!((requests, errors, input), (4, 1, raw_input));
 
     // Metrics count the calls and the writer.
-    let text = client()
-        .get(format!("{}/metrics", g.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&g.url).await;
     assert!(
         text.contains(
             r#"switchyard_requests_total{surface="chat",provider="mock",status="2xx"} 3"#
@@ -291,14 +266,7 @@ async fn logging_can_be_turned_off() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let page = admin_get(&g, "/admin/logs").await;
     assert_eq!(page["data"].as_array().unwrap().len(), 0);
-    let text = client()
-        .get(format!("{}/metrics", g.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&g.url).await;
     assert!(
         text.contains(
             r#"switchyard_requests_total{surface="chat",provider="mock",status="2xx"} 1"#

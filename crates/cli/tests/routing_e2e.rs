@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Proc, client, error_message, gateway, get_json, mock, model_ids, sse_data};
+use common::{Proc, client, error_message, gateway, get_json, metrics, mock, model_ids, sse_data};
 use serde_json::{Value, json};
 
 /// A gateway whose provider `up` is an external mock, with `extra` appended to its config.
@@ -54,17 +54,6 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
 async fn mock_requests(m: &Proc) -> u64 {
     get_json(format!("{}/mock/stats", m.url)).await["requests"]
         .as_u64()
-        .unwrap()
-}
-
-async fn metrics(g: &Proc) -> String {
-    client()
-        .get(format!("{}/metrics", g.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
         .unwrap()
 }
 
@@ -277,7 +266,7 @@ targets = ["up/flaky-3+fail-500", "up/echo"]
         let resp = call(&g, chat_body("up/flaky-3+fail-500"), &one).await;
         assert_eq!(resp.status(), 502);
     }
-    let text = metrics(&g).await;
+    let text = metrics(&g.url).await;
     let state = r#"switchyard_circuit_state{target="up/flaky-3+fail-500"}"#;
     assert_eq!(metric(&text, state), Some(2.0), "{text}");
     assert_eq!(
@@ -312,7 +301,7 @@ targets = ["up/flaky-3+fail-500", "up/echo"]
     tokio::time::sleep(Duration::from_millis(800)).await;
     let resp = call(&g, chat_body("up/flaky-3+fail-500"), &one).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(metric(&metrics(&g).await, state), Some(0.0));
+    assert_eq!(metric(&metrics(&g.url).await, state), Some(0.0));
     let resp = call(&g, chat_body("guarded"), &[]).await;
     assert_eq!(header(&resp, "x-switchyard-model"), "flaky-3+fail-500");
 }
@@ -351,7 +340,7 @@ targets = ["up/slow-2s", "up/echo"]
     assert_eq!(header(&resp, "x-switchyard-hedged"), "true");
     assert!(resp.text().await.unwrap().ends_with("data: [DONE]\n\n"));
 
-    let text = metrics(&g).await;
+    let text = metrics(&g.url).await;
     assert_eq!(
         metric(&text, r#"switchyard_hedges_total{route="hedged"}"#),
         Some(2.0),

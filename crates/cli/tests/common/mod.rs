@@ -152,14 +152,71 @@ pub async fn get_json(url: String) -> serde_json::Value {
         .unwrap()
 }
 
+/// GETs a URL (with a bearer token, if given) and reads its body as text.
+pub async fn get_text(url: String, token: Option<&str>) -> String {
+    let mut req = client().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap().text().await.unwrap()
+}
+
+/// The gateway's `/metrics` text.
+pub async fn metrics(base: &str) -> String {
+    get_text(format!("{base}/metrics"), None).await
+}
+
 /// The ids `GET /v1/models` lists.
 pub async fn model_ids(base: &str) -> Vec<String> {
-    get_json(format!("{base}/v1/models")).await["data"]
+    model_ids_for(base, None).await
+}
+
+/// The ids `GET /v1/models` lists to a caller presenting `key`.
+pub async fn model_ids_for(base: &str, key: Option<&str>) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&get_text(format!("{base}/v1/models"), key).await).unwrap();
+    v["data"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A configuration with a price for `mock/echo` and a route that retries onto it.
+pub const PRICED_WITH_RETRY: &str = r#"
+[catalog."mock/echo"]
+input_per_mtok = 1000.0
+output_per_mtok = 2000.0
+[routes.sturdy]
+targets = ["mock/fail-503", "mock/echo"]
+[retry]
+backoff_ms = 1
+"#;
+
+/// Waits until the background writer has stored at least `n` request-log records matching
+/// `query` (read with the admin `token`, if given) and returns them, newest first.
+pub async fn wait_for_logs(
+    base: &str,
+    query: &str,
+    n: usize,
+    token: Option<&str>,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = get_text(format!("{base}/admin/logs?limit=500&{query}"), token).await;
+        let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let rows = page["data"].as_array().unwrap().clone();
+        if rows.len() >= n {
+            return rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {n} records for {query}",
+            rows.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Runs the binary to completion with a clean environment plus `env`: (exit code, stdout,
