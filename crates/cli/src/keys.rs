@@ -94,20 +94,11 @@ fn now() -> i64 {
 
 /// `30d`, `12h`, `90m`, `45s` → seconds.
 fn duration_secs(text: &str) -> Result<i64, String> {
-    let bad = || format!("--expires-in `{text}`: use a number and a unit, like 30d, 12h or 90m");
-    let (num, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let mult = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" => 1,
-        _ => return Err(bad()),
-    };
-    if n <= 0 {
-        return Err(bad());
-    }
-    Ok(n * mult)
+    switchyard_gateway::config::parse_span_ms(text)
+        .map(|ms| ms / 1000)
+        .ok_or_else(|| {
+            format!("--expires-in `{text}`: use a number and a unit, like 30d, 12h or 90m")
+        })
 }
 
 pub fn run(args: KeysArgs, runtime: tokio::runtime::Runtime) -> Result<(), String> {

@@ -68,20 +68,8 @@ impl GroupBy {
 
 /// `30s`, `5m`, `1h`, `1d` → milliseconds.
 pub fn bucket_ms(s: &str) -> Result<i64, String> {
-    let bad = || format!("bucket `{s}`: use a number and a unit, like 5m, 1h or 1d");
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    let unit = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    if n <= 0 {
-        return Err(bad());
-    }
-    Ok(n * unit)
+    crate::config::parse_span_ms(s)
+        .ok_or_else(|| format!("bucket `{s}`: use a number and a unit, like 5m, 1h or 1d"))
 }
 
 /// One group in one time bucket.

@@ -387,6 +387,21 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// A positive span written as a number and a unit, `45s`, `90m`, `12h` or `30d`, in
+/// milliseconds.
+pub fn parse_span_ms(text: &str) -> Option<i64> {
+    let (num, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
+    let unit = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
 pub(crate) fn positive_ms(key: &str, v: Option<u64>) -> Result<Option<Duration>, ConfigError> {
     match v {
         Some(0) => Err(err(key, "0 is not allowed; give milliseconds, e.g. 30000")),
