@@ -95,8 +95,6 @@ struct Inner {
     next_sample: usize,
     retry_after_until: Option<Instant>,
     opened: u64,
-    calls: u64,
-    failures: u64,
 }
 
 /// A snapshot for `/metrics`.
@@ -104,8 +102,6 @@ struct Inner {
 pub struct HealthSnapshot {
     pub circuit: Circuit,
     pub opened: u64,
-    pub calls: u64,
-    pub failures: u64,
     pub ewma: Option<Duration>,
 }
 
@@ -125,8 +121,6 @@ impl Health {
                 next_sample: 0,
                 retry_after_until: None,
                 opened: 0,
-                calls: 0,
-                failures: 0,
             }),
         }
     }
@@ -204,8 +198,6 @@ impl Health {
         HealthSnapshot {
             circuit: inner.circuit,
             opened: inner.opened,
-            calls: inner.calls,
-            failures: inner.failures,
             ewma: inner.ewma_us.map(|us| Duration::from_micros(us as u64)),
         }
     }
@@ -214,7 +206,6 @@ impl Health {
         let now = Instant::now();
         let p = &self.policy;
         let mut inner = self.lock();
-        inner.calls += 1;
         if now.duration_since(inner.window_start) > p.window {
             inner.window_start = now;
             inner.window_calls = 0;
@@ -246,7 +237,6 @@ impl Health {
                 }
             }
             Outcome::Failure { retry_after, .. } => {
-                inner.failures += 1;
                 inner.consecutive += 1;
                 inner.window_failures += 1;
                 if let Some(after) = retry_after {
