@@ -7,6 +7,7 @@ Messages ↔ canonical ↔ OpenAI translation.
 
 import os
 import sys
+import uuid
 
 from runner import run
 
@@ -214,6 +215,26 @@ def test_mid_stream_failure_raises():
         assert "broke off" in str(e), e
         return
     raise AssertionError("the broken stream did not raise")
+
+
+def test_cached_answers_in_messages_shape():
+    prompt = f"cache me {uuid.uuid4()}"
+    kwargs = dict(
+        model="mock/echo",
+        max_tokens=100,
+        messages=[{"role": "user", "content": prompt}],
+        extra_headers={"x-switchyard-cache-ttl": "60"},
+    )
+    first = client.messages.with_raw_response.create(**kwargs)
+    assert first.headers["x-switchyard-cache"] == "MISS"
+    again = client.messages.with_raw_response.create(**kwargs)
+    assert again.headers["x-switchyard-cache"] == "HIT"
+    assert again.parse().model_dump() == first.parse().model_dump()
+    # Served as a stream, the SDK assembles the same message.
+    with client.messages.stream(**kwargs) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == prompt, final
+    assert final.usage.output_tokens == first.parse().usage.output_tokens
 
 
 if __name__ == "__main__":

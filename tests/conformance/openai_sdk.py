@@ -7,6 +7,7 @@ Only the base URL differs from calling OpenAI itself.
 import json
 import os
 import sys
+import uuid
 
 from runner import run
 
@@ -309,6 +310,31 @@ def test_mid_stream_failure_raises():
         assert received == 3, received
         return
     raise AssertionError("the broken stream did not raise")
+
+
+def test_cached_stream_replays_identically():
+    # Caching turned on by header for this call only; a fresh prompt so no earlier run hits.
+    prompt = f"cache me {uuid.uuid4()}"
+    kwargs = dict(
+        model="mock/stream-12+itl-1ms",
+        messages=[{"role": "user", "content": prompt}],
+        extra_headers={"x-switchyard-cache-ttl": "60"},
+    )
+    first = client.chat.completions.with_raw_response.create(stream=True, stream_options={"include_usage": True}, **kwargs)
+    assert first.headers["x-switchyard-cache"] == "MISS"
+    original = [c.model_dump() for c in first.parse()]
+    again = client.chat.completions.with_raw_response.create(stream=True, stream_options={"include_usage": True}, **kwargs)
+    assert again.headers["x-switchyard-cache"] == "HIT"
+    replayed = [c.model_dump() for c in again.parse()]
+    assert replayed == original, (replayed, original)
+    text = "".join(c["choices"][0]["delta"]["content"] or "" for c in original if c["choices"])
+    assert text == " ".join(f"tok{i}" for i in range(1, 13)), text
+    # The recorded stream also serves a plain call, as the whole answer it made up.
+    whole = client.chat.completions.with_raw_response.create(**kwargs)
+    assert whole.headers["x-switchyard-cache"] == "HIT"
+    r = whole.parse()
+    assert r.choices[0].message.content == text and r.choices[0].finish_reason == "stop"
+    assert r.usage.model_dump() == original[-1]["usage"], (r.usage, original[-1])
 
 
 if __name__ == "__main__":

@@ -74,6 +74,11 @@ enum KeysCommand {
         /// secrets redacted). Default: the route's or the configuration's setting.
         #[arg(long, value_name = "MODE")]
         log_bodies: Option<String>,
+        /// Whose cached answers the key's calls may be served: key (its own), shared (every
+        /// caller's) or a group name shared by the keys that give it. Default: the
+        /// configuration's `cache.namespace`.
+        #[arg(long, value_name = "NAMESPACE")]
+        cache_namespace: Option<String>,
     },
     /// List keys (revoked ones too), without secrets.
     List,
@@ -123,6 +128,7 @@ fn new_key(command: &KeysCommand) -> Result<Option<NewKey>, String> {
         budgets,
         budget_webhook,
         log_bodies,
+        cache_namespace,
     } = command
     else {
         return Ok(None);
@@ -153,6 +159,7 @@ fn new_key(command: &KeysCommand) -> Result<Option<NewKey>, String> {
                         .ok_or_else(|| format!("--log-bodies `{m}`: use none, metadata or full"))
                 })
                 .transpose()?,
+            cache_namespace: cache_namespace.clone(),
         },
     }))
 }
@@ -279,14 +286,10 @@ async fn remote(args: &KeysArgs, url: &str) -> Result<Value, String> {
     let request = match &args.command {
         KeysCommand::Create { .. } => {
             let new = new_key(&args.command)?.ok_or("internal: no key to create")?;
-            let mut body = json!({
-                "name": new.name,
-                "allow": new.policy.allow,
-                "metadata": new.policy.metadata,
-                "limits": new.policy.limits,
-                "budgets": new.policy.budgets,
-                "log_bodies": new.policy.log_bodies,
-            });
+            // The policy as the admin API reads it: the same serialization, so a new field
+            // cannot be forgotten here.
+            let mut body = serde_json::to_value(&new.policy).map_err(|e| e.to_string())?;
+            body["name"] = json!(new.name);
             if let Some(t) = new.expires_at {
                 body["expires_at"] = json!(t);
             }

@@ -7,27 +7,25 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Proc, client, error_message, gateway, get_json, metrics, mock, model_ids, sse_data};
+use common::{
+    Proc, client, error_message, gateway_with_up, metrics, mock_requests, model_ids, sse_data,
+};
 use serde_json::{Value, json};
 
-/// A gateway whose provider `up` is an external mock, with `extra` appended to its config.
+/// A gateway whose provider `up` is an external mock, beside a provider nothing answers for,
+/// with `extra` appended to its config.
 fn setup(extra: &str) -> (Proc, Proc) {
-    let m = mock();
     let config = format!(
         r#"
-[providers.up]
-kind = "openai"
-base_url = "{m}/v1"
 [providers.dead]
 kind = "openai"
 base_url = "http://127.0.0.1:1/v1"
 [retry]
 backoff_ms = 5
 {extra}
-"#,
-        m = m.url
+"#
     );
-    (gateway(&config, &[]), m)
+    gateway_with_up(&config, &[])
 }
 
 fn chat_body(model: &str) -> Value {
@@ -49,12 +47,6 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
         .get(name)
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
-}
-
-async fn mock_requests(m: &Proc) -> u64 {
-    get_json(format!("{}/mock/stats", m.url)).await["requests"]
-        .as_u64()
-        .unwrap()
 }
 
 /// The value of a metric line that starts with `prefix` (name and labels).

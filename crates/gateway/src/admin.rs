@@ -13,7 +13,7 @@
 //! | `DELETE /admin/credentials/{provider}` | forget it; the configuration's or environment's key applies again |
 //! | `GET /admin/logs` | request logs, newest first: `from`, `to` (Unix seconds), `key`, `model`, `provider`, `status`, `errors=true`, `metadata=tag:value[,tag:value]`, `q` (text), `limit` (≤ 500), `cursor` |
 //! | `GET /admin/logs/{id}` | one call's whole record |
-//! | `GET /admin/analytics` | `group_by=model\|provider\|key\|route\|status\|metadata.<tag>`, `bucket=1h`, `from`, `to`: requests, errors, tokens, cost, p50/p95 latency per group and bucket |
+//! | `GET /admin/analytics` | `group_by=model\|provider\|key\|route\|status\|cache\|metadata.<tag>`, `bucket=1h`, `from`, `to`: requests, errors, tokens, cost, cache hits and savings, p50/p95 latency per group and bucket |
 
 use std::sync::Arc;
 

@@ -18,6 +18,8 @@ pub enum GroupBy {
     Key,
     Route,
     Status,
+    /// What the cache did: `hit`, `miss`, `bypass`, or `(none)` when it was off.
+    Cache,
     Metadata(String),
 }
 
@@ -30,11 +32,12 @@ impl GroupBy {
             "key" => Self::Key,
             "route" => Self::Route,
             "status" => Self::Status,
+            "cache" => Self::Cache,
             other => match other.strip_prefix("metadata.") {
                 Some(k) if !k.is_empty() => Self::Metadata(k.to_owned()),
                 _ => {
                     return Err(format!(
-                        "group_by `{other}`: use all, model, provider, key, route, status or metadata.<tag>"
+                        "group_by `{other}`: use all, model, provider, key, route, status, cache or metadata.<tag>"
                     ));
                 }
             },
@@ -53,6 +56,7 @@ impl GroupBy {
             Self::Key => or_none(&r.key_name),
             Self::Route => or_none(&r.route),
             Self::Status => r.status.to_string(),
+            Self::Cache => or_none(&r.cache),
             Self::Metadata(k) => serde_json::from_str::<Value>(&r.metadata)
                 .ok()
                 .and_then(|m| {
@@ -86,6 +90,10 @@ pub struct Cell {
     pub cost_usd: f64,
     /// Calls whose model had no price.
     pub unpriced: u64,
+    /// Calls answered from the cache.
+    pub cache_hits: u64,
+    /// What the answers served from the cache would have cost.
+    pub saved_usd: f64,
     pub p50_ms: u64,
     pub p95_ms: u64,
 }
@@ -107,6 +115,8 @@ pub fn aggregate(rows: &[LogRow], by: &GroupBy, bucket: i64) -> Vec<Cell> {
                     output_tokens: 0,
                     cost_usd: 0.0,
                     unpriced: 0,
+                    cache_hits: 0,
+                    saved_usd: 0.0,
                     p50_ms: 0,
                     p95_ms: 0,
                 },
@@ -121,6 +131,10 @@ pub fn aggregate(rows: &[LogRow], by: &GroupBy, bucket: i64) -> Vec<Cell> {
             Some(c) => cell.cost_usd += c,
             None => cell.unpriced += 1,
         }
+        if matches!(r.cache.as_deref(), Some("hit" | "semantic_hit")) {
+            cell.cache_hits += 1;
+        }
+        cell.saved_usd += r.saved_usd.unwrap_or(0.0);
         latencies.push(r.latency_ms);
     }
     cells

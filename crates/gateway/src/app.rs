@@ -51,6 +51,8 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     pub spend: Arc<Spend>,
     pub logger: Arc<Logger>,
+    /// Answers kept to serve identical calls again.
+    pub cache: Arc<crate::cache::Cache>,
     pub logs: LogStore,
     pub auth: AuthMode,
     /// Whether the gateway listens on a loopback address (the dashboard is open to local

@@ -47,6 +47,10 @@ pub struct KeyPolicy {
     /// What the request log keeps of this key's calls; wins over the route and `logs.bodies`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_bodies: Option<crate::config::BodyMode>,
+    /// Whose cached answers this key's calls may be served: `key` (its own), `shared` (every
+    /// caller's) or a group name (the keys naming the same group). Default: `cache.namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_namespace: Option<String>,
 }
 
 /// A key as the gateway and its admin API see it: everything but the secret and its hash.
@@ -244,6 +248,10 @@ impl Keys {
             )));
         }
         new.policy.budgets.validate().map_err(KeyError::Invalid)?;
+        if let Some(n) = &new.policy.cache_namespace {
+            crate::config::Namespace::parse(n)
+                .map_err(|m| KeyError::Invalid(format!("cache_namespace {m}")))?;
+        }
         for p in &new.policy.allow {
             if p.trim().is_empty() {
                 return Err(KeyError::Invalid(

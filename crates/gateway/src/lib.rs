@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod app;
 pub mod auth;
 pub mod budgets;
+pub mod cache;
 pub mod config;
 pub mod dashboard;
 pub mod error;

@@ -55,8 +55,10 @@ pub struct Record {
     pub cost_usd: Option<f64>,
     /// Where the price comes from: the built-in catalog's source and date, or the configuration.
     pub price_source: Option<String>,
-    /// Always `null` until caching exists.
+    /// What the cache did: `hit`, `miss`, `bypass`; `null` when it was off for the call.
     pub cache: Option<&'static str>,
+    /// For an answer served from the cache: what it would have cost at list prices.
+    pub saved_usd: Option<f64>,
     pub metadata: Map<String, Value>,
     /// What the log keeps of this call: `none`, `metadata` or `full`.
     pub bodies: BodyMode,
@@ -145,6 +147,7 @@ impl CallLog {
                 cost_usd: None,
                 price_source: None,
                 cache: None,
+                saved_usd: None,
                 metadata: Map::new(),
                 bodies: BodyMode::default(),
                 request: None,
@@ -197,6 +200,7 @@ impl CallLog {
             r.model = Some(t.model.clone());
         }
         r.attempts.clone_from(&attempts.tried);
+        r.cache = attempts.cache.map(|c| c.status.as_str());
     }
 
     /// The first byte of a stream is ready now.
@@ -232,6 +236,11 @@ impl CallLog {
                     .and_then(|info| info.cost_cached(t.input, t.cached, t.output));
                 if r.cost_usd.is_some() {
                     r.price_source = catalog.provenance(&slug).map(str::to_owned);
+                }
+                // A cached answer cost nothing; its price is what the cache saved.
+                if matches!(r.cache, Some("hit" | "semantic_hit")) {
+                    r.saved_usd = r.cost_usd.take();
+                    r.cost_usd = Some(0.0);
                 }
             }
         }
@@ -287,6 +296,8 @@ impl Finished {
             input_tokens: r.input_tokens as i64,
             output_tokens: r.output_tokens as i64,
             cost_usd: r.cost_usd,
+            cache: r.cache.map(str::to_owned),
+            saved_usd: r.saved_usd,
         }
     }
 }
@@ -437,6 +448,7 @@ mod tests {
             cost_usd: None,
             price_source: None,
             cache: None,
+            saved_usd: None,
             metadata: Map::new(),
             bodies: BodyMode::Metadata,
             request: None,

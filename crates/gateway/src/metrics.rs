@@ -15,6 +15,9 @@
 //! | `switchyard_tokens_total`                     | `provider`, `direction` | input and output tokens     |
 //! | `switchyard_cost_usd_total`                   | `provider`         | list-price cost of calls         |
 //! | `switchyard_log_records_written_total`, `switchyard_log_records_dropped_total` | | the request-log writer |
+//! | `switchyard_cache_lookups_total`              | `status`           | calls the cache was on for: `hit`, `miss`, `bypass` |
+//! | `switchyard_cache_saved_usd_total`            |                    | list price of the answers served from the cache |
+//! | `switchyard_cache_entries`, `switchyard_cache_bytes`, `switchyard_cache_max_bytes` | | the in-process cache's size and bound |
 //!
 //! `target` is `provider/model`. Callers choose model names, so the label's values are bounded:
 //! beyond the first 4096 targets seen, new ones are counted as `other`.
@@ -32,6 +35,7 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
+use crate::cache::Cache;
 use crate::logs::{Logger, Record};
 use crate::routing::{Health, HealthTable};
 
@@ -48,6 +52,8 @@ pub struct Metrics {
     ttft: Family<Labels, Histogram>,
     tokens: Family<Labels, Counter>,
     cost: Family<Labels, Counter<f64, AtomicU64>>,
+    cache: Family<Labels, Counter>,
+    saved: Counter<f64, AtomicU64>,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -112,7 +118,21 @@ impl Metrics {
             "List-price cost of calls in US dollars",
             cost.clone(),
         );
+        let cache = Family::<Labels, Counter>::default();
+        let saved = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "switchyard_cache_lookups",
+            "Calls the cache was on for, by what it did",
+            cache.clone(),
+        );
+        registry.register(
+            "switchyard_cache_saved_usd",
+            "List price of the answers served from the cache, in US dollars",
+            saved.clone(),
+        );
         Self {
+            cache,
+            saved,
             registry,
             attempts,
             hedges,
@@ -129,6 +149,12 @@ impl Metrics {
     pub fn watch_logger(&mut self, logger: Arc<Logger>) {
         self.registry
             .register_collector(Box::new(LoggerCollector(logger)));
+    }
+
+    /// Reports the cache's size at each scrape.
+    pub fn watch_cache(&mut self, cache: Arc<Cache>) {
+        self.registry
+            .register_collector(Box::new(CacheCollector(cache)));
     }
 
     /// Counts a finished call.
@@ -168,6 +194,14 @@ impl Metrics {
         if let Some(usd) = r.cost_usd {
             self.cost.get_or_create(&by_provider).inc_by(usd);
         }
+        if let Some(c) = r.cache {
+            self.cache
+                .get_or_create(&vec![("status", c.to_owned())])
+                .inc();
+        }
+        if let Some(usd) = r.saved_usd {
+            self.saved.inc_by(usd);
+        }
     }
 
     pub fn attempt(&self, target: &str, outcome: &'static str) {
@@ -200,6 +234,36 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[derive(Debug)]
+struct CacheCollector(Arc<Cache>);
+
+impl Collector for CacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, value) in [
+            (
+                "switchyard_cache_entries",
+                "Answers in the in-process cache",
+                self.0.len() as i64,
+            ),
+            (
+                "switchyard_cache_bytes",
+                "Size the cached answers are counted at",
+                self.0.weight() as i64,
+            ),
+            (
+                "switchyard_cache_max_bytes",
+                "The in-process cache's bound",
+                self.0.max_bytes() as i64,
+            ),
+        ] {
+            let g = ConstGauge::new(value);
+            let m = encoder.encode_descriptor(name, help, None, g.metric_type())?;
+            g.encode(m)?;
+        }
+        Ok(())
     }
 }
 

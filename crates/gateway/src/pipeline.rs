@@ -31,6 +31,7 @@ use switchyard_providers::{ChatStream, ProviderError};
 
 use crate::app::AppState;
 use crate::budgets::Spend;
+use crate::cache::{CacheOutcome, CacheStatus, Followed, Lookup};
 use crate::error::GatewayError;
 use crate::keys::VirtualKey;
 use crate::limits::{Limiter, Reservation};
@@ -298,7 +299,11 @@ fn metered<T>(
     match result {
         Ok((attempts, value)) => {
             meter.answered_by(state, attempts);
-            meter.usage = usage(value);
+            meter.usage = if served_from_cache(attempts) {
+                Some((0, 0))
+            } else {
+                usage(value)
+            };
         }
         Err((attempts, _)) => {
             meter.answered_by(state, attempts);
@@ -317,11 +322,31 @@ pub async fn chat(
     let needs = needs(&req);
     let plan = plan(state, options, &req, &needs).map_err(early)?;
     let meter = limit(state, options, needs.tokens()).map_err(early)?;
-    let mut result = routing::run(&plan, &state.metrics, |target| {
-        let req = prepare(&req, target, options.max_cost_usd);
-        async move { target.target.provider.chat(req?).await }
-    })
-    .await;
+    let call = || {
+        routing::run(&plan, &state.metrics, |target| {
+            let req = prepare(&req, target, options.max_cost_usd);
+            async move { target.target.provider.chat(req?).await }
+        })
+    };
+    let mut result = loop {
+        break match lookup(state, options, &req, &plan) {
+            Lookup::Off => call().await,
+            Lookup::Bypass => with_cache(call().await, CacheStatus::Bypass),
+            Lookup::Hit(entry) => Ok((entry.attempts(CacheStatus::Hit), entry.answer.whole())),
+            Lookup::Lead(leader) => {
+                let result = call().await;
+                leader.whole(&result);
+                with_cache(result, CacheStatus::Miss)
+            }
+            Lookup::Follow(flight) => match flight.whole().await {
+                Followed::Answer(entry) => {
+                    Ok((entry.attempts(CacheStatus::Hit), entry.answer.whole()))
+                }
+                Followed::Failed(f) => with_cache(Err(*f), CacheStatus::Miss),
+                Followed::Abandoned => continue,
+            },
+        };
+    };
     metered(state, meter, &mut result, |r| {
         r.usage
             .as_ref()
@@ -344,19 +369,64 @@ pub async fn chat_stream(
     let needs = needs(&req);
     let plan = plan(state, options, &req, &needs).map_err(early)?;
     let meter = limit(state, options, needs.tokens()).map_err(early)?;
-    let result = routing::run(&plan, &state.metrics, |target| {
-        let req = prepare(&req, target, options.max_cost_usd);
-        async move {
-            let upstream = target.target.provider.chat_stream(req?).await?;
-            first_chunk(upstream, target.target.provider_name()).await
-        }
-    })
-    .await;
+    let call = || {
+        routing::run(&plan, &state.metrics, |target| {
+            let req = prepare(&req, target, options.max_cost_usd);
+            async move {
+                let upstream = target.target.provider.chat_stream(req?).await?;
+                first_chunk(upstream, target.target.provider_name()).await
+            }
+        })
+    };
+    let result = loop {
+        break match lookup(state, options, &req, &plan) {
+            Lookup::Off => call().await,
+            Lookup::Bypass => with_cache(call().await, CacheStatus::Bypass),
+            Lookup::Hit(entry) => Ok((
+                entry.attempts(CacheStatus::Hit),
+                replay(entry.answer.chunks()),
+            )),
+            Lookup::Lead(leader) => {
+                let result = match call().await {
+                    Ok((attempts, stream)) => {
+                        let stream = leader.record(stream, &attempts);
+                        Ok((attempts, stream))
+                    }
+                    Err(f) => {
+                        leader.failed(&f);
+                        Err(f)
+                    }
+                };
+                with_cache(result, CacheStatus::Miss)
+            }
+            Lookup::Follow(flight) => match flight.stream().await {
+                Followed::Answer((target, route, stream)) => {
+                    let attempts = Attempts {
+                        target,
+                        route,
+                        cache: Some(CacheOutcome {
+                            status: CacheStatus::Hit,
+                            age: Some(std::time::Duration::ZERO),
+                        }),
+                        ..Attempts::default()
+                    };
+                    Ok((attempts, stream))
+                }
+                Followed::Failed(f) => with_cache(Err(*f), CacheStatus::Miss),
+                Followed::Abandoned => continue,
+            },
+        };
+    };
     let Some(mut meter) = meter else {
         let (attempts, stream) = result?;
         return Ok((attempts, stream, shape));
     };
     match result {
+        Ok((mut attempts, stream)) if served_from_cache(&attempts) => {
+            meter.answered_by(state, &mut attempts);
+            meter.usage = Some((0, 0));
+            Ok((attempts, stream, shape))
+        }
         Ok((mut attempts, stream)) => {
             meter.answered_by(state, &mut attempts);
             // The stream's usage chunk settles the reservation when the stream ends.
@@ -378,6 +448,65 @@ pub async fn chat_stream(
             Err((attempts, e))
         }
     }
+}
+
+/// Stage 3d: what the cache does for this call (see [`crate::cache`]).
+fn lookup(state: &AppState, options: &CallOptions, req: &ChatRequest, plan: &Plan) -> Lookup {
+    let routes = state.routes.load();
+    state
+        .cache
+        .lookup(routes.cache_policy(), options, req, plan.route.cache_ttl)
+}
+
+/// Notes what the cache did on the call's outcome. (The outcome's size is the pipeline's
+/// `Result`s'; it is moved once.)
+#[allow(clippy::result_large_err)]
+fn with_cache<T>(
+    mut result: Result<(Attempts, T), Failure>,
+    status: CacheStatus,
+) -> Result<(Attempts, T), Failure> {
+    let (Ok((attempts, _)) | Err((attempts, _))) = &mut result;
+    attempts.cache = Some(CacheOutcome { status, age: None });
+    result
+}
+
+/// Whether the answer came from the cache, so that no provider tokens were used.
+fn served_from_cache(attempts: &Attempts) -> bool {
+    attempts.cache.is_some_and(|c| c.status.is_hit())
+}
+
+/// A recorded stream, played back.
+fn replay(chunks: Vec<ChatChunk>) -> ChatStream {
+    Box::pin(stream::iter(chunks.into_iter().map(Ok)))
+}
+
+/// A tap on the event stream: `see` is shown each item as it passes, then `None` when the
+/// stream ends. (Whatever `see` owns is dropped with the stream, so a tap that must act when the
+/// caller goes away first does so in its `Drop`.)
+pub fn tap<F>(inner: ChatStream, see: F) -> ChatStream
+where
+    F: FnMut(Option<&Result<ChatChunk, ProviderError>>) + Send + Unpin + 'static,
+{
+    struct Tap<F> {
+        inner: ChatStream,
+        see: F,
+    }
+    impl<F> futures_util::Stream for Tap<F>
+    where
+        F: FnMut(Option<&Result<ChatChunk, ProviderError>>) + Unpin,
+    {
+        type Item = Result<ChatChunk, ProviderError>;
+
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            let item = std::task::ready!(self.inner.as_mut().poll_next(cx));
+            (self.see)(item.as_ref());
+            std::task::Poll::Ready(item)
+        }
+    }
+    Box::pin(Tap { inner, see })
 }
 
 /// Waits for the stream's first chunk and gives back the whole stream, or the failure that came

@@ -24,6 +24,7 @@ use switchyard_store::spend::SpendStore;
 use crate::logs::Logger;
 
 use crate::budgets::Spend;
+use crate::cache::Cache;
 use crate::vault::Vault;
 
 use crate::auth::AuthMode;
@@ -142,6 +143,7 @@ impl Gateway {
                 })?;
         let health = HealthTable::default();
         let routes = Routes::new(registry, config, health.clone()).map_err(StartError::Routes)?;
+        let cache = Cache::new(config.cache.max_bytes);
         let state = Arc::new(AppState {
             routes: ArcSwap::from_pointee(routes),
             vault,
@@ -151,8 +153,10 @@ impl Gateway {
             metrics: {
                 let mut m = Metrics::new(health.clone());
                 m.watch_logger(logger.clone());
+                m.watch_cache(cache.clone());
                 m
             },
+            cache,
             logger,
             logs: logs_store,
             keys,

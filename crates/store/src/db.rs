@@ -90,6 +90,49 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
+/// Changes to tables that already exist, applied once each and in order; their numbers are
+/// recorded in `schema_migrations`. Append only.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, "ALTER TABLE logs ADD COLUMN cache TEXT"),
+    (2, "ALTER TABLE logs ADD COLUMN saved_usd DOUBLE PRECISION"),
+];
+
+/// Applies the migrations not yet recorded. Two processes may start on the same database at
+/// once: one of them applies a migration, and the other, whose attempt fails, finds it recorded.
+async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    pool.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
+        .await?;
+    let applied = |pool: &AnyPool| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT version FROM schema_migrations")
+                .fetch_all(&pool)
+                .await
+        }
+    };
+    let done = applied(pool).await?;
+    for (version, statement) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        let attempt = async {
+            let mut tx = pool.begin().await?;
+            tx.execute(*statement).await?;
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+                .bind(*version)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        };
+        if let Err(e) = attempt.await
+            && !applied(pool).await?.contains(version)
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 impl Db {
     /// Opens (creating if needed) the SQLite file at `path`.
     pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
@@ -148,6 +191,7 @@ impl Db {
         for statement in SCHEMA {
             pool.execute(*statement).await.map_err(open_err)?;
         }
+        migrate(&pool).await.map_err(open_err)?;
         Ok(Self { pool, backend })
     }
 

@@ -25,6 +25,10 @@ pub struct LogRow {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_usd: Option<f64>,
+    /// What the cache did: `hit`, `miss`, `bypass`, or `None` when it was off.
+    pub cache: Option<String>,
+    /// For an answer served from the cache: its list price.
+    pub saved_usd: Option<f64>,
     /// The caller's metadata, JSON object (compact).
     pub metadata: String,
     /// The whole record, JSON.
@@ -52,7 +56,7 @@ pub struct LogStore {
     db: Db,
 }
 
-const COLUMNS: &str = "id, ts, key_id, key_name, route, requested_model, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, output_tokens, cost_usd, metadata, record";
+const COLUMNS: &str = "id, ts, key_id, key_name, route, requested_model, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, output_tokens, cost_usd, metadata, record, cache, saved_usd";
 
 fn row(r: &AnyRow) -> Result<LogRow, StoreError> {
     Ok(LogRow {
@@ -73,6 +77,8 @@ fn row(r: &AnyRow) -> Result<LogRow, StoreError> {
         cost_usd: r.try_get("cost_usd")?,
         metadata: r.try_get("metadata")?,
         record: r.try_get("record")?,
+        cache: r.try_get("cache")?,
+        saved_usd: r.try_get("saved_usd")?,
     })
 }
 
@@ -99,7 +105,7 @@ impl LogStore {
         let mut tx = conn.begin().await?;
         for r in rows {
             sqlx::query(&format!(
-                "INSERT INTO logs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ON CONFLICT (id) DO NOTHING"
+                "INSERT INTO logs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (id) DO NOTHING"
             ))
             .bind(&r.id)
             .bind(r.ts)
@@ -118,6 +124,8 @@ impl LogStore {
             .bind(r.cost_usd)
             .bind(&r.metadata)
             .bind(&r.record)
+            .bind(&r.cache)
+            .bind(r.saved_usd)
             .execute(&mut *tx)
             .await?;
         }

@@ -104,6 +104,24 @@ pub fn mock() -> Proc {
     spawn(&["mock", "--listen", "127.0.0.1:0"], &[], "mock")
 }
 
+/// A gateway in front of a mock of its own, the provider `up` (`up/echo`, `up/slow-300ms`…),
+/// with `extra` appended to the configuration: (gateway, mock).
+pub fn gateway_with_up(extra: &str, env: &[(&str, &str)]) -> (Proc, Proc) {
+    let m = mock();
+    let config = format!(
+        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n{extra}\n",
+        m.url
+    );
+    (gateway(&config, env), m)
+}
+
+/// The requests a mock has answered.
+pub async fn mock_requests(m: &Proc) -> u64 {
+    get_json(format!("{}/mock/stats", m.url)).await["requests"]
+        .as_u64()
+        .unwrap()
+}
+
 /// The gateway with `config` (TOML) and extra environment variables.
 pub fn gateway(config: &str, env: &[(&str, &str)]) -> Proc {
     let data = temp_dir("gw").join("data");

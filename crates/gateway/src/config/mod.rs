@@ -4,6 +4,7 @@
 //! binary), the file, the provider's own environment variables (`OPENAI_API_KEY`,
 //! `OPENAI_BASE_URL`, …), built-in defaults. Every error names the key, the value and the fix.
 
+pub mod cache;
 mod env;
 pub mod raw;
 pub mod routing;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use switchyard_providers::{AuthStyle, PRESETS, Preset, ProviderSettings, Secret, WireKind};
 
+pub use cache::{CachePolicy, Namespace};
 pub use env::Env;
 use raw::{RawConfig, RawProvider};
 pub use routing::{BreakerPolicy, Hedge, RetryPolicy, RouteSpec, Strategy};
@@ -64,6 +66,7 @@ pub struct Config {
     pub log_bodies: BodyMode,
     /// `logs.enabled`.
     pub log_enabled: bool,
+    pub cache: CachePolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -290,10 +293,11 @@ impl Config {
 
         let retry = routing::retry(&raw.retry)?;
         let breaker = routing::breaker(&raw.circuit_breaker)?;
+        let cache = cache::policy(raw.cache)?;
         let routes = raw
             .routes
             .into_iter()
-            .map(|(name, r)| routing::route(&name, r, &retry))
+            .map(|(name, r)| routing::route(&name, r, &retry, cache.ttl))
             .collect::<Result<Vec<_>, _>>()?;
         routing::check_references(&routes, &raw.aliases, slug_ok)?;
         let catalog = Catalog::builtin()
@@ -373,6 +377,7 @@ impl Config {
             },
             admin_token,
             store_url,
+            cache,
         })
     }
 }

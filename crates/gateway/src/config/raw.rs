@@ -36,6 +36,32 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub logs: RawLogs,
+    #[serde(default)]
+    pub cache: RawCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    /// Cache every call's answer unless its route or model says otherwise.
+    pub enabled: Option<bool>,
+    /// How long answers are kept, e.g. `"1h"`.
+    pub ttl: Option<String>,
+    /// The in-process cache's size bound, in mebibytes.
+    pub max_mb: Option<u64>,
+    /// `key` (each virtual key its own; the default), `shared`, or a group name.
+    pub namespace: Option<String>,
+    /// By route, alias or `provider/model`: `true`, `false` or a time such as `"10m"`.
+    #[serde(default)]
+    pub models: BTreeMap<String, RawCacheSetting>,
+}
+
+/// `true` (the default time), `false`, or a time such as `"10m"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawCacheSetting {
+    On(bool),
+    Ttl(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +146,8 @@ pub struct RawRoute {
     pub explore: Option<f64>,
     /// What the request log keeps of this route's calls: `none`, `metadata` or `full`.
     pub log_bodies: Option<String>,
+    /// Whether answers are cached: `true`, `false` or a time such as `"10m"`.
+    pub cache: Option<RawCacheSetting>,
     /// Conditional routing: the first rule whose metadata all match sends the call elsewhere.
     #[serde(default)]
     pub when: Vec<RawRule>,

@@ -118,6 +118,9 @@ pub struct RouteSpec {
     pub explore: f64,
     pub rules: Vec<RuleSpec>,
     pub log_bodies: Option<super::BodyMode>,
+    /// Whether answers are cached and for how long (`Some(None)`: not cached), when the route
+    /// says.
+    pub cache: Option<Option<Duration>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +203,7 @@ pub(super) fn route(
     name: &str,
     raw: RawRoute,
     defaults: &RetryPolicy,
+    cache_ttl: Duration,
 ) -> Result<RouteSpec, ConfigError> {
     let key = format!("routes.{name}");
     if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
@@ -350,7 +354,13 @@ pub(super) fn route(
             })
         })
         .transpose()?;
+    let cache = raw
+        .cache
+        .as_ref()
+        .map(|c| super::cache::setting(&format!("{key}.cache"), c, cache_ttl))
+        .transpose()?;
     Ok(RouteSpec {
+        cache,
         log_bodies,
         name: name.to_owned(),
         strategy,

@@ -38,6 +38,8 @@ pub struct Attempts {
     pub rate: RateState,
     /// Every attempt that ended, in order, for the request log.
     pub tried: Vec<Tried>,
+    /// What the cache did, when it was on for the call.
+    pub cache: Option<crate::cache::CacheOutcome>,
 }
 
 /// One attempt, as the request log shows it.

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{BodyMode, BreakerPolicy, Config, Hedge, RetryPolicy, Strategy};
+use crate::config::{BodyMode, BreakerPolicy, CachePolicy, Config, Hedge, RetryPolicy, Strategy};
 use crate::error::GatewayError;
 use crate::registry::{Registry, Target};
 use switchyard_providers::catalog::{Catalog, ModelInfo};
@@ -67,6 +67,8 @@ pub struct Route {
     rules: Vec<Rule>,
     /// What the request log keeps of this route's calls, when the route says.
     pub log_bodies: Option<BodyMode>,
+    /// How long answers are cached (`None`: not cached unless the caller asks).
+    pub cache_ttl: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -97,6 +99,7 @@ pub struct Routes {
     breaker: BreakerPolicy,
     catalog: Catalog,
     log_bodies: BodyMode,
+    cache: CachePolicy,
 }
 
 impl Routes {
@@ -114,6 +117,7 @@ impl Routes {
             breaker: config.breaker,
             catalog: config.catalog.clone(),
             log_bodies: config.log_bodies,
+            cache: config.cache.clone(),
         };
         for spec in &config.routes {
             let mut targets = Vec::with_capacity(spec.targets.len());
@@ -131,6 +135,7 @@ impl Routes {
                 hedge: spec.hedge,
                 explore: spec.explore,
                 log_bodies: spec.log_bodies,
+                cache_ttl: config.cache.ttl_for(spec.cache, &spec.name),
                 rules: spec
                     .rules
                     .iter()
@@ -156,6 +161,11 @@ impl Routes {
             .and_then(|r| self.routes.get(r))
             .and_then(|r| r.log_bodies)
             .unwrap_or(self.log_bodies)
+    }
+
+    /// The `[cache]` section.
+    pub fn cache_policy(&self) -> &CachePolicy {
+        &self.cache
     }
 
     /// Prices and capabilities by `provider/model`.
@@ -199,6 +209,7 @@ impl Routes {
             hedge: None,
             explore: 0.0,
             log_bodies: None,
+            cache_ttl: self.cache.ttl_for(None, name),
             rules: Vec::new(),
         });
         let mut direct = self.direct.lock().unwrap_or_else(|e| e.into_inner());

@@ -9,6 +9,9 @@
 //! | `x-switchyard-metadata`         | a JSON object of tags (`{"tier":"free"}`) for routing rules |
 //! | `x-switchyard-max-cost-usd`     | the most this call may cost at list prices (a runaway guard) |
 //! | `x-switchyard-log-bodies`       | `none` or `metadata`: record less of this call than configured |
+//! | `x-switchyard-cache-ttl`        | cache this call's answer for this many seconds (0: do not) |
+//! | `x-switchyard-skip-cache`       | `true`: neither read nor write the cache; `refresh`: call the provider and store the fresh answer |
+//! | `x-switchyard-cache-key`        | a key of the caller's choosing instead of the request's hash |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +31,36 @@ pub const ROUTE_HEADER: &str = "x-switchyard-route";
 pub const METADATA_HEADER: &str = "x-switchyard-metadata";
 pub const MAX_COST_HEADER: &str = "x-switchyard-max-cost-usd";
 pub const LOG_BODIES_HEADER: &str = "x-switchyard-log-bodies";
+pub const CACHE_TTL_HEADER: &str = "x-switchyard-cache-ttl";
+pub const SKIP_CACHE_HEADER: &str = "x-switchyard-skip-cache";
+pub const CACHE_KEY_HEADER: &str = "x-switchyard-cache-key";
 /// The largest metadata header accepted.
 pub const MAX_METADATA_BYTES: usize = 4096;
+/// The longest caller-chosen cache key.
+pub const MAX_CACHE_KEY_BYTES: usize = 256;
+/// The longest time a caller may ask an answer to be cached for: 30 days.
+pub const MAX_CACHE_TTL_SECS: u64 = 30 * 86_400;
+
+/// The caller's say on the cache.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CacheOptions {
+    /// Cache this call's answer for this long (zero: do not cache it).
+    pub ttl: Option<Duration>,
+    pub skip: Skip,
+    /// A key of the caller's choosing, used instead of the request's hash.
+    pub key: Option<String>,
+}
+
+/// `x-switchyard-skip-cache`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Skip {
+    #[default]
+    No,
+    /// Neither read nor write the cache.
+    Bypass,
+    /// Do not read the cache, but store the fresh answer.
+    Refresh,
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallOptions {
@@ -44,6 +75,7 @@ pub struct CallOptions {
     pub max_cost_usd: Option<f64>,
     /// The caller's cap on what the request log keeps of this call.
     pub log_bodies: Option<BodyMode>,
+    pub cache: CacheOptions,
 }
 
 impl CallOptions {
@@ -127,8 +159,47 @@ impl CallOptions {
                 })
             })
             .transpose()?;
+        let bad = |name: &str, v: &str, want: &str| {
+            GatewayError::bad_request(format!("header {name}: `{v}` {want}"), None)
+        };
+        let cache = CacheOptions {
+            ttl: text(CACHE_TTL_HEADER)?
+                .map(|v| match v.parse::<u64>() {
+                    Ok(s) if s <= MAX_CACHE_TTL_SECS => Ok(Duration::from_secs(s)),
+                    _ => Err(bad(
+                        CACHE_TTL_HEADER,
+                        v,
+                        &format!("is not a number of seconds from 0 (do not cache) to {MAX_CACHE_TTL_SECS}"),
+                    )),
+                })
+                .transpose()?,
+            skip: match text(SKIP_CACHE_HEADER)? {
+                None | Some("false" | "0") => Skip::No,
+                Some("true" | "1") => Skip::Bypass,
+                Some("refresh") => Skip::Refresh,
+                Some(v) => {
+                    return Err(bad(
+                        SKIP_CACHE_HEADER,
+                        v,
+                        "is not true, false or refresh",
+                    ));
+                }
+            },
+            key: match text(CACHE_KEY_HEADER)? {
+                None => None,
+                Some(v) if !v.is_empty() && v.len() <= MAX_CACHE_KEY_BYTES => Some(v.to_owned()),
+                Some(v) => {
+                    return Err(bad(
+                        CACHE_KEY_HEADER,
+                        v,
+                        &format!("must be 1 to {MAX_CACHE_KEY_BYTES} bytes"),
+                    ));
+                }
+            },
+        };
         Ok(Self {
             key: None,
+            cache,
             max_cost_usd,
             log_bodies,
             max_attempts,

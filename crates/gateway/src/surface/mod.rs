@@ -115,6 +115,15 @@ fn served(headers: &mut HeaderMap, attempts: &Attempts) {
     if attempts.hedged {
         headers.insert("x-switchyard-hedged", HeaderValue::from_static("true"));
     }
+    if let Some(c) = &attempts.cache {
+        headers.insert(
+            "x-switchyard-cache",
+            HeaderValue::from_static(c.status.header()),
+        );
+        if let Some(age) = c.age {
+            headers.insert("x-switchyard-cache-age", HeaderValue::from(age.as_secs()));
+        }
+    }
     crate::limits::headers(headers, &attempts.rate);
 }
 
@@ -151,10 +160,10 @@ fn done<T: Serialize>(
     log.finish(state, 200, None, tokens);
 }
 
-/// A streamed answer that records its call when it ends: with the usage it carried, the class
-/// of a failure mid-stream, or `cancelled` if the caller went away first.
+/// What a streamed answer's record collects as the stream passes; it finishes the record when
+/// dropped: with the usage the stream carried, the class of a failure mid-stream, or
+/// `cancelled` if the caller went away first.
 struct Logged {
-    inner: ChatStream,
     log: Option<CallLog>,
     state: Arc<AppState>,
     tokens: Option<Tokens>,
@@ -164,15 +173,9 @@ struct Logged {
     text: Option<String>,
 }
 
-impl futures_util::Stream for Logged {
-    type Item = Result<ChatChunk, ProviderError>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        let item = std::task::ready!(self.inner.as_mut().poll_next(cx));
-        match &item {
+impl Logged {
+    fn see(&mut self, item: Option<&Result<ChatChunk, ProviderError>>) {
+        match item {
             Some(Ok(chunk)) => {
                 if let Some(u) = &chunk.usage {
                     self.tokens = Some(Tokens::of(u));
@@ -186,7 +189,6 @@ impl futures_util::Stream for Logged {
             Some(Err(e)) => self.error = Some(e.class().as_str()),
             None => self.ended = true,
         }
-        std::task::Poll::Ready(item)
     }
 }
 
@@ -211,16 +213,15 @@ fn logged(
 ) -> ChatStream {
     log.attempts(state, attempts);
     log.first_byte();
-    let text = log.records_bodies().then(String::new);
-    Box::pin(Logged {
-        text,
-        inner: stream,
+    let mut logged = Logged {
+        text: log.records_bodies().then(String::new),
         log: Some(log),
         state: state.clone(),
         tokens: None,
         error: None,
         ended: false,
-    })
+    };
+    crate::pipeline::tap(stream, move |item| logged.see(item))
 }
 
 /// The error answer of a call that was planned: the caller-shaped body (`anthropic` picks

@@ -3,11 +3,13 @@
 //! `request` holds what a caller asks for, `message` the conversation it carries, `response`
 //! a whole answer and `stream` the chunks of a streamed one.
 
+mod assemble;
 mod message;
 mod request;
 mod response;
 mod stream;
 
+pub use assemble::{assemble, chunks_of};
 pub use message::{Content, ImageUrl, Message, Part, Role, ToolCall, ToolCallFunction};
 pub use request::{
     ChatRequest, FunctionDef, JsonSchemaFormat, ResponseFormat, Stop, StreamOptions, Tool,

@@ -1,0 +1,141 @@
+//! What identifies an answer in the cache.
+//!
+//! The key is a SHA-256 over the namespace (whose answers these are), the model the caller
+//! named, the call options that change the answer, and the canonical request without what does
+//! not: `stream` and `stream_options` (a hit is served in either form), `user` and `metadata`
+//! (who asked, not what). A caller-chosen key (`x-switchyard-cache-key`) replaces the request
+//! part; it stays inside the namespace and the model.
+
+use sha2::{Digest, Sha256};
+use switchyard_protocol::chat::ChatRequest;
+
+use crate::config::Namespace;
+use crate::routing::CallOptions;
+
+pub type Key = [u8; 32];
+
+/// The namespace of a call: its key's setting, else the configured default; calls without a
+/// key share one.
+pub fn namespace(options: &CallOptions, default: &Namespace) -> String {
+    let Some(key) = &options.key else {
+        return "shared".to_owned();
+    };
+    let ns = key
+        .policy
+        .cache_namespace
+        .as_deref()
+        .and_then(|n| Namespace::parse(n).ok())
+        .unwrap_or_else(|| default.clone());
+    match ns {
+        Namespace::Key => format!("key:{}", key.id),
+        Namespace::Shared => "shared".to_owned(),
+        Namespace::Group(g) => format!("group:{g}"),
+    }
+}
+
+/// The key of a chat call.
+pub fn chat(namespace: &str, options: &CallOptions, req: &ChatRequest) -> Key {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        // Length-prefixed, so that no two different field lists hash the same bytes.
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(b"chat/v1");
+    field(namespace.as_bytes());
+    field(options.route.as_deref().unwrap_or(&req.model).as_bytes());
+    field(&options.max_cost_usd.unwrap_or(0.0).to_le_bytes());
+    match &options.cache.key {
+        Some(k) => {
+            field(b"caller");
+            field(k.as_bytes());
+        }
+        None => {
+            field(b"request");
+            let mut canonical = req.clone();
+            canonical.stream = None;
+            canonical.stream_options = None;
+            canonical.user = None;
+            canonical.extra.remove("metadata");
+            // Serializing a canonical request cannot fail (string keys, finite numbers as
+            // parsed); an empty field would only make every such request miss.
+            field(&serde_json::to_vec(&canonical).unwrap_or_default());
+        }
+    }
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: serde_json::Value) -> ChatRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn key_of(v: serde_json::Value) -> Key {
+        chat("shared", &CallOptions::default(), &req(v))
+    }
+
+    #[test]
+    fn what_does_not_change_the_answer_does_not_change_the_key() {
+        let plain = key_of(serde_json::json!({
+            "model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0
+        }));
+        let streamed = key_of(serde_json::json!({
+            "model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0,
+            "stream": true, "stream_options": {"include_usage": true},
+            "user": "u-1", "metadata": {"team": "a"}
+        }));
+        assert_eq!(plain, streamed);
+    }
+
+    #[test]
+    fn what_changes_the_answer_changes_the_key() {
+        let base = serde_json::json!({
+            "model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0
+        });
+        let k = key_of(base.clone());
+        for (field, value) in [
+            ("model", serde_json::json!("other")),
+            (
+                "messages",
+                serde_json::json!([{"role": "user", "content": "hi!"}]),
+            ),
+            ("temperature", serde_json::json!(0.5)),
+            ("max_tokens", serde_json::json!(5)),
+            (
+                "tools",
+                serde_json::json!([{"type": "function", "function": {"name": "f"}}]),
+            ),
+            (
+                "response_format",
+                serde_json::json!({"type": "json_object"}),
+            ),
+            ("seed", serde_json::json!(7)),
+        ] {
+            let mut changed = base.clone();
+            changed[field] = value;
+            assert_ne!(key_of(changed), k, "{field}");
+        }
+        assert_ne!(
+            chat("key:a", &CallOptions::default(), &req(base.clone())),
+            chat("key:b", &CallOptions::default(), &req(base)),
+        );
+    }
+
+    #[test]
+    fn a_caller_key_replaces_the_request_but_not_the_namespace_or_model() {
+        let mut options = CallOptions::default();
+        options.cache.key = Some("faq-17".into());
+        let a =
+            req(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "a"}]}));
+        let b =
+            req(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "b"}]}));
+        let c =
+            req(serde_json::json!({"model": "n", "messages": [{"role": "user", "content": "a"}]}));
+        assert_eq!(chat("shared", &options, &a), chat("shared", &options, &b));
+        assert_ne!(chat("shared", &options, &a), chat("shared", &options, &c));
+        assert_ne!(chat("shared", &options, &a), chat("key:x", &options, &a));
+    }
+}

@@ -1,0 +1,428 @@
+//! The response cache (pipeline stage "cache lookup" and the "cache record" tap).
+//!
+//! An answer is stored under a [`key`] of the request and served again, in the caller's API
+//! shape, to an identical request while it is fresh: as JSON or as a stream, whichever the
+//! caller asked for, whatever form it was recorded in ([`Answer`]). Identical requests that
+//! arrive while the first is still under way join it ([`flight`]) instead of calling the
+//! provider again.
+//!
+//! Whether a call is cached, and for how long, is decided per call ([`Cache::lookup`]): the
+//! caller's `x-switchyard-cache-ttl`, else its route's `cache` setting, else `[cache.models]`,
+//! else `[cache] enabled`; a caller-chosen `x-switchyard-cache-key` turns caching on with the
+//! configured time. `x-switchyard-skip-cache` bypasses it. Entries live in a size-bounded
+//! in-process store (`[cache] max_mb`, counted in the bytes of their JSON), evicted by
+//! recency and frequency (CLOCK-Pro); an expired entry is dropped when it is next looked up.
+
+pub mod flight;
+pub mod key;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, assemble, chunks_of};
+
+use crate::config::CachePolicy;
+use crate::registry::Target;
+use crate::routing::options::Skip;
+use crate::routing::{Attempts, CallOptions};
+pub use flight::{Flight, Followed, Leader};
+pub use key::Key;
+
+/// What the cache did for a call (the `x-switchyard-cache` header and the log's `cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// Served from the cache (or from an identical call under way), without a provider call.
+    Hit,
+    /// Not in the cache: the provider answered, and the answer was stored.
+    Miss,
+    /// Served from the cache because a similar request was answered.
+    SemanticHit,
+    /// The caller asked to skip the cache.
+    Bypass,
+}
+
+impl CacheStatus {
+    /// The header value.
+    pub fn header(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Miss => "MISS",
+            Self::SemanticHit => "SEMANTIC-HIT",
+            Self::Bypass => "BYPASS",
+        }
+    }
+
+    /// The request log's and the metrics' value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::SemanticHit => "semantic_hit",
+            Self::Bypass => "bypass",
+        }
+    }
+
+    /// Whether the answer came without a provider call.
+    pub fn is_hit(self) -> bool {
+        matches!(self, Self::Hit | Self::SemanticHit)
+    }
+}
+
+/// What the cache did, and how old a served answer was.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CacheOutcome {
+    pub status: CacheStatus,
+    pub age: Option<Duration>,
+}
+
+/// An answer as it was recorded.
+#[derive(Debug)]
+pub enum Answer {
+    Whole(Box<ChatResponse>),
+    Stream(Vec<ChatChunk>),
+}
+
+impl Answer {
+    pub fn whole(&self) -> ChatResponse {
+        match self {
+            Self::Whole(r) => (**r).clone(),
+            Self::Stream(chunks) => assemble(chunks),
+        }
+    }
+
+    pub fn chunks(&self) -> Vec<ChatChunk> {
+        match self {
+            Self::Whole(r) => chunks_of(r),
+            Self::Stream(chunks) => chunks.clone(),
+        }
+    }
+
+    /// The size it is counted at: its JSON's.
+    fn bytes(&self) -> usize {
+        let len = match self {
+            Self::Whole(r) => serde_json::to_vec(r).map_or(0, |v| v.len()),
+            Self::Stream(chunks) => chunks
+                .iter()
+                .map(|c| serde_json::to_vec(c).map_or(0, |v| v.len()))
+                .sum(),
+        };
+        // The key, the entry and the allocations around the answer.
+        len + 256
+    }
+}
+
+/// A stored answer.
+#[derive(Debug)]
+pub struct Entry {
+    pub answer: Answer,
+    /// Who answered it.
+    pub target: Option<Target>,
+    pub route: Option<Arc<str>>,
+    stored: Instant,
+    expires: Instant,
+    bytes: u64,
+}
+
+impl Entry {
+    /// What a caller served this entry is told.
+    pub fn attempts(&self, status: CacheStatus) -> Attempts {
+        Attempts {
+            route: self.route.clone(),
+            target: self.target.clone(),
+            cache: Some(CacheOutcome {
+                status,
+                age: Some(self.stored.elapsed()),
+            }),
+            ..Attempts::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Weight;
+
+impl quick_cache::Weighter<Key, Arc<Entry>> for Weight {
+    fn weight(&self, _: &Key, entry: &Arc<Entry>) -> u64 {
+        entry.bytes
+    }
+}
+
+/// What a call does about the cache.
+pub enum Lookup {
+    /// Caching is not on for this call.
+    Off,
+    /// The caller skipped the cache.
+    Bypass,
+    Hit(Arc<Entry>),
+    /// A miss: this call asks the provider and fills the cache.
+    Lead(Leader),
+    /// An identical call is under way: wait for its answer.
+    Follow(Arc<Flight>),
+}
+
+/// The in-process store and the calls under way.
+#[derive(Debug)]
+pub struct Cache {
+    store: quick_cache::sync::Cache<Key, Arc<Entry>, Weight>,
+    flights: Mutex<HashMap<Key, Arc<Flight>>>,
+    max_bytes: u64,
+}
+
+impl Cache {
+    /// A store that holds at most `max_bytes` of answers (0: caching off).
+    pub fn new(max_bytes: u64) -> Arc<Self> {
+        // quick_cache sizes its tables from an estimate of the entry count: assume 4 KiB each.
+        let estimate = usize::try_from(max_bytes / 4096)
+            .unwrap_or(usize::MAX)
+            .max(16);
+        Arc::new(Self {
+            store: quick_cache::sync::Cache::with_weighter(estimate, max_bytes.max(1), Weight),
+            flights: Mutex::new(HashMap::new()),
+            max_bytes,
+        })
+    }
+
+    /// The bytes the stored answers are counted at; never more than the bound.
+    pub fn weight(&self) -> u64 {
+        self.store.weight()
+    }
+
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Decides what a chat call does about the cache, and looks it up. `route_ttl` is the
+    /// configured time of the route the call was planned on.
+    pub fn lookup(
+        self: &Arc<Self>,
+        policy: &CachePolicy,
+        options: &CallOptions,
+        req: &ChatRequest,
+        route_ttl: Option<Duration>,
+    ) -> Lookup {
+        if self.max_bytes == 0 {
+            return Lookup::Off;
+        }
+        let asked = &options.cache;
+        if asked.skip == Skip::Bypass {
+            return Lookup::Bypass;
+        }
+        let ttl = asked
+            .ttl
+            .or(route_ttl)
+            .or(asked.key.is_some().then_some(policy.ttl));
+        let Some(ttl) = ttl else {
+            return Lookup::Off;
+        };
+        if ttl.is_zero() {
+            return Lookup::Bypass;
+        }
+        let namespace = key::namespace(options, &policy.namespace);
+        let key = key::chat(&namespace, options, req);
+        let read = asked.skip != Skip::Refresh;
+        if read && let Some(entry) = self.fresh(&key) {
+            return Lookup::Hit(entry);
+        }
+        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = flights.get(&key) {
+            return Lookup::Follow(f.clone());
+        }
+        // A leader may have stored its answer and landed since the look-up above.
+        if read && let Some(entry) = self.fresh(&key) {
+            return Lookup::Hit(entry);
+        }
+        let flight = Arc::new(Flight::new());
+        flights.insert(key, flight.clone());
+        Lookup::Lead(Leader {
+            cache: self.clone(),
+            key,
+            ttl,
+            flight,
+            settled: false,
+        })
+    }
+
+    /// The entry for `key`, if it is there and fresh; an expired one is removed.
+    fn fresh(&self, key: &Key) -> Option<Arc<Entry>> {
+        let entry = self.store.get(key)?;
+        if entry.expires > Instant::now() {
+            return Some(entry);
+        }
+        self.store.remove(key);
+        None
+    }
+
+    fn put(&self, key: Key, answer: Answer, attempts: &Attempts, ttl: Duration) -> Arc<Entry> {
+        let now = Instant::now();
+        let entry = Arc::new(Entry {
+            bytes: answer.bytes() as u64,
+            answer,
+            target: attempts.target.clone(),
+            route: attempts.route.clone(),
+            stored: now,
+            expires: now + ttl,
+        });
+        self.store.insert(key, entry.clone());
+        entry
+    }
+
+    /// A flight has ended: later look-ups find the stored answer (or start a new flight).
+    fn land(&self, key: &Key, flight: &Arc<Flight>) {
+        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        if flights.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            flights.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::options::CacheOptions;
+
+    fn options(ttl: Duration) -> CallOptions {
+        CallOptions {
+            cache: CacheOptions {
+                ttl: Some(ttl),
+                ..CacheOptions::default()
+            },
+            ..CallOptions::default()
+        }
+    }
+
+    fn request(text: &str) -> ChatRequest {
+        serde_json::from_value(serde_json::json!({
+            "model": "mock/echo", "messages": [{"role": "user", "content": text}]
+        }))
+        .unwrap()
+    }
+
+    fn answer(text: &str) -> ChatResponse {
+        serde_json::from_value(serde_json::json!({
+            "id": "c", "model": "echo", "created": 1,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+        }))
+        .unwrap()
+    }
+
+    fn lookup(cache: &Arc<Cache>, text: &str, ttl: Duration) -> Lookup {
+        cache.lookup(&CachePolicy::default(), &options(ttl), &request(text), None)
+    }
+
+    #[test]
+    fn the_store_never_holds_more_than_its_bound() {
+        let max = 64 * 1024;
+        let cache = Cache::new(max);
+        let mut rng = fastrand::Rng::with_seed(7);
+        for i in 0..3_000 {
+            let text = format!("{i} {}", "y".repeat(rng.usize(10..3_000)));
+            let Lookup::Lead(leader) = lookup(&cache, &text, Duration::from_secs(60)) else {
+                panic!("a new request is a miss");
+            };
+            leader.whole(&Ok((Attempts::default(), answer(&text))));
+            assert!(
+                cache.weight() <= max,
+                "{} > {max} after {i}",
+                cache.weight()
+            );
+        }
+        assert!(cache.weight() > max / 2, "{}", cache.weight());
+        assert!(
+            cache.flights.lock().unwrap().is_empty(),
+            "every flight landed"
+        );
+    }
+
+    #[test]
+    fn hits_until_the_entry_expires() {
+        let cache = Cache::new(1 << 20);
+        let Lookup::Lead(leader) = lookup(&cache, "q", Duration::from_millis(30)) else {
+            panic!("miss expected");
+        };
+        leader.whole(&Ok((Attempts::default(), answer("a"))));
+        let Lookup::Hit(entry) = lookup(&cache, "q", Duration::from_millis(30)) else {
+            panic!("hit expected");
+        };
+        assert_eq!(entry.answer.whole(), answer("a"));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(matches!(
+            lookup(&cache, "q", Duration::from_millis(30)),
+            Lookup::Lead(_)
+        ));
+        assert!(cache.is_empty(), "the expired entry was dropped");
+    }
+
+    #[tokio::test]
+    async fn followers_of_an_abandoned_call_look_again_and_one_leads() {
+        let cache = Cache::new(1 << 20);
+        let ttl = Duration::from_secs(60);
+        let Lookup::Lead(first) = lookup(&cache, "q", ttl) else {
+            panic!("miss expected");
+        };
+        let Lookup::Follow(flight) = lookup(&cache, "q", ttl) else {
+            panic!("an identical call under way is joined");
+        };
+        let waiting = tokio::spawn(async move { flight.whole().await });
+        tokio::task::yield_now().await;
+        drop(first);
+        assert!(matches!(waiting.await.unwrap(), Followed::Abandoned));
+        let Lookup::Lead(second) = lookup(&cache, "q", ttl) else {
+            panic!("the next look-up leads");
+        };
+        let Lookup::Follow(flight) = lookup(&cache, "q", ttl) else {
+            panic!("joined");
+        };
+        second.whole(&Ok((Attempts::default(), answer("a"))));
+        let Followed::Answer(entry) = flight.whole().await else {
+            panic!("the answer is shared");
+        };
+        assert_eq!(entry.answer.whole(), answer("a"));
+    }
+
+    #[test]
+    fn off_unless_something_turns_it_on_and_bypassed_on_request() {
+        let cache = Cache::new(1 << 20);
+        let policy = CachePolicy::default();
+        let req = request("q");
+        let plain = CallOptions::default();
+        assert!(matches!(
+            cache.lookup(&policy, &plain, &req, None),
+            Lookup::Off
+        ));
+        assert!(matches!(
+            cache.lookup(&policy, &plain, &req, Some(Duration::from_secs(5))),
+            Lookup::Lead(_)
+        ));
+        let mut skip = options(Duration::from_secs(5));
+        skip.cache.skip = Skip::Bypass;
+        assert!(matches!(
+            cache.lookup(&policy, &skip, &req, None),
+            Lookup::Bypass
+        ));
+        assert!(matches!(
+            cache.lookup(&policy, &options(Duration::ZERO), &req, None),
+            Lookup::Bypass
+        ));
+        let mut keyed = CallOptions::default();
+        keyed.cache.key = Some("k".into());
+        assert!(matches!(
+            cache.lookup(&policy, &keyed, &req, None),
+            Lookup::Lead(_)
+        ));
+        let off = Cache::new(0);
+        assert!(matches!(
+            off.lookup(&policy, &options(Duration::from_secs(5)), &req, None),
+            Lookup::Off
+        ));
+    }
+}
