@@ -7,6 +7,10 @@
 //! 2. [`validate`]: checks the canonical request needs before it leaves (non-empty messages…).
 //! 3. plan ([`Routes::plan`](crate::routing::Routes::plan)): route, alias or `provider/model` →
 //!    the targets to try in order, the retry policy and the hedge delay (404 if unknown).
+//!    Then the caller's key: its allow-list ([`authorize`]), budgets and rate limits ([`limit`]).
+//!    Then the cache ([`crate::cache`]): a fresh stored answer is served as it is (a stream is
+//!    replayed) and the plan is not run; an identical call under way is joined; otherwise the
+//!    call leads, and its answer is recorded as it passes (a tap on the stream).
 //! 4. run the plan ([`routing::run`]): per attempt, the request is readdressed to the target's
 //!    upstream model with the target's overrides ([`prepare`]) and handed to the provider
 //!    adapter (canonical → upstream wire → HTTP → canonical answer or chunks). A stream counts
@@ -18,8 +22,9 @@
 //!    which target answered after how many attempts.
 //!
 //! HTTP concerns (request id, body limit, panics) are layers around the router (`app`).
-//! Later stages (auth, firewall, limits, cache, logging) slot in between 2 and 4 and as taps on
-//! the stream, as `shared/DESIGN.md` draws them.
+//! Authentication and the request log are the surfaces' (before stage 2, after stage 6); the
+//! firewall will slot in between 2 and 4 and as a tap on the stream, as `shared/DESIGN.md`
+//! draws it.
 
 use std::sync::Arc;
 
