@@ -426,3 +426,106 @@ async fn the_cache_stays_within_its_size_bound() {
     let (status, _) = call(&g, &ask("up/echo", &format!("299 {filler}")), &[]).await;
     assert_eq!(status.as_deref(), Some("HIT"));
 }
+
+#[tokio::test]
+async fn similar_questions_are_served_from_the_semantic_cache() {
+    // The mock's embeddings are bags of words: the same words in another case or order embed
+    // the same; sharing some words gives a middling similarity.
+    let (g, m) = setup(
+        r#"
+[cache.semantic]
+embedding_model = "up/embed"
+dimensions = 256
+threshold = 0.95
+models = ["up/echo"]
+"#,
+    );
+    let q = |text: &str| ask("up/echo", text);
+
+    let (status, first) = call(&g, &q("What is the capital of France?"), &[]).await;
+    assert_eq!(status.as_deref(), Some("MISS"));
+    assert_eq!(mock_requests(&m).await, 2, "an embedding and the answer");
+
+    let resp = post(&g, &q("what is the capital of france"), &[]).await;
+    assert_eq!(cache_header(&resp).as_deref(), Some("SEMANTIC-HIT"));
+    let similarity: f64 = resp.headers()["x-switchyard-cache-similarity"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(similarity >= 0.95, "{similarity}");
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer, first, "the stored answer, as it was");
+    assert_eq!(mock_requests(&m).await, 3, "only the embedding");
+
+    // Served as a stream too.
+    let (status, events) = stream(
+        &g,
+        &streamed(q("capital of France: what is the"), true),
+        &[],
+    )
+    .await;
+    assert_eq!(status.as_deref(), Some("SEMANTIC-HIT"));
+    assert_eq!(stream_text(&events).0, "What is the capital of France?");
+
+    // Not similar enough, another system prompt, or a hot temperature: the provider answers.
+    let (status, other) = call(&g, &q("Tell me the capital of France please"), &[]).await;
+    assert_eq!(status.as_deref(), Some("MISS"));
+    assert_eq!(
+        other["choices"][0]["message"]["content"],
+        "Tell me the capital of France please"
+    );
+    let with_system = json!({"model": "up/echo", "messages": [
+        {"role": "system", "content": "Answer in French."},
+        {"role": "user", "content": "what is the capital of france"}
+    ]});
+    assert_eq!(call(&g, &with_system, &[]).await.0.as_deref(), Some("MISS"));
+    let before = mock_requests(&m).await;
+    let mut hot = q("what is the capital of France");
+    hot["temperature"] = json!(1.5);
+    assert_eq!(call(&g, &hot, &[]).await.0.as_deref(), Some("MISS"));
+    assert_eq!(
+        mock_requests(&m).await,
+        before + 1,
+        "no embedding for a call the guard keeps exact"
+    );
+
+    // A model not listed for the semantic cache is cached exactly only.
+    let ttl = [("x-switchyard-cache-ttl", "60")];
+    assert_eq!(
+        call(
+            &g,
+            &ask("up/stream-3", "Which river runs through Paris?"),
+            &ttl
+        )
+        .await
+        .0
+        .as_deref(),
+        Some("MISS")
+    );
+    assert_eq!(
+        call(
+            &g,
+            &ask("up/stream-3", "which river runs through paris"),
+            &ttl
+        )
+        .await
+        .0
+        .as_deref(),
+        Some("MISS")
+    );
+
+    // The log: a semantic hit cost nothing and saved the answer's price.
+    let rows = wait_for_logs(&g.url, "model=up/echo", 6, Some(ADMIN)).await;
+    let hit = rows
+        .iter()
+        .find(|r| r["cache"] == "semantic_hit")
+        .expect("a semantic hit in the log");
+    assert_eq!(hit["cost_usd"], 0.0);
+    assert!(hit["saved_usd"].as_f64().unwrap() > 0.0, "{hit}");
+    assert!(
+        metrics(&g.url)
+            .await
+            .contains("switchyard_cache_semantic_entries")
+    );
+}

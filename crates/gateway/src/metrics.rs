@@ -17,7 +17,7 @@
 //! | `switchyard_log_records_written_total`, `switchyard_log_records_dropped_total` | | the request-log writer |
 //! | `switchyard_cache_lookups_total`              | `status`           | calls the cache was on for: `hit`, `miss`, `bypass` |
 //! | `switchyard_cache_saved_usd_total`            |                    | list price of the answers served from the cache |
-//! | `switchyard_cache_entries`, `switchyard_cache_bytes`, `switchyard_cache_max_bytes` | | the in-process cache's size and bound |
+//! | `switchyard_cache_entries`, `switchyard_cache_bytes`, `switchyard_cache_max_bytes`, `switchyard_cache_semantic_entries` | | the in-process cache's size and bound, the semantic index's size |
 //!
 //! `target` is `provider/model`. Callers choose model names, so the label's values are bounded:
 //! beyond the first 4096 targets seen, new ones are counted as `other`.
@@ -252,6 +252,11 @@ impl Collector for CacheCollector {
                 "switchyard_cache_bytes",
                 "Size the cached answers are counted at",
                 self.0.weight() as i64,
+            ),
+            (
+                "switchyard_cache_semantic_entries",
+                "Requests in the semantic cache's index",
+                self.0.semantic.len() as i64,
             ),
             (
                 "switchyard_cache_max_bytes",

@@ -36,7 +36,8 @@ use switchyard_providers::{ChatStream, ProviderError};
 
 use crate::app::AppState;
 use crate::budgets::Spend;
-use crate::cache::{CacheOutcome, CacheStatus, Followed, Lookup};
+use crate::cache::semantic::{self, Semantic};
+use crate::cache::{CacheOutcome, CacheStatus, Entry, Followed, Leader, Lookup};
 use crate::error::GatewayError;
 use crate::keys::VirtualKey;
 use crate::limits::{Limiter, Reservation};
@@ -337,16 +338,19 @@ pub async fn chat(
         break match lookup(state, options, &req, &plan) {
             Lookup::Off => call().await,
             Lookup::Bypass => with_cache(call().await, CacheStatus::Bypass),
-            Lookup::Hit(entry) => Ok((entry.attempts(CacheStatus::Hit), entry.answer.whole())),
-            Lookup::Lead(leader) => {
-                let result = call().await;
-                leader.whole(&result);
-                with_cache(result, CacheStatus::Miss)
-            }
-            Lookup::Follow(flight) => match flight.whole().await {
-                Followed::Answer(entry) => {
-                    Ok((entry.attempts(CacheStatus::Hit), entry.answer.whole()))
+            Lookup::Hit(entry) => Ok((entry.served(None), entry.answer.whole())),
+            Lookup::Lead(leader) => match similar(state, options, &req, &plan, leader).await {
+                Ok((entry, similarity)) => {
+                    Ok((entry.served(Some(similarity)), entry.answer.whole()))
                 }
+                Err(leader) => {
+                    let result = call().await;
+                    leader.whole(&result);
+                    with_cache(result, CacheStatus::Miss)
+                }
+            },
+            Lookup::Follow(flight) => match flight.whole().await {
+                Followed::Answer(entry) => Ok((entry.served(None), entry.answer.whole())),
                 Followed::Failed(f) => with_cache(Err(*f), CacheStatus::Miss),
                 Followed::Abandoned => continue,
             },
@@ -387,23 +391,26 @@ pub async fn chat_stream(
         break match lookup(state, options, &req, &plan) {
             Lookup::Off => call().await,
             Lookup::Bypass => with_cache(call().await, CacheStatus::Bypass),
-            Lookup::Hit(entry) => Ok((
-                entry.attempts(CacheStatus::Hit),
-                replay(entry.answer.chunks()),
-            )),
-            Lookup::Lead(leader) => {
-                let result = match call().await {
-                    Ok((attempts, stream)) => {
-                        let stream = leader.record(stream, &attempts);
-                        Ok((attempts, stream))
-                    }
-                    Err(f) => {
-                        leader.failed(&f);
-                        Err(f)
-                    }
-                };
-                with_cache(result, CacheStatus::Miss)
-            }
+            Lookup::Hit(entry) => Ok((entry.served(None), replay(entry.answer.chunks()))),
+            Lookup::Lead(leader) => match similar(state, options, &req, &plan, leader).await {
+                Ok((entry, similarity)) => Ok((
+                    entry.served(Some(similarity)),
+                    replay(entry.answer.chunks()),
+                )),
+                Err(leader) => {
+                    let result = match call().await {
+                        Ok((attempts, stream)) => {
+                            let stream = leader.record(stream, &attempts);
+                            Ok((attempts, stream))
+                        }
+                        Err(f) => {
+                            leader.failed(&f);
+                            Err(f)
+                        }
+                    };
+                    with_cache(result, CacheStatus::Miss)
+                }
+            },
             Lookup::Follow(flight) => match flight.stream().await {
                 Followed::Answer((target, route, stream)) => {
                     let attempts = Attempts {
@@ -412,6 +419,7 @@ pub async fn chat_stream(
                         cache: Some(CacheOutcome {
                             status: CacheStatus::Hit,
                             age: Some(std::time::Duration::ZERO),
+                            similarity: None,
                         }),
                         ..Attempts::default()
                     };
@@ -463,6 +471,29 @@ fn lookup(state: &AppState, options: &CallOptions, req: &ChatRequest, plan: &Pla
         .lookup(routes.cache_policy(), options, req, plan.route.cache_ttl)
 }
 
+/// Stage 3d for a call that leads (its exact look-up missed): a similar request's stored
+/// answer, if the semantic cache has one (and the call's followers get it too); otherwise the
+/// leader back, to index its own answer for similar requests.
+async fn similar(
+    state: &AppState,
+    options: &CallOptions,
+    req: &ChatRequest,
+    plan: &Plan,
+    mut leader: Leader,
+) -> Result<(Arc<Entry>, f32), Leader> {
+    match semantic::lookup(state, options, req, &plan.route).await {
+        Semantic::Hit(entry, similarity) => {
+            leader.serve(entry.clone());
+            Ok((entry, similarity))
+        }
+        Semantic::Miss(probe) => {
+            leader.index(probe);
+            Err(leader)
+        }
+        Semantic::Off => Err(leader),
+    }
+}
+
 /// Notes what the cache did on the call's outcome. (The outcome's size is the pipeline's
 /// `Result`s'; it is moved once.)
 #[allow(clippy::result_large_err)]
@@ -471,7 +502,11 @@ fn with_cache<T>(
     status: CacheStatus,
 ) -> Result<(Attempts, T), Failure> {
     let (Ok((attempts, _)) | Err((attempts, _))) = &mut result;
-    attempts.cache = Some(CacheOutcome { status, age: None });
+    attempts.cache = Some(CacheOutcome {
+        status,
+        age: None,
+        similarity: None,
+    });
     result
 }
 

@@ -143,7 +143,10 @@ impl Gateway {
                 })?;
         let health = HealthTable::default();
         let routes = Routes::new(registry, config, health.clone()).map_err(StartError::Routes)?;
-        let cache = Cache::new(config.cache.max_bytes);
+        let cache = Cache::new(
+            config.cache.max_bytes,
+            config.cache.semantic.as_ref().map_or(1, |s| s.max_entries),
+        );
         let state = Arc::new(AppState {
             routes: ArcSwap::from_pointee(routes),
             vault,

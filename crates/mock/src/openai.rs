@@ -555,20 +555,24 @@ pub(crate) fn stream_response(events: Vec<Bytes>, s: &Scenario, stats: Arc<Stats
 
 // === embeddings ===
 
-/// A deterministic unit vector for a text: the same text always gives the same vector.
+/// A deterministic unit vector for a text, from its words ("feature hashing"): each word
+/// (lower-cased, letters and digits) adds a pseudo-random vector of its own, so the same text
+/// always gives the same vector, texts with the same words in another order or case give the
+/// same one too, texts sharing some words are similar in proportion (cosine ≈ shared words ÷
+/// √(words₁·words₂) at enough dimensions), and unrelated texts are near orthogonal. That is
+/// enough to test a semantic cache; a text without words hashes whole.
 pub(crate) fn vector(text: &str, dims: usize) -> Vec<f32> {
-    // FNV-1a seeds an xorshift generator.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
+    let mut v = vec![0f32; dims];
+    let mut words = 0;
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        add_word(&mut v, &word.to_lowercase());
+        words += 1;
     }
-    let mut v = Vec::with_capacity(dims);
-    for _ in 0..dims {
-        h ^= h << 13;
-        h ^= h >> 7;
-        h ^= h << 17;
-        v.push(((h >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0);
+    if words == 0 {
+        add_word(&mut v, text);
     }
     let norm = v
         .iter()
@@ -578,6 +582,21 @@ pub(crate) fn vector(text: &str, dims: usize) -> Vec<f32> {
         .max(f32::MIN_POSITIVE);
     v.iter_mut().for_each(|x| *x /= norm);
     v
+}
+
+/// Adds the word's pseudo-random vector: FNV-1a of the word seeds an xorshift generator.
+fn add_word(v: &mut [f32], word: &str) {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in word.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    for x in v.iter_mut() {
+        h ^= h << 13;
+        h ^= h >> 7;
+        h ^= h << 17;
+        *x += ((h >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+    }
 }
 
 pub(crate) async fn embeddings(
@@ -738,5 +757,32 @@ mod tests {
         assert_ne!(a, vector("world", 16));
         let norm: f32 = a.iter().map(|x| x * x).sum();
         assert!((norm - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn vectors_are_as_similar_as_their_words() {
+        let cos = |a: &str, b: &str| -> f32 {
+            let (x, y) = (vector(a, 512), vector(b, 512));
+            x.iter().zip(&y).map(|(p, q)| p * q).sum()
+        };
+        assert!(
+            cos(
+                "What is the capital of France?",
+                "what is the capital of france"
+            ) > 0.999
+        );
+        let some = cos(
+            "what is the capital of france",
+            "tell me the capital of france please",
+        );
+        assert!((0.45..0.8).contains(&some), "{some}");
+        assert!(
+            cos(
+                "what is the capital of france",
+                "bake sourdough bread tonight"
+            )
+            .abs()
+                < 0.25
+        );
     }
 }

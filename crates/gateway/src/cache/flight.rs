@@ -16,6 +16,7 @@ use switchyard_protocol::chat::ChatChunk;
 use switchyard_providers::{ChatStream, ProviderError};
 use tokio::sync::watch;
 
+use super::semantic::Probe;
 use super::{Answer, Cache, Entry, Key};
 use crate::error::GatewayError;
 use crate::pipeline::Failure;
@@ -199,6 +200,7 @@ pub struct Leader {
     pub(super) ttl: std::time::Duration,
     pub(super) flight: Arc<Flight>,
     pub(super) settled: bool,
+    pub(super) probe: Option<Probe>,
 }
 
 impl Leader {
@@ -208,12 +210,9 @@ impl Leader {
         result: &Result<(Attempts, switchyard_protocol::chat::ChatResponse), Failure>,
     ) {
         let end = match result {
-            Ok((attempts, resp)) => End::Done(self.cache.put(
-                self.key,
-                Answer::Whole(Box::new(resp.clone())),
-                attempts,
-                self.ttl,
-            )),
+            Ok((attempts, resp)) => {
+                End::Done(self.keep(Answer::Whole(Box::new(resp.clone())), attempts))
+            }
             Err(f) => End::Failed(Box::new(f.clone())),
         };
         self.settle(end);
@@ -245,11 +244,30 @@ impl Leader {
             None => {
                 if let Some(mut l) = leader.take() {
                     let chunks = std::mem::take(&mut l.flight.tape().chunks);
-                    let entry = l.cache.put(l.key, Answer::Stream(chunks), &attempts, l.ttl);
+                    let entry = l.keep(Answer::Stream(chunks), &attempts);
                     l.settle(End::Done(entry));
                 }
             }
         })
+    }
+
+    /// Index the answer, once stored, for similar requests too.
+    pub fn index(&mut self, probe: Probe) {
+        self.probe = Some(probe);
+    }
+
+    /// Settles with another call's stored answer (a similar request's): the followers get it.
+    pub fn serve(mut self, entry: Arc<Entry>) {
+        self.settle(End::Done(entry));
+    }
+
+    /// Stores a complete answer (and indexes it, if it has a probe).
+    fn keep(&mut self, answer: Answer, attempts: &Attempts) -> Arc<Entry> {
+        let entry = self.cache.put(self.key, answer, attempts, self.ttl);
+        if let Some(p) = self.probe.take() {
+            self.cache.semantic.insert(p.context, self.key, p.vector);
+        }
+        entry
     }
 
     fn settle(&mut self, end: End) {

@@ -35,17 +35,42 @@ pub fn namespace(options: &CallOptions, default: &Namespace) -> String {
 
 /// The key of a chat call.
 pub fn chat(namespace: &str, options: &CallOptions, req: &ChatRequest) -> Key {
+    hash(
+        b"chat/v1",
+        namespace,
+        options,
+        req,
+        options.cache.key.as_deref(),
+    )
+}
+
+/// The key of everything about a chat call but its last message: the semantic cache compares
+/// the last user turns of the calls that share this key (same namespace, model, system prompt,
+/// earlier turns, tools and parameters).
+pub fn context(namespace: &str, options: &CallOptions, req: &ChatRequest) -> Key {
+    let mut rest = req.clone();
+    rest.messages.pop();
+    hash(b"context/v1", namespace, options, &rest, None)
+}
+
+fn hash(
+    kind: &[u8],
+    namespace: &str,
+    options: &CallOptions,
+    req: &ChatRequest,
+    caller_key: Option<&str>,
+) -> Key {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         // Length-prefixed, so that no two different field lists hash the same bytes.
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
     };
-    field(b"chat/v1");
+    field(kind);
     field(namespace.as_bytes());
     field(options.route.as_deref().unwrap_or(&req.model).as_bytes());
     field(&options.max_cost_usd.unwrap_or(0.0).to_le_bytes());
-    match &options.cache.key {
+    match caller_key {
         Some(k) => {
             field(b"caller");
             field(k.as_bytes());

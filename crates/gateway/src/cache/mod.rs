@@ -15,6 +15,7 @@
 
 pub mod flight;
 pub mod key;
+pub mod semantic;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -74,6 +75,8 @@ impl CacheStatus {
 pub struct CacheOutcome {
     pub status: CacheStatus,
     pub age: Option<Duration>,
+    /// For a semantic hit: the cosine similarity of the two requests' last turns.
+    pub similarity: Option<f32>,
 }
 
 /// An answer as it was recorded.
@@ -125,14 +128,19 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// What a caller served this entry is told.
-    pub fn attempts(&self, status: CacheStatus) -> Attempts {
+    /// What a caller served this entry is told: a hit, or a semantic hit at `similarity`.
+    pub fn served(&self, similarity: Option<f32>) -> Attempts {
         Attempts {
             route: self.route.clone(),
             target: self.target.clone(),
             cache: Some(CacheOutcome {
-                status,
+                status: if similarity.is_some() {
+                    CacheStatus::SemanticHit
+                } else {
+                    CacheStatus::Hit
+                },
                 age: Some(self.stored.elapsed()),
+                similarity,
             }),
             ..Attempts::default()
         }
@@ -167,11 +175,14 @@ pub struct Cache {
     store: quick_cache::sync::Cache<Key, Arc<Entry>, Weight>,
     flights: Mutex<HashMap<Key, Arc<Flight>>>,
     max_bytes: u64,
+    /// Stored answers by the meaning of their last user turn.
+    pub semantic: semantic::Index,
 }
 
 impl Cache {
-    /// A store that holds at most `max_bytes` of answers (0: caching off).
-    pub fn new(max_bytes: u64) -> Arc<Self> {
+    /// A store that holds at most `max_bytes` of answers (0: caching off), and a semantic index
+    /// of at most `semantic_entries`.
+    pub fn new(max_bytes: u64, semantic_entries: usize) -> Arc<Self> {
         // quick_cache sizes its tables from an estimate of the entry count: assume 4 KiB each.
         let estimate = usize::try_from(max_bytes / 4096)
             .unwrap_or(usize::MAX)
@@ -180,6 +191,7 @@ impl Cache {
             store: quick_cache::sync::Cache::with_weighter(estimate, max_bytes.max(1), Weight),
             flights: Mutex::new(HashMap::new()),
             max_bytes,
+            semantic: semantic::Index::new(semantic_entries),
         })
     }
 
@@ -248,7 +260,18 @@ impl Cache {
             ttl,
             flight,
             settled: false,
+            probe: None,
         })
+    }
+
+    /// The stored answer a semantic look-up found, if it is still there (else it leaves the
+    /// index).
+    pub fn similar(&self, context: &Key, key: &Key) -> Option<Arc<Entry>> {
+        let entry = self.fresh(key);
+        if entry.is_none() {
+            self.semantic.remove(context, key);
+        }
+        entry
     }
 
     /// The entry for `key`, if it is there and fresh; an expired one is removed.
@@ -322,7 +345,7 @@ mod tests {
     #[test]
     fn the_store_never_holds_more_than_its_bound() {
         let max = 64 * 1024;
-        let cache = Cache::new(max);
+        let cache = Cache::new(max, 10);
         let mut rng = fastrand::Rng::with_seed(7);
         for i in 0..3_000 {
             let text = format!("{i} {}", "y".repeat(rng.usize(10..3_000)));
@@ -345,7 +368,7 @@ mod tests {
 
     #[test]
     fn hits_until_the_entry_expires() {
-        let cache = Cache::new(1 << 20);
+        let cache = Cache::new(1 << 20, 10);
         let Lookup::Lead(leader) = lookup(&cache, "q", Duration::from_millis(30)) else {
             panic!("miss expected");
         };
@@ -364,7 +387,7 @@ mod tests {
 
     #[tokio::test]
     async fn followers_of_an_abandoned_call_look_again_and_one_leads() {
-        let cache = Cache::new(1 << 20);
+        let cache = Cache::new(1 << 20, 10);
         let ttl = Duration::from_secs(60);
         let Lookup::Lead(first) = lookup(&cache, "q", ttl) else {
             panic!("miss expected");
@@ -391,7 +414,7 @@ mod tests {
 
     #[test]
     fn off_unless_something_turns_it_on_and_bypassed_on_request() {
-        let cache = Cache::new(1 << 20);
+        let cache = Cache::new(1 << 20, 10);
         let policy = CachePolicy::default();
         let req = request("q");
         let plain = CallOptions::default();
@@ -419,7 +442,7 @@ mod tests {
             cache.lookup(&policy, &keyed, &req, None),
             Lookup::Lead(_)
         ));
-        let off = Cache::new(0);
+        let off = Cache::new(0, 10);
         assert!(matches!(
             off.lookup(&policy, &options(Duration::from_secs(5)), &req, None),
             Lookup::Off

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::raw::{RawCache, RawCacheSetting};
+use super::raw::{RawCache, RawCacheSetting, RawSemantic};
 use super::{ConfigError, err, parse_span_ms};
 
 /// The in-process cache's default size bound.
@@ -56,6 +56,32 @@ pub struct CachePolicy {
     /// By route, alias or `provider/model`, as callers name them: the time to keep answers, or
     /// `None` for not cached.
     pub models: BTreeMap<String, Option<Duration>>,
+    /// `[cache.semantic]`, when configured.
+    pub semantic: Option<SemanticPolicy>,
+}
+
+/// How similar requests are served from the cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SemanticPolicy {
+    pub embedding_model: String,
+    pub dimensions: Option<u32>,
+    pub threshold: f32,
+    pub max_entries: usize,
+    pub max_temperature: f64,
+    pub tool_results: bool,
+    pub images: bool,
+    /// Slugs and aliases cached semantically.
+    pub models: Vec<String>,
+}
+
+impl CachePolicy {
+    /// Whether calls to `name` are served semantically: the route's `semantic_cache`, else
+    /// whether `[cache.semantic] models` lists it.
+    pub fn semantic_for(&self, route: Option<bool>, name: &str) -> bool {
+        self.semantic
+            .as_ref()
+            .is_some_and(|s| route.unwrap_or_else(|| s.models.iter().any(|m| m == name)))
+    }
 }
 
 impl Default for CachePolicy {
@@ -66,6 +92,7 @@ impl Default for CachePolicy {
             max_bytes: DEFAULT_MAX_MB * 1024 * 1024,
             namespace: Namespace::Key,
             models: BTreeMap::new(),
+            semantic: None,
         }
     }
 }
@@ -92,7 +119,9 @@ pub(super) fn policy(raw: RawCache) -> Result<CachePolicy, ConfigError> {
             setting(&format!("cache.models.\"{name}\""), s, ttl)?,
         );
     }
+    let semantic = raw.semantic.map(semantic).transpose()?;
     Ok(CachePolicy {
+        semantic,
         enabled: raw.enabled.unwrap_or(false),
         ttl,
         max_bytes: raw
@@ -104,6 +133,39 @@ pub(super) fn policy(raw: RawCache) -> Result<CachePolicy, ConfigError> {
             None => Namespace::Key,
         },
         models,
+    })
+}
+
+fn semantic(raw: RawSemantic) -> Result<SemanticPolicy, ConfigError> {
+    let Some(embedding_model) = raw.embedding_model.filter(|m| !m.trim().is_empty()) else {
+        return Err(err(
+            "cache.semantic.embedding_model",
+            "is required: the model that embeds requests, e.g. \"openai/text-embedding-3-small\"",
+        ));
+    };
+    let threshold = raw.threshold.unwrap_or(0.95);
+    if !(0.5..=1.0).contains(&threshold) {
+        return Err(err(
+            "cache.semantic.threshold",
+            format!("{threshold} is not a cosine similarity from 0.5 to 1, e.g. 0.95"),
+        ));
+    }
+    let max_entries = raw.max_entries.unwrap_or(100_000);
+    if max_entries == 0 {
+        return Err(err(
+            "cache.semantic.max_entries",
+            "0 would remember nothing; use e.g. 100000",
+        ));
+    }
+    Ok(SemanticPolicy {
+        embedding_model,
+        dimensions: raw.dimensions,
+        threshold,
+        max_entries,
+        max_temperature: raw.max_temperature.unwrap_or(1.0),
+        tool_results: raw.tool_results.unwrap_or(false),
+        images: raw.images.unwrap_or(false),
+        models: raw.models,
     })
 }
 

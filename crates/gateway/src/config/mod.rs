@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use switchyard_providers::{AuthStyle, PRESETS, Preset, ProviderSettings, Secret, WireKind};
 
-pub use cache::{CachePolicy, Namespace};
+pub use cache::{CachePolicy, Namespace, SemanticPolicy};
 pub use env::Env;
 use raw::{RawConfig, RawProvider};
 pub use routing::{BreakerPolicy, Hedge, RetryPolicy, RouteSpec, Strategy};

@@ -54,6 +54,29 @@ pub struct RawCache {
     /// By route, alias or `provider/model`: `true`, `false` or a time such as `"10m"`.
     #[serde(default)]
     pub models: BTreeMap<String, RawCacheSetting>,
+    pub semantic: Option<RawSemantic>,
+}
+
+/// `[cache.semantic]`: answers for similar requests, not only identical ones.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSemantic {
+    /// The model that embeds the last user turn: a slug, alias or route.
+    pub embedding_model: Option<String>,
+    /// Asked of the embedding model (OpenAI's `dimensions`), when set.
+    pub dimensions: Option<u32>,
+    /// The cosine similarity at or above which a stored answer is served, 0 to 1.
+    pub threshold: Option<f32>,
+    /// Requests the index remembers, at most.
+    pub max_entries: Option<usize>,
+    /// Requests with a higher temperature are not served semantically.
+    pub max_temperature: Option<f64>,
+    /// Serve conversations that carry tool results or images semantically too.
+    pub tool_results: Option<bool>,
+    pub images: Option<bool>,
+    /// Slugs and aliases (as callers name them) cached semantically; routes say `semantic_cache`.
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 /// `true` (the default time), `false`, or a time such as `"10m"`.
@@ -148,6 +171,8 @@ pub struct RawRoute {
     pub log_bodies: Option<String>,
     /// Whether answers are cached: `true`, `false` or a time such as `"10m"`.
     pub cache: Option<RawCacheSetting>,
+    /// Whether similar (not only identical) requests are served from the cache.
+    pub semantic_cache: Option<bool>,
     /// Conditional routing: the first rule whose metadata all match sends the call elsewhere.
     #[serde(default)]
     pub when: Vec<RawRule>,

@@ -121,6 +121,8 @@ pub struct RouteSpec {
     /// Whether answers are cached and for how long (`Some(None)`: not cached), when the route
     /// says.
     pub cache: Option<Option<Duration>>,
+    /// Whether similar requests are served from the cache, when the route says.
+    pub semantic_cache: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -360,6 +362,7 @@ pub(super) fn route(
         .map(|c| super::cache::setting(&format!("{key}.cache"), c, cache_ttl))
         .transpose()?;
     Ok(RouteSpec {
+        semantic_cache: raw.semantic_cache,
         cache,
         log_bodies,
         name: name.to_owned(),

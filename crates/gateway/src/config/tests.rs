@@ -319,3 +319,71 @@ fn routing_errors_name_the_key_and_the_fix() {
         assert!(e.contains(key) && e.contains(hint), "{text}\n→ {e}");
     }
 }
+
+#[test]
+fn cache_settings_resolve_per_route_and_model() {
+    let c = Config::from_toml(
+        r#"
+[cache]
+ttl = "5m"
+max_mb = 16
+namespace = "team-a"
+[cache.models]
+"mock/echo" = "30s"
+"mock/stream-3" = false
+[cache.semantic]
+embedding_model = "mock/embed"
+threshold = 0.9
+models = ["mock/echo"]
+[routes.faq]
+targets = ["mock/echo"]
+cache = true
+[routes.fresh]
+targets = ["mock/echo"]
+cache = false
+semantic_cache = true
+"#,
+        &env(&[]),
+    )
+    .unwrap();
+    let p = &c.cache;
+    assert_eq!(p.max_bytes, 16 * 1024 * 1024);
+    assert_eq!(p.namespace, Namespace::Group("team-a".into()));
+    let route = |name: &str| c.routes.iter().find(|r| r.name == name).unwrap();
+    assert_eq!(
+        p.ttl_for(route("faq").cache, "faq"),
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(p.ttl_for(route("fresh").cache, "fresh"), None);
+    assert_eq!(p.ttl_for(None, "mock/echo"), Some(Duration::from_secs(30)));
+    assert_eq!(p.ttl_for(None, "mock/stream-3"), None);
+    assert_eq!(p.ttl_for(None, "mock/other"), None, "off unless enabled");
+    assert!(p.semantic_for(None, "mock/echo"));
+    assert!(!p.semantic_for(None, "mock/other"));
+    assert!(p.semantic_for(route("fresh").semantic_cache, "fresh"));
+    assert_eq!(p.semantic.as_ref().unwrap().threshold, 0.9);
+}
+
+#[test]
+fn cache_errors_name_the_key_and_the_fix() {
+    for (text, needle) in [
+        ("[cache]\nttl = \"soon\"", "cache.ttl"),
+        ("[cache]\nnamespace = \"two words\"", "cache.namespace"),
+        (
+            "[cache.models]\n\"mock/echo\" = \"1y\"",
+            "cache.models.\"mock/echo\"",
+        ),
+        ("[cache.semantic]\nthreshold = 0.9", "embedding_model"),
+        (
+            "[cache.semantic]\nembedding_model = \"mock/embed\"\nthreshold = 1.5",
+            "cache.semantic.threshold",
+        ),
+        (
+            "[routes.r]\ntargets = [\"mock/echo\"]\ncache = \"forever\"",
+            "routes.r.cache",
+        ),
+    ] {
+        let e = error_of(text);
+        assert!(e.contains(needle), "{text}: {e}");
+    }
+}

@@ -69,6 +69,8 @@ pub struct Route {
     pub log_bodies: Option<BodyMode>,
     /// How long answers are cached (`None`: not cached unless the caller asks).
     pub cache_ttl: Option<Duration>,
+    /// Whether similar requests are served from the cache.
+    pub semantic_cache: bool,
 }
 
 #[derive(Debug)]
@@ -127,6 +129,8 @@ impl Routes {
                 rt.overrides = t.overrides.clone();
                 targets.push(rt);
             }
+            // Serving similar requests from the cache turns caching on.
+            let semantic = config.cache.semantic_for(spec.semantic_cache, &spec.name);
             let route = Route {
                 name: Some(spec.name.as_str().into()),
                 strategy: spec.strategy,
@@ -135,7 +139,11 @@ impl Routes {
                 hedge: spec.hedge,
                 explore: spec.explore,
                 log_bodies: spec.log_bodies,
-                cache_ttl: config.cache.ttl_for(spec.cache, &spec.name),
+                cache_ttl: config
+                    .cache
+                    .ttl_for(spec.cache, &spec.name)
+                    .or(semantic.then_some(config.cache.ttl)),
+                semantic_cache: semantic,
                 rules: spec
                     .rules
                     .iter()
@@ -201,6 +209,7 @@ impl Routes {
         {
             return Ok(r.clone());
         }
+        let semantic = self.cache.semantic_for(None, name);
         let route = Arc::new(Route {
             name: None,
             strategy: Strategy::Fallback,
@@ -209,7 +218,11 @@ impl Routes {
             hedge: None,
             explore: 0.0,
             log_bodies: None,
-            cache_ttl: self.cache.ttl_for(None, name),
+            cache_ttl: self
+                .cache
+                .ttl_for(None, name)
+                .or(semantic.then_some(self.cache.ttl)),
+            semantic_cache: semantic,
             rules: Vec::new(),
         });
         let mut direct = self.direct.lock().unwrap_or_else(|e| e.into_inner());

@@ -123,6 +123,11 @@ fn served(headers: &mut HeaderMap, attempts: &Attempts) {
         if let Some(age) = c.age {
             headers.insert("x-switchyard-cache-age", HeaderValue::from(age.as_secs()));
         }
+        if let Some(similarity) = c.similarity
+            && let Ok(v) = HeaderValue::from_str(&format!("{similarity:.4}"))
+        {
+            headers.insert("x-switchyard-cache-similarity", v);
+        }
     }
     crate::limits::headers(headers, &attempts.rate);
 }
