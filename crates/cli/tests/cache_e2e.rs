@@ -529,3 +529,96 @@ models = ["up/echo"]
             .contains("switchyard_cache_semantic_entries")
     );
 }
+
+#[tokio::test]
+async fn replicas_share_answers_through_redis() {
+    let Ok(redis) = std::env::var("SWITCHYARD_TEST_REDIS") else {
+        eprintln!(
+            "\n*** SKIPPED replicas_share_answers_through_redis: SWITCHYARD_TEST_REDIS is not set.\n*** Run .ci/run, or set it to e.g. redis://127.0.0.1:6379.\n"
+        );
+        return;
+    };
+    // Two gateways on one Redis, in front of one mock. Redis outlives test runs: the question
+    // is new each time.
+    let m = common::mock();
+    let config = format!(
+        r#"
+[providers.up]
+kind = "openai"
+base_url = "{}/v1"
+[cache]
+redis_url = "{redis}"
+[cache.models]
+"up/echo" = "1m"
+"#,
+        m.url
+    );
+    let a = common::gateway(&config, &[]);
+    let b = common::gateway(&config, &[]);
+    let nonce = format!("{:?}-{}", std::time::SystemTime::now(), std::process::id());
+    let body = ask("up/echo", &format!("shared across replicas {nonce}"));
+
+    let (status, first) = call(&a, &body, &[]).await;
+    assert_eq!(status.as_deref(), Some("MISS"));
+    // The write goes out in the background; the other replica sees it shortly.
+    let mut seen = None;
+    for _ in 0..50 {
+        let resp = post(&b, &body, &[]).await;
+        if cache_header(&resp).as_deref() == Some("HIT") {
+            assert_eq!(resp.headers()["x-switchyard-provider"], "up");
+            seen = Some(resp.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen.as_ref(), Some(&first), "replica b served a's answer");
+    // Streamed from the shared entry, too.
+    let (status, events) = stream(&b, &streamed(body.clone(), true), &[]).await;
+    assert_eq!(status.as_deref(), Some("HIT"));
+    assert_eq!(
+        stream_text(&events).0,
+        format!("shared across replicas {nonce}")
+    );
+    let upstream = mock_requests(&m).await;
+    assert!(upstream <= 2, "{upstream} upstream calls");
+
+    // A malformed URL, or a Redis that is not there, stops the start with a message that says
+    // what to do.
+    let (code, _, err) = common::run_cli(
+        &[
+            "serve",
+            "--validate",
+            "--config",
+            write_config("[cache]\nredis_url = \"http://nope\"\n")
+                .to_str()
+                .unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cache.redis_url"), "{err}");
+    let data = common::temp_dir("noredis");
+    let (code, _, err) = common::run_cli(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--config",
+            write_config("[cache]\nredis_url = \"redis://127.0.0.1:1\"\n")
+                .to_str()
+                .unwrap(),
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot reach the Redis cache"), "{err}");
+    assert!(err.contains("start Redis or fix the URL"), "{err}");
+}
+
+fn write_config(text: &str) -> std::path::PathBuf {
+    let path = common::temp_dir("cachecfg").join("switchyard.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -41,10 +41,6 @@ fn main() {
             }
             best = best.min(start.elapsed().as_secs_f64() / queries.len() as f64);
         }
-        println!(
-            "| {n} | {:.0} | {:.2} |",
-            best * 1e6,
-            best * 1e9 / n as f64
-        );
+        println!("| {n} | {:.0} | {:.2} |", best * 1e6, best * 1e9 / n as f64);
     }
 }

@@ -335,7 +335,7 @@ pub async fn chat(
         })
     };
     let mut result = loop {
-        break match lookup(state, options, &req, &plan) {
+        break match lookup(state, options, &req, &plan).await {
             Lookup::Off => call().await,
             Lookup::Bypass => with_cache(call().await, CacheStatus::Bypass),
             Lookup::Hit(entry) => Ok((entry.served(None), entry.answer.whole())),
@@ -388,7 +388,7 @@ pub async fn chat_stream(
         })
     };
     let result = loop {
-        break match lookup(state, options, &req, &plan) {
+        break match lookup(state, options, &req, &plan).await {
             Lookup::Off => call().await,
             Lookup::Bypass => with_cache(call().await, CacheStatus::Bypass),
             Lookup::Hit(entry) => Ok((entry.served(None), replay(entry.answer.chunks()))),
@@ -464,11 +464,12 @@ pub async fn chat_stream(
 }
 
 /// Stage 3d: what the cache does for this call (see [`crate::cache`]).
-fn lookup(state: &AppState, options: &CallOptions, req: &ChatRequest, plan: &Plan) -> Lookup {
-    let routes = state.routes.load();
+async fn lookup(state: &AppState, options: &CallOptions, req: &ChatRequest, plan: &Plan) -> Lookup {
+    let routes = state.routes.load_full();
     state
         .cache
-        .lookup(routes.cache_policy(), options, req, plan.route.cache_ttl)
+        .lookup(&routes, options, req, plan.route.cache_ttl)
+        .await
 }
 
 /// Stage 3d for a call that leads (its exact look-up missed): a similar request's stored

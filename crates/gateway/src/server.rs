@@ -24,7 +24,7 @@ use switchyard_store::spend::SpendStore;
 use crate::logs::Logger;
 
 use crate::budgets::Spend;
-use crate::cache::Cache;
+use crate::cache::{Cache, Store};
 use crate::vault::Vault;
 
 use crate::auth::AuthMode;
@@ -62,6 +62,8 @@ pub enum StartError {
     Store(#[from] switchyard_store::StoreError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("cannot reach the Redis cache (cache.redis_url): {0}; start Redis or fix the URL")]
+    Redis(String),
     #[error("the credential vault: {0}")]
     Vault(#[from] crate::vault::VaultError),
 }
@@ -143,10 +145,16 @@ impl Gateway {
                 })?;
         let health = HealthTable::default();
         let routes = Routes::new(registry, config, health.clone()).map_err(StartError::Routes)?;
-        let cache = Cache::new(
-            config.cache.max_bytes,
-            config.cache.semantic.as_ref().map_or(1, |s| s.max_entries),
-        );
+        let semantic_entries = config.cache.semantic.as_ref().map_or(1, |s| s.max_entries);
+        let cache = match &config.cache.redis_url {
+            None => Cache::new(config.cache.max_bytes, semantic_entries),
+            Some(url) => {
+                let store = Store::redis(url.expose())
+                    .await
+                    .map_err(StartError::Redis)?;
+                Cache::with_store(store, config.cache.max_bytes, semantic_entries)
+            }
+        };
         let state = Arc::new(AppState {
             routes: ArcSwap::from_pointee(routes),
             vault,

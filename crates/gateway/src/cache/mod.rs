@@ -16,19 +16,28 @@
 pub mod flight;
 pub mod key;
 pub mod semantic;
+pub mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, assemble, chunks_of};
 
-use crate::config::CachePolicy;
 use crate::registry::Target;
+use crate::routing::Routes;
 use crate::routing::options::Skip;
 use crate::routing::{Attempts, CallOptions};
 pub use flight::{Flight, Followed, Leader};
 pub use key::Key;
+pub use store::Store;
+
+/// Unix milliseconds now.
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// What the cache did for a call (the `x-switchyard-cache` header and the log's `cache`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,8 +131,10 @@ pub struct Entry {
     /// Who answered it.
     pub target: Option<Target>,
     pub route: Option<Arc<str>>,
-    stored: Instant,
-    expires: Instant,
+    /// Unix milliseconds.
+    stored_ms: i64,
+    expires_ms: i64,
+    /// What it counts against the in-process bound.
     bytes: u64,
 }
 
@@ -139,20 +150,13 @@ impl Entry {
                 } else {
                     CacheStatus::Hit
                 },
-                age: Some(self.stored.elapsed()),
+                age: Some(Duration::from_millis(
+                    (now_millis() - self.stored_ms).max(0) as u64,
+                )),
                 similarity,
             }),
             ..Attempts::default()
         }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Weight;
-
-impl quick_cache::Weighter<Key, Arc<Entry>> for Weight {
-    fn weight(&self, _: &Key, entry: &Arc<Entry>) -> u64 {
-        entry.bytes
     }
 }
 
@@ -169,43 +173,46 @@ pub enum Lookup {
     Follow(Arc<Flight>),
 }
 
-/// The in-process store and the calls under way.
+/// The store and the calls under way.
 #[derive(Debug)]
 pub struct Cache {
-    store: quick_cache::sync::Cache<Key, Arc<Entry>, Weight>,
+    store: Store,
     flights: Mutex<HashMap<Key, Arc<Flight>>>,
+    /// The in-process store's bound (0: caching off).
     max_bytes: u64,
     /// Stored answers by the meaning of their last user turn.
     pub semantic: semantic::Index,
 }
 
 impl Cache {
-    /// A store that holds at most `max_bytes` of answers (0: caching off), and a semantic index
-    /// of at most `semantic_entries`.
+    /// An in-process store that holds at most `max_bytes` of answers (0: caching off), and a
+    /// semantic index of at most `semantic_entries`.
     pub fn new(max_bytes: u64, semantic_entries: usize) -> Arc<Self> {
-        // quick_cache sizes its tables from an estimate of the entry count: assume 4 KiB each.
-        let estimate = usize::try_from(max_bytes / 4096)
-            .unwrap_or(usize::MAX)
-            .max(16);
+        Self::with_store(Store::memory(max_bytes), max_bytes, semantic_entries)
+    }
+
+    /// The same with another store (Redis); `max_bytes` 0 still turns caching off.
+    pub fn with_store(store: Store, max_bytes: u64, semantic_entries: usize) -> Arc<Self> {
         Arc::new(Self {
-            store: quick_cache::sync::Cache::with_weighter(estimate, max_bytes.max(1), Weight),
+            store,
             flights: Mutex::new(HashMap::new()),
             max_bytes,
             semantic: semantic::Index::new(semantic_entries),
         })
     }
 
-    /// The bytes the stored answers are counted at; never more than the bound.
+    /// The bytes the in-process answers are counted at; never more than the bound.
     pub fn weight(&self) -> u64 {
         self.store.weight()
     }
 
+    /// Answers held in process.
     pub fn len(&self) -> usize {
-        self.store.len()
+        self.store.entries()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
+        self.len() == 0
     }
 
     pub fn max_bytes(&self) -> u64 {
@@ -214,9 +221,9 @@ impl Cache {
 
     /// Decides what a chat call does about the cache, and looks it up. `route_ttl` is the
     /// configured time of the route the call was planned on.
-    pub fn lookup(
+    pub async fn lookup(
         self: &Arc<Self>,
-        policy: &CachePolicy,
+        routes: &Routes,
         options: &CallOptions,
         req: &ChatRequest,
         route_ttl: Option<Duration>,
@@ -224,6 +231,7 @@ impl Cache {
         if self.max_bytes == 0 {
             return Lookup::Off;
         }
+        let policy = routes.cache_policy();
         let asked = &options.cache;
         if asked.skip == Skip::Bypass {
             return Lookup::Bypass;
@@ -241,60 +249,55 @@ impl Cache {
         let namespace = key::namespace(options, &policy.namespace);
         let key = key::chat(&namespace, options, req);
         let read = asked.skip != Skip::Refresh;
-        if read && let Some(entry) = self.fresh(&key) {
+        if read && let Some(entry) = self.store.get(&key, routes.registry()).await {
             return Lookup::Hit(entry);
         }
-        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = flights.get(&key) {
-            return Lookup::Follow(f.clone());
-        }
-        // A leader may have stored its answer and landed since the look-up above.
-        if read && let Some(entry) = self.fresh(&key) {
-            return Lookup::Hit(entry);
-        }
-        let flight = Arc::new(Flight::new());
-        flights.insert(key, flight.clone());
-        Lookup::Lead(Leader {
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(f) = flights.get(&key) {
+                return Lookup::Follow(f.clone());
+            }
+            let flight = Arc::new(Flight::new());
+            flights.insert(key, flight.clone());
+            flight
+        };
+        let leader = Leader {
             cache: self.clone(),
             key,
             ttl,
             flight,
             settled: false,
             probe: None,
-        })
+        };
+        // A leader may have stored its answer and landed between the look-up and the flight.
+        if read && let Some(entry) = self.store.get(&key, routes.registry()).await {
+            leader.serve(entry.clone());
+            return Lookup::Hit(entry);
+        }
+        Lookup::Lead(leader)
     }
 
     /// The stored answer a semantic look-up found, if it is still there (else it leaves the
     /// index).
-    pub fn similar(&self, context: &Key, key: &Key) -> Option<Arc<Entry>> {
-        let entry = self.fresh(key);
+    pub async fn similar(&self, routes: &Routes, context: &Key, key: &Key) -> Option<Arc<Entry>> {
+        let entry = self.store.get(key, routes.registry()).await;
         if entry.is_none() {
             self.semantic.remove(context, key);
         }
         entry
     }
 
-    /// The entry for `key`, if it is there and fresh; an expired one is removed.
-    fn fresh(&self, key: &Key) -> Option<Arc<Entry>> {
-        let entry = self.store.get(key)?;
-        if entry.expires > Instant::now() {
-            return Some(entry);
-        }
-        self.store.remove(key);
-        None
-    }
-
     fn put(&self, key: Key, answer: Answer, attempts: &Attempts, ttl: Duration) -> Arc<Entry> {
-        let now = Instant::now();
+        let now = now_millis();
         let entry = Arc::new(Entry {
             bytes: answer.bytes() as u64,
             answer,
             target: attempts.target.clone(),
             route: attempts.route.clone(),
-            stored: now,
-            expires: now + ttl,
+            stored_ms: now,
+            expires_ms: now.saturating_add(ttl.as_millis().min(i64::MAX as u128) as i64),
         });
-        self.store.insert(key, entry.clone());
+        self.store.put(key, entry.clone());
         entry
     }
 
@@ -338,8 +341,18 @@ mod tests {
         .unwrap()
     }
 
+    fn routes() -> Routes {
+        crate::routing::tests::routes("")
+    }
+
     fn lookup(cache: &Arc<Cache>, text: &str, ttl: Duration) -> Lookup {
-        cache.lookup(&CachePolicy::default(), &options(ttl), &request(text), None)
+        futures_util::FutureExt::now_or_never(cache.lookup(
+            &routes(),
+            &options(ttl),
+            &request(text),
+            None,
+        ))
+        .expect("the in-process store answers at once")
     }
 
     #[test]
@@ -415,36 +428,38 @@ mod tests {
     #[test]
     fn off_unless_something_turns_it_on_and_bypassed_on_request() {
         let cache = Cache::new(1 << 20, 10);
-        let policy = CachePolicy::default();
+        let routes = routes();
+        let now = |f: _| futures_util::FutureExt::now_or_never(f).unwrap();
         let req = request("q");
+        let zero = options(Duration::ZERO);
         let plain = CallOptions::default();
         assert!(matches!(
-            cache.lookup(&policy, &plain, &req, None),
+            now(cache.lookup(&routes, &plain, &req, None)),
             Lookup::Off
         ));
         assert!(matches!(
-            cache.lookup(&policy, &plain, &req, Some(Duration::from_secs(5))),
+            now(cache.lookup(&routes, &plain, &req, Some(Duration::from_secs(5)))),
             Lookup::Lead(_)
         ));
         let mut skip = options(Duration::from_secs(5));
         skip.cache.skip = Skip::Bypass;
         assert!(matches!(
-            cache.lookup(&policy, &skip, &req, None),
+            now(cache.lookup(&routes, &skip, &req, None)),
             Lookup::Bypass
         ));
         assert!(matches!(
-            cache.lookup(&policy, &options(Duration::ZERO), &req, None),
+            now(cache.lookup(&routes, &zero, &req, None)),
             Lookup::Bypass
         ));
         let mut keyed = CallOptions::default();
         keyed.cache.key = Some("k".into());
         assert!(matches!(
-            cache.lookup(&policy, &keyed, &req, None),
+            now(cache.lookup(&routes, &keyed, &req, None)),
             Lookup::Lead(_)
         ));
         let off = Cache::new(0, 10);
         assert!(matches!(
-            off.lookup(&policy, &options(Duration::from_secs(5)), &req, None),
+            now(off.lookup(&routes, &options(Duration::from_secs(5)), &req, None)),
             Lookup::Off
         ));
     }

@@ -200,7 +200,7 @@ pub async fn lookup(
     req: &ChatRequest,
     route: &Route,
 ) -> Semantic {
-    let routes = state.routes.load();
+    let routes = state.routes.load_full();
     let policy = routes.cache_policy();
     let Some(semantic) = policy.semantic.as_ref() else {
         return Semantic::Off;
@@ -222,7 +222,7 @@ pub async fn lookup(
     let context = key::context(&namespace, options, req);
     if let Some((key, similarity)) = state.cache.semantic.nearest(&context, &vector)
         && similarity >= semantic.threshold
-        && let Some(entry) = state.cache.similar(&context, &key)
+        && let Some(entry) = state.cache.similar(&routes, &context, &key).await
     {
         return Semantic::Hit(entry, similarity);
     }

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::raw::{RawCache, RawCacheSetting, RawSemantic};
-use super::{ConfigError, err, parse_span_ms};
+use switchyard_providers::Secret;
+
+use super::{ConfigError, Env, err, parse_span_ms, secret};
 
 /// The in-process cache's default size bound.
 const DEFAULT_MAX_MB: u64 = 256;
@@ -58,6 +60,8 @@ pub struct CachePolicy {
     pub models: BTreeMap<String, Option<Duration>>,
     /// `[cache.semantic]`, when configured.
     pub semantic: Option<SemanticPolicy>,
+    /// Keep answers in this Redis instead of in process.
+    pub redis_url: Option<Secret>,
 }
 
 /// How similar requests are served from the cache.
@@ -93,6 +97,7 @@ impl Default for CachePolicy {
             namespace: Namespace::Key,
             models: BTreeMap::new(),
             semantic: None,
+            redis_url: None,
         }
     }
 }
@@ -107,7 +112,22 @@ impl CachePolicy {
     }
 }
 
-pub(super) fn policy(raw: RawCache) -> Result<CachePolicy, ConfigError> {
+pub(super) fn policy(raw: RawCache, env: &Env) -> Result<CachePolicy, ConfigError> {
+    let redis_url = match &raw.redis_url {
+        Some(u) if u.starts_with("env:") || u.starts_with("file:") => {
+            Some(secret("cache.redis_url", u, env)?)
+        }
+        Some(u) => Some(Secret::new(u.clone())),
+        None => None,
+    };
+    if let Some(u) = &redis_url
+        && !(u.expose().starts_with("redis://") || u.expose().starts_with("rediss://"))
+    {
+        return Err(err(
+            "cache.redis_url",
+            "is not a redis:// URL, e.g. redis://127.0.0.1:6379",
+        ));
+    }
     let ttl = match &raw.ttl {
         Some(t) => span("cache.ttl", t)?,
         None => DEFAULT_TTL,
@@ -121,6 +141,7 @@ pub(super) fn policy(raw: RawCache) -> Result<CachePolicy, ConfigError> {
     }
     let semantic = raw.semantic.map(semantic).transpose()?;
     Ok(CachePolicy {
+        redis_url,
         semantic,
         enabled: raw.enabled.unwrap_or(false),
         ttl,

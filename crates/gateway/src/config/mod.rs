@@ -293,7 +293,7 @@ impl Config {
 
         let retry = routing::retry(&raw.retry)?;
         let breaker = routing::breaker(&raw.circuit_breaker)?;
-        let cache = cache::policy(raw.cache)?;
+        let cache = cache::policy(raw.cache, env)?;
         let routes = raw
             .routes
             .into_iter()

@@ -51,6 +51,9 @@ pub struct RawCache {
     pub max_mb: Option<u64>,
     /// `key` (each virtual key its own; the default), `shared`, or a group name.
     pub namespace: Option<String>,
+    /// `redis://…` or a reference to one (`env:REDIS_URL`): keep answers in Redis, shared by
+    /// every replica, instead of in this process.
+    pub redis_url: Option<String>,
     /// By route, alias or `provider/model`: `true`, `false` or a time such as `"10m"`.
     #[serde(default)]
     pub models: BTreeMap<String, RawCacheSetting>,

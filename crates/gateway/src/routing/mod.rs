@@ -289,13 +289,13 @@ impl Routes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Instant;
 
     use super::*;
     use crate::config::Env;
 
-    fn routes(toml: &str) -> Routes {
+    pub(crate) fn routes(toml: &str) -> Routes {
         let config = Config::from_toml(toml, &Env::default()).unwrap();
         let registry = Registry::build(&config, Some("http://127.0.0.1:9/v1")).unwrap();
         Routes::new(registry, &config, HealthTable::default()).unwrap()
