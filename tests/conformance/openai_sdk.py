@@ -337,5 +337,69 @@ def test_cached_stream_replays_identically():
     assert r.usage.model_dump() == original[-1]["usage"], (r.usage, original[-1])
 
 
+RESPONSE_TOOLS = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": TOOLS[0]["function"]["parameters"],
+    }
+]
+
+
+def test_responses_create_and_stream():
+    r = client.responses.create(model="mock/echo", input="hello responses", instructions="Be brief.")
+    assert r.object == "response" and r.status == "completed", r
+    assert r.output_text == "hello responses", r.output_text
+    assert r.usage.output_tokens == 2 and r.usage.total_tokens > 2, r.usage
+    with client.responses.stream(model="mock/stream-12", input="count") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    expected = " ".join(f"tok{i}" for i in range(1, 13))
+    assert "".join(deltas) == final.output_text == expected, (deltas, final.output_text)
+    assert final.usage.output_tokens == 12, final.usage
+    assert client.responses.retrieve(final.id).output_text == expected
+
+
+def test_responses_streamed_function_call():
+    with client.responses.stream(model="mock/echo", input="weather?", tools=RESPONSE_TOOLS) as stream:
+        final = stream.get_final_response()
+    calls = [o for o in final.output if o.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather", final.output
+    assert json.loads(calls[0].arguments) == {"city": "mock", "unit": "c"}
+
+
+def test_responses_conversation_over_three_turns_with_a_tool_call():
+    first = client.responses.create(
+        model="mock/echo",
+        input="weather in Paris?",
+        tools=RESPONSE_TOOLS,
+        tool_choice={"type": "function", "name": "get_weather"},
+    )
+    call = next(o for o in first.output if o.type == "function_call")
+    second = client.responses.create(
+        model="mock/echo",
+        previous_response_id=first.id,
+        tools=RESPONSE_TOOLS,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "18C and sunny"}],
+    )
+    assert second.output_text == "tool result received: 18C and sunny", second.output_text
+    third = client.responses.create(model="mock/echo", previous_response_id=second.id, input="thanks")
+    assert third.output_text == "thanks" and third.previous_response_id == second.id
+    client.responses.delete(first.id)
+    try:
+        client.responses.retrieve(first.id)
+    except openai.NotFoundError:
+        pass
+    else:
+        raise AssertionError("a deleted response was still there")
+    try:
+        client.responses.create(model="mock/echo", input="x", tools=[{"type": "web_search"}])
+    except openai.BadRequestError as e:
+        assert "web_search" in e.message, e.message
+    else:
+        raise AssertionError("a built-in tool was accepted")
+
+
 if __name__ == "__main__":
     sys.exit(run(globals(), f"openai-sdk {openai.__version__}"))

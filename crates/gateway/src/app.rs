@@ -33,7 +33,7 @@ use crate::logs::Logger;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routing::{HealthTable, Routes};
-use crate::surface::{anthropic, openai};
+use crate::surface::{anthropic, openai, responses};
 use crate::vault::Vault;
 use switchyard_store::logs::LogStore;
 
@@ -51,6 +51,8 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     pub spend: Arc<Spend>,
     pub logger: Arc<Logger>,
+    /// Responses kept for `previous_response_id` (the Responses surface).
+    pub responses: Arc<crate::conversations::Conversations>,
     /// Answers kept to serve identical calls again.
     pub cache: Arc<crate::cache::Cache>,
     pub logs: LogStore,
@@ -97,6 +99,11 @@ pub fn build_app(state: Arc<AppState>) -> Router {
         .route("/embeddings", post(openai::embeddings))
         .route("/messages", post(anthropic::messages))
         .route("/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/responses", post(responses::create))
+        .route(
+            "/responses/{id}",
+            get(responses::get).delete(responses::delete),
+        )
         .route("/models", get(openai::models))
         .route("/models/{*id}", get(openai::model));
     Router::new()

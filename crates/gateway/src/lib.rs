@@ -11,6 +11,7 @@ pub mod auth;
 pub mod budgets;
 pub mod cache;
 pub mod config;
+pub mod conversations;
 pub mod dashboard;
 pub mod error;
 pub mod keys;

@@ -19,6 +19,7 @@ use switchyard_store::Db;
 use switchyard_store::credentials::CredentialStore;
 use switchyard_store::keys::KeyStore;
 use switchyard_store::logs::LogStore;
+use switchyard_store::responses::ResponseStore;
 use switchyard_store::spend::SpendStore;
 
 use crate::logs::Logger;
@@ -91,6 +92,7 @@ impl Gateway {
         let keys = Arc::new(Keys::load(KeyStore::new(db.clone())).await?);
         let clock = crate::limits::system_clock();
         let spend = Arc::new(Spend::load(SpendStore::new(db.clone()), clock.clone()).await?);
+        let responses = crate::conversations::Conversations::new(ResponseStore::new(db.clone()));
         let logs = LogStore::new(db);
         let logs_store = logs.clone();
         let logger = if config.log_enabled {
@@ -170,6 +172,7 @@ impl Gateway {
             cache,
             logger,
             logs: logs_store,
+            responses,
             keys,
             limiter: Arc::new(Limiter::new(clock)),
             spend,

@@ -16,6 +16,7 @@ pub mod embeddings;
 pub mod error;
 pub mod gemini;
 pub mod models;
+pub mod responses;
 pub mod sse;
 #[cfg(test)]
 mod translation_table;

@@ -88,6 +88,13 @@ const SCHEMA: &[&str] = &[
         sealed TEXT NOT NULL,
         updated_at BIGINT NOT NULL
     )",
+    "CREATE TABLE IF NOT EXISTS responses (
+        id TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL,
+        key_id TEXT,
+        previous_id TEXT,
+        record TEXT NOT NULL
+    )",
 ];
 
 /// Changes to tables that already exist, applied once each and in order; their numbers are

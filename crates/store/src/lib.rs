@@ -10,6 +10,7 @@ pub mod credentials;
 mod db;
 pub mod keys;
 pub mod logs;
+pub mod responses;
 pub mod spend;
 
 pub use db::{Backend, Db, StoreError};

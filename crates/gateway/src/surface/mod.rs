@@ -7,6 +7,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod responses;
 
 use std::sync::Arc;
 
