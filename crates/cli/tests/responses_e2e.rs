@@ -8,14 +8,17 @@ mod common;
 use common::{Proc, client, error_message, gateway_with_up, get_json};
 use serde_json::{Value, json};
 
-/// A gateway whose mock is reachable as `up/…` (OpenAI's wire), `upa/…` (Anthropic's) and
-/// `upg/…` (Gemini's).
+/// A gateway whose mock is reachable as `up/…` (OpenAI's chat wire), `upr/…` (OpenAI's
+/// Responses wire), `upa/…` (Anthropic's) and `upg/…` (Gemini's).
 fn setup() -> (Proc, Proc) {
     let m = common::mock();
     let config = format!(
         r#"
 [providers.up]
 kind = "openai"
+base_url = "{m}/v1"
+[providers.upr]
+kind = "openai-responses"
 base_url = "{m}/v1"
 [providers.upa]
 kind = "anthropic"
@@ -59,7 +62,7 @@ fn tools() -> Value {
 #[tokio::test]
 async fn previous_response_id_carries_a_conversation_for_every_wire_format() {
     let (g, m) = setup();
-    for provider in ["up", "upa", "upg"] {
+    for provider in ["up", "upr", "upa", "upg"] {
         let model = format!("{provider}/echo");
         let first = create(
             &g,
@@ -230,7 +233,7 @@ async fn a_stream_that_breaks_ends_with_an_error_event_and_bad_input_is_a_400() 
     for (body, needle) in [
         (
             json!({"model": "up/echo", "input": "x", "tools": [{"type": "file_search"}]}),
-            "file_search",
+            "openai-responses",
         ),
         (
             json!({"model": "up/echo", "input": [{"type": "mcp_call"}]}),
@@ -248,4 +251,74 @@ async fn a_stream_that_breaks_ends_with_an_error_event_and_bad_input_is_a_400() 
         let msg = error_message(resp, 400).await;
         assert!(msg.contains(needle), "{body}: {msg}");
     }
+}
+
+#[tokio::test]
+async fn a_responses_upstream_serves_every_surface_and_runs_built_in_tools() {
+    let (g, m) = setup();
+    // The chat surface through a Responses upstream: plain, streamed, a tool call.
+    let chat = |body: Value| {
+        client()
+            .post(format!("{}/v1/chat/completions", g.url))
+            .json(&body)
+            .send()
+    };
+    let r: Value = chat(
+        json!({"model": "upr/echo", "messages": [{"role": "user", "content": "via responses"}]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r["choices"][0]["message"]["content"], "via responses");
+    assert_eq!(r["choices"][0]["finish_reason"], "stop");
+    assert!(r["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    let sent = get_json(format!("{}/mock/last", m.url)).await;
+    assert_eq!(sent["path"], "/v1/responses");
+    assert_eq!(sent["body"]["store"], false, "the gateway keeps the state");
+    let text = chat(
+        json!({"model": "upr/stream-4", "stream": true, "stream_options": {"include_usage": true},
+                          "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let streamed: String = common::sse_data(&text)
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(streamed, "tok1 tok2 tok3 tok4");
+    assert!(text.contains("\"usage\""), "{text}");
+    let r: Value = chat(json!({"model": "upr/echo", "messages": [{"role": "user", "content": "weather?"}],
+                              "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+                              "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        r["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
+
+    // Built-in tools go through to it, beside function tools.
+    let r = create(
+        &g,
+        json!({"model": "upr/echo", "input": "search the web", "tools": [{"type": "web_search_preview"}]}),
+    )
+    .await;
+    assert_eq!(output_text(&r), "search the web");
+    let sent = get_json(format!("{}/mock/last", m.url)).await;
+    assert_eq!(sent["body"]["tools"][0]["type"], "web_search_preview");
 }

@@ -136,6 +136,19 @@ fn prepare(
     target: &RouteTarget,
     max_cost_usd: Option<f64>,
 ) -> Result<ChatRequest, ProviderError> {
+    let builtin = switchyard_protocol::responses::builtin_tools(req);
+    if let Some(tool) = builtin.first()
+        && !target.target.provider.speaks_responses()
+    {
+        return Err(ProviderError::Request {
+            provider: target.target.provider_name().to_owned(),
+            param: "tools".to_owned(),
+            message: format!(
+                "built-in tool `{tool}` runs only on OpenAI's Responses API, and {} does not speak it; send this call to a provider of kind \"openai-responses\", or use function tools",
+                target.slug
+            ),
+        });
+    }
     let mut req = req.clone();
     req.model.clone_from(&target.target.model);
     if !target.overrides.is_empty() {

@@ -5,7 +5,8 @@
 //! `slow-250ms`, `fail-503`, `stream-40`, …, combined with `+`), or by the `x-mock-scenario`
 //! header; see [`Scenario`] for the grammar.
 //!
-//! The mock speaks OpenAI's wire format, Anthropic's (`POST /v1/messages`) and Gemini's
+//! The mock speaks OpenAI's wire format (chat completions, and the Responses API at
+//! `POST /v1/responses`), Anthropic's (`POST /v1/messages`) and Gemini's
 //! (`POST /v1beta/models/{model}:generateContent`). It must never be the bottleneck of a
 //! benchmark, so the request path does no more than parse, format and write.
 //!
@@ -14,6 +15,7 @@
 mod anthropic;
 mod gemini;
 mod openai;
+mod responses;
 mod scenario;
 mod schema;
 mod stats;
@@ -56,6 +58,7 @@ pub fn router_with(stats: Arc<Stats>) -> Router {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/models", get(openai::models))
+        .route("/v1/responses", post(responses::responses))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1beta/models", get(gemini::models))

@@ -49,7 +49,7 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
-fn error(
+pub(crate) fn error(
     status: StatusCode,
     message: impl Into<String>,
     kind: &str,
@@ -75,7 +75,7 @@ pub(crate) fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) 
 }
 
 /// The scripted failure, if the scenario asks for one.
-fn scripted_failure(s: &Scenario) -> Option<Response> {
+pub(crate) fn scripted_failure(s: &Scenario) -> Option<Response> {
     let code = s.fail?;
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (kind, err_code) = match code {
@@ -108,7 +108,7 @@ pub(crate) fn scenario(
     Ok(s)
 }
 
-fn scenario_error(e: ScenarioError) -> Response {
+pub(crate) fn scenario_error(e: ScenarioError) -> Response {
     error(
         StatusCode::BAD_REQUEST,
         e.0,
@@ -276,7 +276,7 @@ pub(crate) async fn chat(
     .await
 }
 
-fn chat_answer(req: &ChatRequest, s: &Scenario) -> ChatResponse {
+pub(crate) fn chat_answer(req: &ChatRequest, s: &Scenario) -> ChatResponse {
     let prompt = prompt_tokens(req);
     let (message, finish, completion) = match decide(req, s) {
         Reply::Text {
@@ -383,21 +383,29 @@ fn encode(chunk: &ChatChunk) -> Bytes {
 
 /// The events of a streamed answer, ready to write.
 fn stream_events(req: &ChatRequest, s: &Scenario) -> Vec<Bytes> {
-    let id = next_id("chatcmpl");
-    let created = now();
-    let model = req.model.as_str();
     let mut events = Vec::new();
     if s.malformed {
         events.push(Bytes::from_static(
             b"data: {\"id\": \"chatcmpl-mock\", \"choices\": [\n\n",
         ));
     }
+    events.extend(stream_chunks(req, s).iter().map(encode));
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events
+}
+
+/// The chunks of a streamed answer (other wire formats translate them).
+pub(crate) fn stream_chunks(req: &ChatRequest, s: &Scenario) -> Vec<ChatChunk> {
+    let id = next_id("chatcmpl");
+    let created = now();
+    let model = req.model.as_str();
+    let mut events = Vec::new();
     let first = Delta {
         role: Some(Role::Assistant),
         content: Some(String::new()),
         ..Delta::default()
     };
-    events.push(encode(&chunk(&id, model, created, first, None)));
+    events.push(chunk(&id, model, created, first, None));
     let (finish, completion) = match decide(req, s) {
         Reply::Text {
             text,
@@ -409,7 +417,7 @@ fn stream_events(req: &ChatRequest, s: &Scenario) -> Vec<Bytes> {
                     content: Some(piece.to_owned()),
                     ..Delta::default()
                 };
-                events.push(encode(&chunk(&id, model, created, d, None)));
+                events.push(chunk(&id, model, created, d, None));
             }
             (finish, completion_tokens)
         }
@@ -432,7 +440,7 @@ fn stream_events(req: &ChatRequest, s: &Scenario) -> Vec<Bytes> {
                 tool_calls: Some(vec![head]),
                 ..Delta::default()
             };
-            events.push(encode(&chunk(&id, model, created, d, None)));
+            events.push(chunk(&id, model, created, d, None));
             let chars: Vec<char> = arguments.chars().collect();
             for part in chars.chunks(8) {
                 let tail = ToolCallDelta {
@@ -449,7 +457,7 @@ fn stream_events(req: &ChatRequest, s: &Scenario) -> Vec<Bytes> {
                     tool_calls: Some(vec![tail]),
                     ..Delta::default()
                 };
-                events.push(encode(&chunk(&id, model, created, d, None)));
+                events.push(chunk(&id, model, created, d, None));
             }
             (
                 FinishReason::ToolCalls,
@@ -457,20 +465,13 @@ fn stream_events(req: &ChatRequest, s: &Scenario) -> Vec<Bytes> {
             )
         }
     };
-    events.push(encode(&chunk(
-        &id,
-        model,
-        created,
-        Delta::default(),
-        Some(finish),
-    )));
+    events.push(chunk(&id, model, created, Delta::default(), Some(finish)));
     if req.wants_stream_usage() {
         let mut last = chunk(&id, model, created, Delta::default(), None);
         last.choices.clear();
         last.usage = Some(Usage::new(prompt_tokens(req), completion));
-        events.push(encode(&last));
+        events.push(last);
     }
-    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     events
 }
 

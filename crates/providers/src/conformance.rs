@@ -16,7 +16,7 @@ use crate::{
 
 pub(crate) fn provider_at(kind: WireKind, base_url: &str, timeout: Duration) -> Provider {
     let auth = match kind {
-        WireKind::OpenAi => AuthStyle::Bearer,
+        WireKind::OpenAi | WireKind::Responses => AuthStyle::Bearer,
         WireKind::Anthropic => AuthStyle::Header("x-api-key".into()),
         WireKind::Gemini => AuthStyle::Header("x-goog-api-key".into()),
     };
@@ -99,7 +99,7 @@ macro_rules! conformance {
                 assert_eq!(resp.usage.as_ref().unwrap().completion_tokens, 3);
                 let last = stats.last().unwrap();
                 let key = match $kind {
-                    WireKind::OpenAi => last.authorization.clone(),
+                    WireKind::OpenAi | WireKind::Responses => last.authorization.clone(),
                     WireKind::Anthropic => last.x_api_key.clone(),
                     WireKind::Gemini => last.x_goog_api_key.clone(),
                 };
@@ -236,6 +236,7 @@ macro_rules! conformance {
 conformance!(openai, WireKind::OpenAi);
 conformance!(anthropic, WireKind::Anthropic);
 conformance!(gemini, WireKind::Gemini);
+conformance!(responses, WireKind::Responses);
 
 #[tokio::test]
 async fn anthropic_requests_carry_the_version_and_refuse_what_they_cannot_say() {

@@ -16,6 +16,7 @@ pub mod gemini;
 mod http;
 pub mod openai;
 pub mod presets;
+pub mod responses;
 mod secret;
 
 use std::pin::Pin;
@@ -66,6 +67,7 @@ pub enum Provider {
     OpenAi(openai::OpenAiProvider),
     Anthropic(anthropic::AnthropicProvider),
     Gemini(gemini::GeminiProvider),
+    Responses(responses::ResponsesProvider),
 }
 
 /// The wire families a provider can speak.
@@ -74,6 +76,8 @@ pub enum WireKind {
     OpenAi,
     Anthropic,
     Gemini,
+    /// OpenAI's Responses API.
+    Responses,
 }
 
 impl WireKind {
@@ -83,6 +87,7 @@ impl WireKind {
             "openai" => Some(Self::OpenAi),
             "anthropic" => Some(Self::Anthropic),
             "gemini" => Some(Self::Gemini),
+            "openai-responses" => Some(Self::Responses),
             _ => None,
         }
     }
@@ -101,6 +106,9 @@ impl Provider {
                 Self::Anthropic(anthropic::AnthropicProvider::new(settings, client)?)
             }
             WireKind::Gemini => Self::Gemini(gemini::GeminiProvider::new(settings, client)?),
+            WireKind::Responses => {
+                Self::Responses(responses::ResponsesProvider::new(settings, client)?)
+            }
         })
     }
 }
@@ -111,7 +119,13 @@ impl Provider {
             Self::OpenAi(p) => p.name(),
             Self::Anthropic(p) => p.name(),
             Self::Gemini(p) => p.name(),
+            Self::Responses(p) => p.name(),
         }
+    }
+
+    /// Whether the upstream speaks OpenAI's Responses API (and so can run its built-in tools).
+    pub fn speaks_responses(&self) -> bool {
+        matches!(self, Self::Responses(_))
     }
 
     // The adapters' futures are boxed: they are several kilobytes, and the gateway's attempt
@@ -123,6 +137,7 @@ impl Provider {
             Self::OpenAi(p) => Box::pin(p.chat(req)).await,
             Self::Anthropic(p) => Box::pin(p.chat(req)).await,
             Self::Gemini(p) => Box::pin(p.chat(req)).await,
+            Self::Responses(p) => Box::pin(p.chat(req)).await,
         }
     }
 
@@ -133,6 +148,7 @@ impl Provider {
             Self::OpenAi(p) => Box::pin(p.chat_stream(req)).await,
             Self::Anthropic(p) => Box::pin(p.chat_stream(req)).await,
             Self::Gemini(p) => Box::pin(p.chat_stream(req)).await,
+            Self::Responses(p) => Box::pin(p.chat_stream(req)).await,
         }
     }
 
@@ -141,6 +157,7 @@ impl Provider {
             Self::OpenAi(p) => Box::pin(p.embed(req)).await,
             Self::Anthropic(p) => Box::pin(p.embed(req)).await,
             Self::Gemini(p) => Box::pin(p.embed(req)).await,
+            Self::Responses(p) => Box::pin(p.embed(req)).await,
         }
     }
 
@@ -148,8 +165,8 @@ impl Provider {
     /// (Anthropic's `count_tokens`, Gemini's `countTokens`).
     pub async fn count_tokens(&self, req: ChatRequest) -> Result<u64, ProviderError> {
         match self {
-            Self::OpenAi(p) => Err(ProviderError::Unsupported {
-                provider: p.name().to_owned(),
+            Self::OpenAi(_) | Self::Responses(_) => Err(ProviderError::Unsupported {
+                provider: self.name().to_owned(),
                 what: "counting tokens (OpenAI-compatible APIs have no counting endpoint)"
                     .to_owned(),
             }),
@@ -164,6 +181,7 @@ impl Provider {
             Self::OpenAi(p) => p.models().await,
             Self::Anthropic(p) => p.models().await,
             Self::Gemini(p) => p.models().await,
+            Self::Responses(p) => p.models().await,
         }
     }
 }

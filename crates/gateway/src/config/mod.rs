@@ -621,7 +621,7 @@ fn custom_provider(
         Some(k) => WireKind::parse(k).ok_or_else(|| {
             err(
                 &format!("{prefix}.kind"),
-                format!("`{k}` is not a known kind; use \"openai\", \"anthropic\" or \"gemini\""),
+                format!("`{k}` is not a known kind; use \"openai\", \"openai-responses\", \"anthropic\" or \"gemini\""),
             )
         })?,
         None => {
@@ -629,7 +629,7 @@ fn custom_provider(
             return Err(err(
                 &format!("{prefix}.kind"),
                 format!(
-                    "`{name}` is not a preset ({}), so say which wire format it speaks: kind = \"openai\", \"anthropic\" or \"gemini\"",
+                    "`{name}` is not a preset ({}), so say which wire format it speaks: kind = \"openai\", \"openai-responses\", \"anthropic\" or \"gemini\"",
                     known.join(", ")
                 ),
             ));
@@ -657,7 +657,7 @@ fn custom_provider(
                 (Some(h), _) => AuthStyle::Header(h),
                 (None, WireKind::Anthropic) => AuthStyle::Header("x-api-key".to_owned()),
                 (None, WireKind::Gemini) => AuthStyle::Header("x-goog-api-key".to_owned()),
-                (None, WireKind::OpenAi) => AuthStyle::Bearer,
+                (None, WireKind::OpenAi | WireKind::Responses) => AuthStyle::Bearer,
             },
             headers: headers(name, &s.headers)?,
             request_timeout: positive_ms(
@@ -678,6 +678,7 @@ fn kind_name(k: WireKind) -> &'static str {
         WireKind::OpenAi => "openai",
         WireKind::Anthropic => "anthropic",
         WireKind::Gemini => "gemini",
+        WireKind::Responses => "openai-responses",
     }
 }
 

@@ -8,12 +8,13 @@
 //! becomes a Response object with `message` and `function_call` output items; a canonical
 //! stream becomes the typed event stream ([`stream::StreamTranslator`]).
 //!
-//! Built-in tools (web search, file search, computer use…) run on OpenAI's servers; the
-//! translation refuses them, naming the tool.
+//! Built-in tools (web search, file search, computer use…) run on OpenAI's servers: they are
+//! carried to an OpenAI Responses upstream ([`upstream`]) and refused for any other.
 
 pub mod stream;
 #[cfg(test)]
 mod tests;
+pub mod upstream;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -281,16 +282,16 @@ pub fn to_canonical(
         ));
     }
 
-    let tools = match &req.tools {
-        None => None,
-        Some(defs) => Some(
-            defs.iter()
-                .enumerate()
-                .map(|(i, t)| function_tool(&format!("tools[{i}]"), t))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
+    let mut tools = Vec::new();
+    let mut builtin = Vec::new();
+    for (i, t) in req.tools.iter().flatten().enumerate() {
+        match t.get("type").and_then(Value::as_str) {
+            Some("function") => tools.push(function_tool(&format!("tools[{i}]"), t)?),
+            Some(_) => builtin.push(t.clone()),
+            None => return Err(refuse(format!("tools[{i}].type"), "a tool needs `type`")),
+        }
     }
-    .filter(|t: &Vec<Tool>| !t.is_empty());
+    let tools = (!tools.is_empty()).then_some(tools);
 
     let tool_choice = match &req.tool_choice {
         None => None,
@@ -345,6 +346,9 @@ pub fn to_canonical(
     };
 
     let mut extra = Map::new();
+    if !builtin.is_empty() {
+        extra.insert(upstream::BUILTIN_TOOLS.to_owned(), Value::Array(builtin));
+    }
     if let Some(effort) = req
         .reasoning
         .as_ref()
@@ -380,28 +384,31 @@ pub fn to_canonical(
 }
 
 fn function_tool(at: &str, t: &Value) -> Result<Tool, TranslateError> {
-    match t.get("type").and_then(Value::as_str) {
-        Some("function") => Ok(Tool {
-            kind: "function".to_owned(),
-            function: Some(FunctionDef {
-                name: str_field(t, at, "name")?.to_owned(),
-                description: t
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                parameters: t.get("parameters").cloned().filter(|p| !p.is_null()),
-                strict: t.get("strict").and_then(Value::as_bool),
-            }),
-            extra: Map::new(),
+    Ok(Tool {
+        kind: "function".to_owned(),
+        function: Some(FunctionDef {
+            name: str_field(t, at, "name")?.to_owned(),
+            description: t
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            parameters: t.get("parameters").cloned().filter(|p| !p.is_null()),
+            strict: t.get("strict").and_then(Value::as_bool),
         }),
-        Some(kind) => Err(refuse(
-            format!("{at}.type"),
-            format!(
-                "built-in tool `{kind}` runs only on OpenAI's own Responses API, which Switchyard does not pass it to; use function tools"
-            ),
-        )),
-        None => Err(refuse(format!("{at}.type"), "a tool needs `type`")),
-    }
+        extra: Map::new(),
+    })
+}
+
+/// The built-in tools (web search, file search…) a request carries, which only a Responses
+/// upstream can run: their names, for the refusal elsewhere.
+pub fn builtin_tools(req: &ChatRequest) -> Vec<String> {
+    req.extra
+        .get(upstream::BUILTIN_TOOLS)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("type").and_then(Value::as_str).map(str::to_owned))
+        .collect()
 }
 
 /// The echo of the request's settings that every Response object carries.
