@@ -53,6 +53,8 @@ pub struct AppState {
     pub logger: Arc<Logger>,
     /// Responses kept for `previous_response_id` (the Responses surface).
     pub responses: Arc<crate::conversations::Conversations>,
+    /// Traces of calls, when exported.
+    pub telemetry: crate::telemetry::Telemetry,
     /// Answers kept to serve identical calls again.
     pub cache: Arc<crate::cache::Cache>,
     pub logs: LogStore,

@@ -25,6 +25,7 @@ mod request_id;
 pub mod routing;
 pub mod server;
 pub mod surface;
+pub mod telemetry;
 pub mod vault;
 
 pub use app::{AppState, build_app};

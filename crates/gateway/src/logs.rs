@@ -102,6 +102,8 @@ pub struct CallLog {
     /// The key's and the caller's say on what is kept.
     key_bodies: Option<BodyMode>,
     cap: Option<BodyMode>,
+    /// The caller's span, from its `traceparent`, for the exported trace.
+    parent: Option<opentelemetry::trace::SpanContext>,
 }
 
 fn now_millis() -> i64 {
@@ -124,6 +126,7 @@ impl CallLog {
             body: None,
             key_bodies: None,
             cap: None,
+            parent: None,
             record: Record {
                 id: id.to_string(),
                 ts: now_millis(),
@@ -154,6 +157,11 @@ impl CallLog {
                 response: None,
             },
         }
+    }
+
+    /// The caller's trace context (`traceparent`), when traces are exported.
+    pub fn traced(&mut self, state: &AppState, headers: &axum::http::HeaderMap) {
+        self.parent = state.telemetry.parent(headers);
     }
 
     /// The request body as it came, kept in case the log records bodies.
@@ -245,6 +253,7 @@ impl CallLog {
             }
         }
         state.metrics.call(r);
+        state.telemetry.call(r, self.parent.as_ref());
         self.logger.submit(Finished {
             record: self.record,
             body: self.body,

@@ -65,6 +65,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigError),
     #[error("cannot reach the Redis cache (cache.redis_url): {0}; start Redis or fix the URL")]
     Redis(String),
+    #[error("the trace exporter (telemetry.otlp_endpoint): {0}")]
+    Telemetry(String),
     #[error("the credential vault: {0}")]
     Vault(#[from] crate::vault::VaultError),
 }
@@ -148,6 +150,10 @@ impl Gateway {
         let health = HealthTable::default();
         let routes = Routes::new(registry, config, health.clone()).map_err(StartError::Routes)?;
         let semantic_entries = config.cache.semantic.as_ref().map_or(1, |s| s.max_entries);
+        let telemetry = match &config.telemetry {
+            Some(t) => crate::telemetry::Telemetry::start(t).map_err(StartError::Telemetry)?,
+            None => crate::telemetry::Telemetry::off(),
+        };
         let cache = match &config.cache.redis_url {
             None => Cache::new(config.cache.max_bytes, semantic_entries),
             Some(url) => {
@@ -170,6 +176,7 @@ impl Gateway {
                 m
             },
             cache,
+            telemetry,
             logger,
             logs: logs_store,
             responses,
@@ -260,6 +267,9 @@ impl Gateway {
             dropped = self.state.logger.dropped(),
             "request logs flushed"
         );
+        // And the traces still queued (the exporter blocks while it sends).
+        let traced = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || traced.telemetry.shutdown()).await;
         result
     }
 }

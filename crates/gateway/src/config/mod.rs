@@ -67,6 +67,8 @@ pub struct Config {
     /// `logs.enabled`.
     pub log_enabled: bool,
     pub cache: CachePolicy,
+    /// Where traces go, when they are exported.
+    pub telemetry: Option<crate::telemetry::TelemetryConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -294,6 +296,7 @@ impl Config {
         let retry = routing::retry(&raw.retry)?;
         let breaker = routing::breaker(&raw.circuit_breaker)?;
         let cache = cache::policy(raw.cache, env)?;
+        let telemetry = telemetry(raw.telemetry, env)?;
         let routes = raw
             .routes
             .into_iter()
@@ -378,8 +381,48 @@ impl Config {
             admin_token,
             store_url,
             cache,
+            telemetry,
         })
     }
+}
+
+/// `[telemetry]`, else the standard `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME`.
+fn telemetry(
+    raw: raw::RawTelemetry,
+    env: &Env,
+) -> Result<Option<crate::telemetry::TelemetryConfig>, ConfigError> {
+    let Some(endpoint) = raw
+        .otlp_endpoint
+        .or_else(|| env.get("OTEL_EXPORTER_OTLP_ENDPOINT").map(str::to_owned))
+        .filter(|e| !e.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(err(
+            "telemetry.otlp_endpoint",
+            format!("`{endpoint}` is not an http(s) URL, e.g. http://127.0.0.1:4318"),
+        ));
+    }
+    let mut headers = Vec::new();
+    for (name, value) in raw.headers {
+        let value = if value.starts_with("env:") || value.starts_with("file:") {
+            secret(&format!("telemetry.headers.{name}"), &value, env)?
+                .expose()
+                .to_owned()
+        } else {
+            value
+        };
+        headers.push((name, value));
+    }
+    Ok(Some(crate::telemetry::TelemetryConfig {
+        endpoint,
+        service_name: raw
+            .service_name
+            .or_else(|| env.get("OTEL_SERVICE_NAME").map(str::to_owned))
+            .unwrap_or_else(|| "switchyard".to_owned()),
+        headers,
+    }))
 }
 
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {

@@ -38,6 +38,20 @@ pub struct RawConfig {
     pub logs: RawLogs,
     #[serde(default)]
     pub cache: RawCache,
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// The collector's OTLP/HTTP URL, e.g. `http://127.0.0.1:4318`.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the spans.
+    pub service_name: Option<String>,
+    /// Headers sent with every export; values may be `env:NAME` or `file:/path`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -57,6 +57,7 @@ pub async fn messages(
     body: Result<RawBody, GatewayError>,
 ) -> Response {
     let mut log = CallLog::start(&state.logger, rid.0, rid.1, "messages");
+    log.traced(&state, &headers);
     let (mut canonical, options) = match authenticate(&state, &headers).and_then(|key| {
         let body = body?;
         log.body(&body.0);

@@ -75,6 +75,7 @@ fn admit<T: serde::de::DeserializeOwned>(
     log: &mut CallLog,
     metadata: impl Fn(&T) -> Option<&serde_json::Value>,
 ) -> Result<(T, CallOptions), GatewayError> {
+    log.traced(state, headers);
     let key = authenticate(state, headers)?;
     let RawBody(bytes) = body?;
     log.body(&bytes);
