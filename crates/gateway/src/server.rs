@@ -139,7 +139,8 @@ impl Gateway {
         } else {
             None
         };
-        let registry = Registry::build(config, mock_url.as_deref())?;
+        let local = switchyard_providers::local::LocalProvider::new(data_dir);
+        let registry = Registry::build(config, mock_url.as_deref(), Some(&local))?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -168,6 +169,7 @@ impl Gateway {
             vault,
             source,
             mock_url,
+            local,
             health: health.clone(),
             metrics: {
                 let mut m = Metrics::new(health.clone());

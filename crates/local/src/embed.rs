@@ -81,8 +81,8 @@ impl Model {
         })
     }
 
-    /// One forward pass over `texts`.
-    fn embed(&self, texts: &[String]) -> Result<Embedded, EmbedError> {
+    /// One forward pass over `texts`: the vectors and each text's tokens.
+    fn embed(&self, texts: &[String]) -> Result<(Vec<Vec<f32>>, Vec<u64>), EmbedError> {
         let run = |e: &dyn std::fmt::Display| EmbedError::Run(e.to_string());
         let encodings = self
             .tokenizer
@@ -91,15 +91,16 @@ impl Model {
         let len = encodings.first().map_or(0, |e| e.get_ids().len());
         let mut ids = Vec::with_capacity(texts.len() * len);
         let mut mask = Vec::with_capacity(texts.len() * len);
-        let mut tokens = 0u64;
+        let mut tokens = Vec::with_capacity(texts.len());
         for e in &encodings {
             ids.extend(e.get_ids().iter().copied());
             mask.extend(e.get_attention_mask().iter().copied());
-            tokens += e
-                .get_attention_mask()
-                .iter()
-                .map(|m| u64::from(*m))
-                .sum::<u64>();
+            tokens.push(
+                e.get_attention_mask()
+                    .iter()
+                    .map(|m| u64::from(*m))
+                    .sum::<u64>(),
+            );
         }
         let shape = (texts.len(), len);
         let ids = Tensor::from_vec(ids, shape, &self.device).map_err(|e| run(&e))?;
@@ -128,7 +129,7 @@ impl Model {
         let unit = mean.broadcast_div(&norms).map_err(|e| run(&e))?;
         let vectors: Vec<Vec<f32>> = unit.to_vec2().map_err(|e| run(&e))?;
         debug_assert!(vectors.iter().all(|v| v.len() == self.dims));
-        Ok(Embedded { vectors, tokens })
+        Ok((vectors, tokens))
     }
 }
 
@@ -207,10 +208,9 @@ fn work(model: &Model, mut rx: mpsc::Receiver<Job>) {
         let mut failure = None;
         for slice in all.chunks(MAX_BATCH) {
             match model.embed(slice) {
-                Ok(e) => {
-                    let share = e.tokens / slice.len().max(1) as u64;
-                    per_text_tokens.extend(std::iter::repeat_n(share, slice.len()));
-                    vectors.extend(e.vectors);
+                Ok((v, tokens)) => {
+                    per_text_tokens.extend(tokens);
+                    vectors.extend(v);
                 }
                 Err(e) => {
                     failure = Some(e);

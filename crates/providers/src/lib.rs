@@ -14,6 +14,7 @@ mod error;
 mod events;
 pub mod gemini;
 mod http;
+pub mod local;
 pub mod openai;
 pub mod presets;
 pub mod responses;
@@ -68,6 +69,8 @@ pub enum Provider {
     Anthropic(anthropic::AnthropicProvider),
     Gemini(gemini::GeminiProvider),
     Responses(responses::ResponsesProvider),
+    /// Models in the gateway's own process.
+    Local(local::LocalProvider),
 }
 
 /// The wire families a provider can speak.
@@ -120,6 +123,7 @@ impl Provider {
             Self::Anthropic(p) => p.name(),
             Self::Gemini(p) => p.name(),
             Self::Responses(p) => p.name(),
+            Self::Local(p) => p.name(),
         }
     }
 
@@ -138,6 +142,7 @@ impl Provider {
             Self::Anthropic(p) => Box::pin(p.chat(req)).await,
             Self::Gemini(p) => Box::pin(p.chat(req)).await,
             Self::Responses(p) => Box::pin(p.chat(req)).await,
+            Self::Local(p) => p.chat(req).await,
         }
     }
 
@@ -149,6 +154,7 @@ impl Provider {
             Self::Anthropic(p) => Box::pin(p.chat_stream(req)).await,
             Self::Gemini(p) => Box::pin(p.chat_stream(req)).await,
             Self::Responses(p) => Box::pin(p.chat_stream(req)).await,
+            Self::Local(p) => p.chat_stream(req).await,
         }
     }
 
@@ -158,6 +164,7 @@ impl Provider {
             Self::Anthropic(p) => Box::pin(p.embed(req)).await,
             Self::Gemini(p) => Box::pin(p.embed(req)).await,
             Self::Responses(p) => Box::pin(p.embed(req)).await,
+            Self::Local(p) => Box::pin(p.embed(req)).await,
         }
     }
 
@@ -165,11 +172,13 @@ impl Provider {
     /// (Anthropic's `count_tokens`, Gemini's `countTokens`).
     pub async fn count_tokens(&self, req: ChatRequest) -> Result<u64, ProviderError> {
         match self {
-            Self::OpenAi(_) | Self::Responses(_) => Err(ProviderError::Unsupported {
-                provider: self.name().to_owned(),
-                what: "counting tokens (OpenAI-compatible APIs have no counting endpoint)"
-                    .to_owned(),
-            }),
+            Self::OpenAi(_) | Self::Responses(_) | Self::Local(_) => {
+                Err(ProviderError::Unsupported {
+                    provider: self.name().to_owned(),
+                    what: "counting tokens (OpenAI-compatible APIs have no counting endpoint)"
+                        .to_owned(),
+                })
+            }
             Self::Anthropic(p) => Box::pin(p.count_tokens(req)).await,
             Self::Gemini(p) => Box::pin(p.count_tokens(req)).await,
         }
@@ -182,6 +191,7 @@ impl Provider {
             Self::Anthropic(p) => p.models().await,
             Self::Gemini(p) => p.models().await,
             Self::Responses(p) => p.models().await,
+            Self::Local(p) => p.models().await,
         }
     }
 }

@@ -10,6 +10,9 @@ use super::{ConfigError, Env, err, parse_span_ms, secret};
 
 /// The in-process cache's default size bound.
 const DEFAULT_MAX_MB: u64 = 256;
+/// The semantic cache's embedding model unless configured: the local CPU model
+/// (`switchyard models pull all-minilm-l6-v2`).
+pub const DEFAULT_EMBEDDING_MODEL: &str = "local/all-minilm-l6-v2";
 /// How long an answer is kept when nothing more specific says.
 const DEFAULT_TTL: Duration = Duration::from_secs(3_600);
 
@@ -158,11 +161,15 @@ pub(super) fn policy(raw: RawCache, env: &Env) -> Result<CachePolicy, ConfigErro
 }
 
 fn semantic(raw: RawSemantic) -> Result<SemanticPolicy, ConfigError> {
-    let Some(embedding_model) = raw.embedding_model.filter(|m| !m.trim().is_empty()) else {
-        return Err(err(
-            "cache.semantic.embedding_model",
-            "is required: the model that embeds requests, e.g. \"openai/text-embedding-3-small\"",
-        ));
+    let embedding_model = match raw.embedding_model {
+        Some(m) if m.trim().is_empty() => {
+            return Err(err(
+                "cache.semantic.embedding_model",
+                "is empty; name an embedding model, e.g. \"local/all-minilm-l6-v2\"",
+            ));
+        }
+        Some(m) => m,
+        None => DEFAULT_EMBEDDING_MODEL.to_owned(),
     };
     let threshold = raw.threshold.unwrap_or(0.95);
     if !(0.5..=1.0).contains(&threshold) {

@@ -78,7 +78,8 @@ pub struct RawCache {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSemantic {
-    /// The model that embeds the last user turn: a slug, alias or route.
+    /// The model that embeds the last user turn: a slug, alias or route (default: the local
+    /// `local/all-minilm-l6-v2`).
     pub embedding_model: Option<String>,
     /// Asked of the embedding model (OpenAI's `dimensions`), when set.
     pub dimensions: Option<u32>,

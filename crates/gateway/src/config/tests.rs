@@ -373,7 +373,10 @@ fn cache_errors_name_the_key_and_the_fix() {
             "[cache.models]\n\"mock/echo\" = \"1y\"",
             "cache.models.\"mock/echo\"",
         ),
-        ("[cache.semantic]\nthreshold = 0.9", "embedding_model"),
+        (
+            "[cache.semantic]\nembedding_model = \" \"",
+            "embedding_model",
+        ),
         (
             "[cache.semantic]\nembedding_model = \"mock/embed\"\nthreshold = 1.5",
             "cache.semantic.threshold",
@@ -386,4 +389,12 @@ fn cache_errors_name_the_key_and_the_fix() {
         let e = error_of(text);
         assert!(e.contains(needle), "{text}: {e}");
     }
+}
+
+#[test]
+fn the_semantic_cache_embeds_with_the_local_model_by_default() {
+    let c = Config::from_toml("[cache.semantic]\nmodels = [\"mock/echo\"]\n", &env(&[])).unwrap();
+    let s = c.cache.semantic.unwrap();
+    assert_eq!(s.embedding_model, "local/all-minilm-l6-v2");
+    assert_eq!(s.threshold, 0.95);
 }

@@ -297,7 +297,7 @@ pub(crate) mod tests {
 
     pub(crate) fn routes(toml: &str) -> Routes {
         let config = Config::from_toml(toml, &Env::default()).unwrap();
-        let registry = Registry::build(&config, Some("http://127.0.0.1:9/v1")).unwrap();
+        let registry = Registry::build(&config, Some("http://127.0.0.1:9/v1"), None).unwrap();
         Routes::new(registry, &config, HealthTable::default()).unwrap()
     }
 

@@ -1,0 +1,181 @@
+//! Local models through the gateway: `local/all-minilm-l6-v2` answers `/v1/embeddings` with the
+//! reference vectors, is listed, and is the semantic cache's default embedding model.
+//!
+//! Needs the model installed: `SWITCHYARD_TEST_MODEL_DIR` names its folder (`.ci/run` pulls it
+//! with `switchyard models pull all-minilm-l6-v2`); without it the tests say they skipped.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Proc, client, error_message, gateway_on, model_ids, temp_dir};
+use serde_json::{Value, json};
+
+fn model_dir(test: &str) -> Option<PathBuf> {
+    match std::env::var("SWITCHYARD_TEST_MODEL_DIR") {
+        Ok(d) => Some(PathBuf::from(d)),
+        Err(_) => {
+            eprintln!(
+                "\n*** SKIPPED {test}: SWITCHYARD_TEST_MODEL_DIR is not set.\n*** Run .ci/run, or `switchyard models pull all-minilm-l6-v2` and point it at <data dir>/models/all-minilm-l6-v2.\n"
+            );
+            None
+        }
+    }
+}
+
+/// A gateway whose data directory has the model installed (linked, not copied).
+fn gateway_with_model(model: &Path, config: &str) -> Proc {
+    let data = temp_dir("local").join("data");
+    let models = data.join("models").join("all-minilm-l6-v2");
+    std::fs::create_dir_all(&models).unwrap();
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        std::os::unix::fs::symlink(model.join(f), models.join(f)).unwrap();
+    }
+    gateway_on(config, &[], &data)
+}
+
+async fn embed(g: &Proc, body: Value) -> reqwest::Response {
+    client()
+        .post(format!("{}/v1/embeddings", g.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn local_embeddings_match_the_reference_and_are_listed() {
+    let Some(model) = model_dir("local_embeddings_match_the_reference_and_are_listed") else {
+        return;
+    };
+    let g = gateway_with_model(&model, "");
+    assert!(
+        model_ids(&g.url)
+            .await
+            .contains(&"local/all-minilm-l6-v2".to_owned())
+    );
+    let reference: Value = serde_json::from_str(include_str!(
+        "../../local/tests/fixtures/minilm_reference.json"
+    ))
+    .unwrap();
+    let sentences = reference["sentences"].as_array().unwrap();
+    let texts: Vec<&str> = sentences
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    let resp = embed(
+        &g,
+        json!({"model": "local/all-minilm-l6-v2", "input": texts}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "local");
+    let body: Value = resp.json().await.unwrap();
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), texts.len());
+    for (i, s) in sentences.iter().enumerate() {
+        let got: Vec<f64> = data[i]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), 384);
+        let want: Vec<f64> = s["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let cos: f64 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
+        assert!(cos > 0.999, "`{}`: {cos}", texts[i]);
+    }
+    let tokens: u64 = sentences
+        .iter()
+        .map(|s| s["tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(body["usage"]["prompt_tokens"], tokens);
+
+    // base64, as the OpenAI SDK asks for by default.
+    let b64: Value = embed(
+        &g,
+        json!({"model": "local/all-minilm-l6-v2", "input": "x", "encoding_format": "base64"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    // 384 little-endian f32s: 1536 bytes, 2048 base64 characters.
+    assert_eq!(b64["data"][0]["embedding"].as_str().unwrap().len(), 2048);
+
+    // What it cannot do, said plainly.
+    let msg = error_message(
+        embed(&g, json!({"model": "local/no-such-model", "input": "x"})).await,
+        400,
+    )
+    .await;
+    assert!(
+        msg.contains("switchyard models pull no-such-model"),
+        "{msg}"
+    );
+    let msg = error_message(
+        embed(
+            &g,
+            json!({"model": "local/all-minilm-l6-v2", "input": "x", "dimensions": 256}),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert!(msg.contains("384"), "{msg}");
+    let chat = client()
+        .post(format!("{}/v1/chat/completions", g.url))
+        .json(&json!({"model": "local/all-minilm-l6-v2", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(chat.status().is_client_error(), "{}", chat.status());
+}
+
+#[tokio::test]
+async fn the_semantic_cache_uses_the_local_model_by_default() {
+    let Some(model) = model_dir("the_semantic_cache_uses_the_local_model_by_default") else {
+        return;
+    };
+    // No embedding_model: the local one; the default threshold (0.95).
+    let g = gateway_with_model(&model, "[cache.semantic]\nmodels = [\"mock/echo\"]\n");
+    let ask = |text: &str| {
+        let body = json!({"model": "mock/echo", "messages": [{"role": "user", "content": text}]});
+        let g = &g;
+        async move {
+            let resp = client()
+                .post(format!("{}/v1/chat/completions", g.url))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            let status = resp.headers()["x-switchyard-cache"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let v: Value = resp.json().await.unwrap();
+            (
+                status,
+                v["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        }
+    };
+    assert_eq!(ask("What is the capital of France?").await.0, "MISS");
+    // A paraphrase (cosine 0.957 by the reference) gets the stored answer.
+    let (status, answer) = ask("What's the capital city of France?").await;
+    assert_eq!(status, "SEMANTIC-HIT");
+    assert_eq!(answer, "What is the capital of France?");
+    // Less similar (0.927) or unrelated: the provider answers.
+    assert_eq!(ask("Tell me France's capital.").await.0, "MISS");
+    assert_eq!(ask("How do I bake sourdough bread?").await.0, "MISS");
+}
