@@ -341,13 +341,15 @@ mod tests {
         .unwrap()
     }
 
-    fn routes() -> Routes {
-        crate::routing::tests::routes("")
+    /// Routes built once per test run: building them loads the system's CA roots.
+    fn routes() -> &'static Routes {
+        static ROUTES: std::sync::OnceLock<Routes> = std::sync::OnceLock::new();
+        ROUTES.get_or_init(|| crate::routing::tests::routes(""))
     }
 
     fn lookup(cache: &Arc<Cache>, text: &str, ttl: Duration) -> Lookup {
         futures_util::FutureExt::now_or_never(cache.lookup(
-            &routes(),
+            routes(),
             &options(ttl),
             &request(text),
             None,
@@ -434,32 +436,32 @@ mod tests {
         let zero = options(Duration::ZERO);
         let plain = CallOptions::default();
         assert!(matches!(
-            now(cache.lookup(&routes, &plain, &req, None)),
+            now(cache.lookup(routes, &plain, &req, None)),
             Lookup::Off
         ));
         assert!(matches!(
-            now(cache.lookup(&routes, &plain, &req, Some(Duration::from_secs(5)))),
+            now(cache.lookup(routes, &plain, &req, Some(Duration::from_secs(5)))),
             Lookup::Lead(_)
         ));
         let mut skip = options(Duration::from_secs(5));
         skip.cache.skip = Skip::Bypass;
         assert!(matches!(
-            now(cache.lookup(&routes, &skip, &req, None)),
+            now(cache.lookup(routes, &skip, &req, None)),
             Lookup::Bypass
         ));
         assert!(matches!(
-            now(cache.lookup(&routes, &zero, &req, None)),
+            now(cache.lookup(routes, &zero, &req, None)),
             Lookup::Bypass
         ));
         let mut keyed = CallOptions::default();
         keyed.cache.key = Some("k".into());
         assert!(matches!(
-            now(cache.lookup(&routes, &keyed, &req, None)),
+            now(cache.lookup(routes, &keyed, &req, None)),
             Lookup::Lead(_)
         ));
         let off = Cache::new(0, 10);
         assert!(matches!(
-            now(off.lookup(&routes, &options(Duration::from_secs(5)), &req, None)),
+            now(off.lookup(routes, &options(Duration::from_secs(5)), &req, None)),
             Lookup::Off
         ));
     }
