@@ -25,7 +25,12 @@ fn main() {
         .unwrap();
     let embedder = Embedder::load(std::path::Path::new(&dir)).unwrap();
     let texts: Vec<String> = (0..SENTENCES)
-        .map(|i| format!("Short sentence number {i} about the weather in city {}.", i % 17))
+        .map(|i| {
+            format!(
+                "Short sentence number {i} about the weather in city {}.",
+                i % 17
+            )
+        })
         .collect();
     println!(
         "threads: {} (candle's CPU kernels use every core)",
