@@ -179,3 +179,83 @@ async fn the_semantic_cache_uses_the_local_model_by_default() {
     assert_eq!(ask("Tell me France's capital.").await.0, "MISS");
     assert_eq!(ask("How do I bake sourdough bread?").await.0, "MISS");
 }
+
+#[tokio::test]
+async fn a_local_generative_model_answers_chat_whole_and_streamed() {
+    // A tiny random-weight model the test writes: the plumbing, not the prose.
+    let data = temp_dir("tiny").join("data");
+    switchyard_local::testing::tiny_model(&data.join("models").join("tiny")).unwrap();
+    let g = gateway_on("", &[], &data);
+    assert!(model_ids(&g.url).await.contains(&"local/tiny".to_owned()));
+    let body = |stream: bool| {
+        json!({"model": "local/tiny", "max_tokens": 8, "temperature": 0, "seed": 1, "stream": stream,
+               "stream_options": {"include_usage": true},
+               "messages": [{"role": "system", "content": "w5 w6"}, {"role": "user", "content": "w7 w8 w9"}]})
+    };
+    let whole: Value = client()
+        .post(format!("{}/v1/chat/completions", g.url))
+        .json(&body(false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{whole}"))
+        .to_owned();
+    assert!(!text.is_empty());
+    assert_eq!(whole["usage"]["prompt_tokens"], 13);
+    let completion = whole["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!((1..=8).contains(&completion), "{whole}");
+    let finish = whole["choices"][0]["finish_reason"].as_str().unwrap();
+    assert_eq!(finish == "length", completion == 8, "{whole}");
+
+    // Streamed, greedy: the same text, piece by piece, and the usage chunk.
+    let events = common::sse_data(
+        &client()
+            .post(format!("{}/v1/chat/completions", g.url))
+            .json(&body(true))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, text);
+    assert!(
+        chunks
+            .iter()
+            .filter(|c| c["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()))
+            .count()
+            > 1
+    );
+    assert_eq!(
+        chunks.last().unwrap()["usage"]["completion_tokens"],
+        completion
+    );
+
+    // What a local model cannot do yet is refused, not faked.
+    let mut with_tools = body(false);
+    with_tools["tools"] = json!([{"type": "function", "function": {"name": "f"}}]);
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", g.url))
+        .json(&with_tools)
+        .send()
+        .await
+        .unwrap();
+    assert!(error_message(resp, 400).await.contains("tools"));
+}

@@ -5,7 +5,10 @@
 //! The heavy dependencies (candle, tokenizers) live here only, below the providers crate.
 
 pub mod embed;
+pub mod generate;
 pub mod models;
+pub mod testing;
 
 pub use embed::{EmbedError, Embedded, Embedder, Embedders};
+pub use generate::{GenerateError, Generation, Generator, Piece, TemplateMessage};
 pub use models::{Installed, KNOWN, ModelError, ModelStore};

@@ -1,6 +1,7 @@
 //! The `local` provider: models that run in the gateway's process on the CPU
-//! (`switchyard_local`). `local/all-minilm-l6-v2` answers `/v1/embeddings`; a model is loaded on
-//! its first call and shared. Text generation with local models is not available yet.
+//! (`switchyard_local`). Embedding models (`local/all-minilm-l6-v2`) answer `/v1/embeddings`;
+//! generative ones (a small Llama-architecture model in safetensors) answer chat, whole or
+//! streamed. A model is loaded on its first call and shared.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +15,48 @@ use switchyard_protocol::embeddings::{
 };
 use switchyard_protocol::models::{Model, ModelList};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use futures_util::StreamExt;
+use switchyard_local::{GenerateError, Generation, Generator, Piece, TemplateMessage};
+use switchyard_protocol::chat::{ChatChunk, Choice, Delta, FinishReason, Message, Role, Usage};
+use tokio::sync::mpsc;
+
 use crate::{ChatStream, ProviderError, UpstreamStatus};
+
+/// A full queue is the local model's "rate limit": the gateway backs off and retries.
+fn busy(message: String) -> ProviderError {
+    ProviderError::Status(Box::new(UpstreamStatus {
+        provider: LOCAL.to_owned(),
+        status: 429,
+        message,
+        kind: Some("rate_limit_error".to_owned()),
+        code: None,
+        param: None,
+        retry_after: Some(std::time::Duration::from_millis(50)),
+    }))
+}
+
+fn finish_reason(f: &str) -> FinishReason {
+    if f == "length" {
+        FinishReason::Length
+    } else {
+        FinishReason::Stop
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
 
 /// The provider's name in slugs.
 pub const LOCAL: &str = "local";
@@ -23,6 +65,7 @@ pub const LOCAL: &str = "local";
 pub struct LocalProvider {
     store: ModelStore,
     embedders: Arc<Embedders>,
+    generators: Arc<Mutex<HashMap<String, Generator>>>,
 }
 
 impl LocalProvider {
@@ -31,6 +74,7 @@ impl LocalProvider {
         Self {
             store: ModelStore::new(data_dir),
             embedders: Arc::new(Embedders::default()),
+            generators: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -116,34 +160,203 @@ impl LocalProvider {
     fn failed(&self, e: EmbedError) -> ProviderError {
         match e {
             // A full queue is the local model's "rate limit": the gateway backs off and retries.
-            EmbedError::Busy => ProviderError::Status(Box::new(UpstreamStatus {
-                provider: LOCAL.to_owned(),
-                status: 429,
-                message: e.to_string(),
-                kind: Some("rate_limit_error".to_owned()),
-                code: None,
-                param: None,
-                retry_after: Some(std::time::Duration::from_millis(50)),
-            })),
+            EmbedError::Busy => busy(e.to_string()),
             other => ProviderError::Internal {
                 detail: other.to_string(),
             },
         }
     }
 
-    fn no_chat(&self) -> ProviderError {
-        ProviderError::Unsupported {
-            provider: LOCAL.to_owned(),
-            what: "text generation yet (local models answer /v1/embeddings)".to_owned(),
+    /// The generator of model `name`, loading it on first use.
+    async fn generator(&self, name: &str) -> Result<Generator, ProviderError> {
+        let Some(dir) = self.store.path(name) else {
+            return Err(self.refuse(
+                "model",
+                format!(
+                    "the local model `{name}` is not installed; add a model folder under the data directory's models/ or run `switchyard models pull {name}`"
+                ),
+            ));
+        };
+        if !switchyard_local::generate::is_generative(&dir) {
+            return Err(ProviderError::Unsupported {
+                provider: LOCAL.to_owned(),
+                what: format!("chat with `{name}`, an embedding model (use /v1/embeddings)"),
+            });
         }
+        if let Some(g) = self
+            .generators
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return Ok(g.clone());
+        }
+        let loaded = tokio::task::spawn_blocking(move || Generator::load(&dir))
+            .await
+            .map_err(|e| ProviderError::Internal {
+                detail: e.to_string(),
+            })?
+            .map_err(|e| ProviderError::Internal {
+                detail: e.to_string(),
+            })?;
+        let mut all = self.generators.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(all.entry(name.to_owned()).or_insert(loaded).clone())
     }
 
-    pub async fn chat(&self, _req: ChatRequest) -> Result<ChatResponse, ProviderError> {
-        Err(self.no_chat())
+    /// Starts generating the answer to `req`: its pieces as they come.
+    async fn start(
+        &self,
+        req: &ChatRequest,
+    ) -> Result<mpsc::UnboundedReceiver<Piece>, ProviderError> {
+        if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+            return Err(self.refuse("tools", "local models do not call tools yet".to_owned()));
+        }
+        if req.n.is_some_and(|n| n > 1) {
+            return Err(self.refuse("n", "local models answer once per call".to_owned()));
+        }
+        let generator = self.generator(&req.model).await?;
+        let messages = req
+            .messages
+            .iter()
+            .map(|m| TemplateMessage {
+                role: match m.role {
+                    Role::System | Role::Developer => "system",
+                    Role::User => "user",
+                    Role::Assistant => "assistant",
+                    Role::Tool | Role::Function => "tool",
+                }
+                .to_owned(),
+                content: m.text(),
+            })
+            .collect();
+        let generation = Generation {
+            messages,
+            max_tokens: req.max_output_tokens().map(|n| n as usize),
+            temperature: req.temperature,
+            top_p: req.top_p,
+            seed: req.seed.map(|s| s as u64),
+            stop: req
+                .stop
+                .as_ref()
+                .map(|s| s.sequences().into_iter().map(str::to_owned).collect())
+                .unwrap_or_default(),
+        };
+        generator.start(generation).map_err(|e| match e {
+            GenerateError::Busy => busy(e.to_string()),
+            other => ProviderError::Internal {
+                detail: other.to_string(),
+            },
+        })
     }
 
-    pub async fn chat_stream(&self, _req: ChatRequest) -> Result<ChatStream, ProviderError> {
-        Err(self.no_chat())
+    pub async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let mut pieces = self.start(&req).await?;
+        let mut text = String::new();
+        while let Some(piece) = pieces.recv().await {
+            match piece {
+                Piece::Text(t) => text.push_str(&t),
+                Piece::Done {
+                    finish,
+                    prompt_tokens,
+                    completion_tokens,
+                } => {
+                    return Ok(ChatResponse {
+                        id: format!("chatcmpl-local-{}", now_nanos()),
+                        object: "chat.completion".to_owned(),
+                        created: now_secs(),
+                        model: req.model.clone(),
+                        choices: vec![Choice {
+                            index: 0,
+                            message: Message::new(Role::Assistant, text),
+                            finish_reason: Some(finish_reason(finish)),
+                            logprobs: None,
+                            extra: Default::default(),
+                        }],
+                        usage: Some(Usage::new(prompt_tokens, completion_tokens)),
+                        system_fingerprint: None,
+                        extra: Default::default(),
+                    });
+                }
+                Piece::Failed(detail) => return Err(ProviderError::Internal { detail }),
+            }
+        }
+        Err(ProviderError::Internal {
+            detail: "the generation stopped without an end".to_owned(),
+        })
+    }
+
+    pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream, ProviderError> {
+        let pieces = self.start(&req).await?;
+        let id = format!("chatcmpl-local-{}", now_nanos());
+        let created = now_secs();
+        let model = req.model.clone();
+        let first = ChatChunk::new(
+            &id,
+            &model,
+            created,
+            Delta {
+                role: Some(Role::Assistant),
+                content: Some(String::new()),
+                ..Delta::default()
+            },
+            None,
+        );
+        let rest = futures_util::stream::unfold(
+            (pieces, id, model, false),
+            move |(mut pieces, id, model, over)| async move {
+                if over {
+                    return None;
+                }
+                let chunks: Vec<Result<ChatChunk, ProviderError>> = match pieces.recv().await {
+                    Some(Piece::Text(t)) => vec![Ok(ChatChunk::new(
+                        &id,
+                        &model,
+                        created,
+                        Delta {
+                            content: Some(t),
+                            ..Delta::default()
+                        },
+                        None,
+                    ))],
+                    Some(Piece::Done {
+                        finish,
+                        prompt_tokens,
+                        completion_tokens,
+                    }) => {
+                        let end = ChatChunk::new(
+                            &id,
+                            &model,
+                            created,
+                            Delta::default(),
+                            Some(finish_reason(finish)),
+                        );
+                        let mut usage =
+                            ChatChunk::new(&id, &model, created, Delta::default(), None);
+                        usage.choices.clear();
+                        usage.usage = Some(Usage::new(prompt_tokens, completion_tokens));
+                        let over = vec![Ok(end), Ok(usage)];
+                        return Some((futures_util::stream::iter(over), (pieces, id, model, true)));
+                    }
+                    Some(Piece::Failed(detail)) => vec![Err(ProviderError::Interrupted {
+                        provider: LOCAL.to_owned(),
+                        detail,
+                    })],
+                    None => vec![Err(ProviderError::Interrupted {
+                        provider: LOCAL.to_owned(),
+                        detail: "the generation stopped without an end".to_owned(),
+                    })],
+                };
+                let over = chunks.iter().any(Result::is_err);
+                Some((
+                    futures_util::stream::iter(chunks),
+                    (pieces, id, model, over),
+                ))
+            },
+        )
+        .flatten();
+        Ok(Box::pin(
+            futures_util::stream::once(async { Ok(first) }).chain(rest),
+        ))
     }
 
     /// The installed models.

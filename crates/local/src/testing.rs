@@ -1,0 +1,70 @@
+//! A tiny generative model with random weights, for tests of the generation path (shapes,
+//! streaming, stop conditions, token counting) without a real model: a two-layer
+//! Llama-architecture network over a word-level vocabulary of 64 words, a chat template, and the
+//! files a model folder holds. What it says is nonsense; that it says it correctly is the test.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use candle_transformers::models::llama::{Llama, LlamaConfig};
+use serde_json::json;
+
+/// Words of the vocabulary besides `<unk>`, `<s>` and `</s>`.
+pub const WORDS: usize = 61;
+
+/// Writes the tiny model into `dir` (created if needed).
+pub fn tiny_model(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let mut vocab = serde_json::Map::new();
+    let special = ["<unk>", "<s>", "</s>"];
+    for (i, t) in special.iter().enumerate() {
+        vocab.insert((*t).to_owned(), json!(i));
+    }
+    // The template's words are in the vocabulary, so prompts tokenize without <unk>.
+    let mut words: Vec<String> = ["system", "user", "assistant", "tool"]
+        .iter()
+        .map(|w| (*w).to_owned())
+        .collect();
+    words.extend((words.len()..WORDS).map(|i| format!("w{i}")));
+    for (i, w) in words.iter().enumerate() {
+        vocab.insert(w.clone(), json!(i + special.len()));
+    }
+    let added: Vec<_> = special
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
+        .collect();
+    let tokenizer = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+    });
+    let vocab_size = special.len() + WORDS;
+    let config = json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "hidden_size": 32, "intermediate_size": 64, "vocab_size": vocab_size,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "max_position_embeddings": 128,
+        "bos_token_id": 1, "eos_token_id": 2, "tie_word_embeddings": false
+    });
+    let template = json!({
+        "chat_template": "{% for m in messages %}<s> {{ m.role }} {{ m.content }} </s> {% endfor %}{% if add_generation_prompt %}<s> assistant{% endif %}",
+        "bos_token": "<s>", "eos_token": "</s>"
+    });
+    let write = |name: &str, v: &serde_json::Value| {
+        std::fs::write(dir.join(name), v.to_string()).map_err(|e| e.to_string())
+    };
+    write("tokenizer.json", &tokenizer)?;
+    write("config.json", &config)?;
+    write("tokenizer_config.json", &template)?;
+    // Random weights, with the names the model loads.
+    let raw: LlamaConfig = serde_json::from_value(config).map_err(|e| e.to_string())?;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    Llama::load(vb, &raw.into_config(false)).map_err(|e| e.to_string())?;
+    varmap
+        .save(dir.join("model.safetensors"))
+        .map_err(|e| e.to_string())
+}
