@@ -13,15 +13,7 @@ use common::{Proc, client, error_message, gateway_on, model_ids, temp_dir};
 use serde_json::{Value, json};
 
 fn model_dir(test: &str) -> Option<PathBuf> {
-    match std::env::var("SWITCHYARD_TEST_MODEL_DIR") {
-        Ok(d) => Some(PathBuf::from(d)),
-        Err(_) => {
-            eprintln!(
-                "\n*** SKIPPED {test}: SWITCHYARD_TEST_MODEL_DIR is not set.\n*** Run .ci/run, or `switchyard models pull all-minilm-l6-v2` and point it at <data dir>/models/all-minilm-l6-v2.\n"
-            );
-            None
-        }
-    }
+    switchyard_local::testing::model_dir(test)
 }
 
 /// A gateway whose data directory has the model installed (linked, not copied).

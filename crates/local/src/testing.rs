@@ -3,7 +3,7 @@
 //! Llama-architecture network over a word-level vocabulary of 64 words, a chat template, and the
 //! files a model folder holds. What it says is nonsense; that it says it correctly is the test.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
@@ -67,4 +67,18 @@ pub fn tiny_model(dir: &Path) -> Result<(), String> {
     varmap
         .save(dir.join("model.safetensors"))
         .map_err(|e| e.to_string())
+}
+
+/// The installed all-MiniLM-L6-v2 folder the tests use (`SWITCHYARD_TEST_MODEL_DIR`; `.ci/run`
+/// pulls it), or `None` after saying loudly that `test` skipped.
+pub fn model_dir(test: &str) -> Option<PathBuf> {
+    match std::env::var("SWITCHYARD_TEST_MODEL_DIR") {
+        Ok(d) => Some(PathBuf::from(d)),
+        Err(_) => {
+            eprintln!(
+                "\n*** SKIPPED {test}: SWITCHYARD_TEST_MODEL_DIR is not set.\n*** Run .ci/run, or `switchyard models pull all-minilm-l6-v2` and point it at <data dir>/models/all-minilm-l6-v2.\n"
+            );
+            None
+        }
+    }
 }

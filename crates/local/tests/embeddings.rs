@@ -11,15 +11,7 @@ use serde_json::Value;
 use switchyard_local::{Embedder, ModelStore};
 
 fn model_dir(test: &str) -> Option<PathBuf> {
-    match std::env::var("SWITCHYARD_TEST_MODEL_DIR") {
-        Ok(d) => Some(PathBuf::from(d)),
-        Err(_) => {
-            eprintln!(
-                "\n*** SKIPPED {test}: SWITCHYARD_TEST_MODEL_DIR is not set.\n*** Run .ci/run, or `switchyard models pull all-minilm-l6-v2` and point it at <data dir>/models/all-minilm-l6-v2.\n"
-            );
-            None
-        }
-    }
+    switchyard_local::testing::model_dir(test)
 }
 
 fn cosine(a: &[f32], b: &[f64]) -> f64 {
