@@ -37,7 +37,12 @@ impl Conversations {
             if let Err(e) = this.store.put(&row).await {
                 tracing::error!(error = %e, id = %row.id, "storing a response failed");
             }
-            this.pending().remove(&row.id);
+            // Deleted while it was being written: the write must not bring it back.
+            if this.pending().remove(&row.id).is_none()
+                && let Err(e) = this.store.delete(&row.id, row.key_id.as_deref()).await
+            {
+                tracing::error!(error = %e, id = %row.id, "deleting a response failed");
+            }
         });
     }
 
@@ -92,5 +97,40 @@ impl Conversations {
         }
         out.reverse();
         Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_response_deleted_while_it_is_written_stays_deleted() {
+        let dir = std::env::temp_dir().join(format!("switchyard-conv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("conv.db");
+        let _ = std::fs::remove_file(&path);
+        let store = ResponseStore::new(switchyard_store::Db::open_sqlite(&path).await.unwrap());
+        let c = Conversations::new(store.clone());
+        for i in 0..20 {
+            let id = format!("resp_{i}");
+            c.put(StoredResponse {
+                id: id.clone(),
+                created_at: 1,
+                key_id: Some("k".into()),
+                previous_id: None,
+                record: "{}".into(),
+            });
+            // At once, as a client may: visible, then deleted.
+            assert!(c.get(&id, Some("k")).await.unwrap().is_some());
+            assert!(c.delete(&id, Some("k")).await.unwrap());
+        }
+        // Let every background write land.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        for i in 0..20 {
+            let id = format!("resp_{i}");
+            assert!(c.get(&id, Some("k")).await.unwrap().is_none(), "{id}");
+            assert!(store.get(&id, Some("k")).await.unwrap().is_none(), "{id}");
+        }
     }
 }
