@@ -19,24 +19,14 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import build, log, oha_path, start_pair, summarize, up_provider  # noqa: E402
+from load import build, log, oha_path, run_oha, start_pair, summarize, up_provider  # noqa: E402
 
 CACHED = '[cache.models]\n"up/echo" = "1h"\n"up/stream-5" = "1h"\n'
-
-
-def run_oha(oha, url, body, rate, duration, connections, headers=()):
-    args = [oha, "--no-tui", "--output-format", "json", "--latency-correction", "-m", "POST",
-            "-H", "content-type: application/json"]
-    for h in headers:
-        args += ["-H", h]
-    args += ["-d", body, "-q", str(rate), "-z", f"{duration}s", "-c", str(connections), url]
-    return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
 
 
 def call(url, body):

@@ -124,13 +124,14 @@ def rss_kib(pid, field):
     return 0
 
 
-def run_oha(oha, url, body, rate, duration, connections):
-    out = subprocess.run(
-        [oha, "--no-tui", "--output-format", "json", "--latency-correction", "-m", "POST",
-         "-H", "content-type: application/json", "-d", body, "-q", str(rate), "-z", f"{duration}s",
-         "-c", str(connections), url],
-        capture_output=True, text=True, check=True,
-    )
+def run_oha(oha, url, body, rate, duration, connections, headers=()):
+    """oha at a fixed rate; `headers` are extra `name: value` request headers."""
+    args = [oha, "--no-tui", "--output-format", "json", "--latency-correction", "-m", "POST",
+            "-H", "content-type: application/json"]
+    for h in headers:
+        args += ["-H", h]
+    args += ["-d", body, "-q", str(rate), "-z", f"{duration}s", "-c", str(connections), url]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 

@@ -101,10 +101,6 @@ impl Telemetry {
         })
     }
 
-    pub fn is_on(&self) -> bool {
-        self.exporter.is_some()
-    }
-
     /// The caller's span, from its `traceparent` header, if it sent a valid one.
     pub fn parent(&self, headers: &HeaderMap) -> Option<SpanContext> {
         if self.exporter.is_none() || !headers.contains_key("traceparent") {
