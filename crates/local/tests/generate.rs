@@ -103,3 +103,18 @@ async fn a_burst_beyond_the_waiting_room_is_refused() {
         "free again once they finished"
     );
 }
+
+#[test]
+fn the_tiny_model_is_the_same_every_time() {
+    let base = std::env::temp_dir().join(format!("switchyard-tiny-twice-{}", std::process::id()));
+    let (a, b) = (base.join("a"), base.join("b"));
+    switchyard_local::testing::tiny_model(&a).unwrap();
+    switchyard_local::testing::tiny_model(&b).unwrap();
+    for f in ["model.safetensors", "config.json", "tokenizer.json"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
