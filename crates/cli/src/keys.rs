@@ -42,6 +42,8 @@ pub struct KeysArgs {
     json: bool,
 }
 
+// Parsed once per process; boxing the big variant would only make the code noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Create a key. The key is printed once; only its hash is stored.
@@ -79,6 +81,10 @@ enum KeysCommand {
         /// configuration's `cache.namespace`.
         #[arg(long, value_name = "NAMESPACE")]
         cache_namespace: Option<String>,
+        /// The firewall policy of the key's calls: a name from [firewall.policies] in the
+        /// gateway's configuration, or `off`. Default: the route's, else `firewall.policy`.
+        #[arg(long, value_name = "POLICY")]
+        firewall: Option<String>,
     },
     /// List keys (revoked ones too), without secrets.
     List,
@@ -129,6 +135,7 @@ fn new_key(command: &KeysCommand) -> Result<Option<NewKey>, String> {
         budget_webhook,
         log_bodies,
         cache_namespace,
+        firewall,
     } = command
     else {
         return Ok(None);
@@ -160,6 +167,7 @@ fn new_key(command: &KeysCommand) -> Result<Option<NewKey>, String> {
                 })
                 .transpose()?,
             cache_namespace: cache_namespace.clone(),
+            firewall: firewall.clone(),
         },
     }))
 }

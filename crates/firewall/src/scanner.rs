@@ -213,6 +213,18 @@ fn checked(
     range: std::ops::Range<usize>,
 ) -> Option<std::ops::Range<usize>> {
     let candidate = text.get(range.clone())?;
+    // A random-looking run inside a longer base64 blob (an image, a hash list) is not a token
+    // of its own: the run must stand alone.
+    if check == Check::HighEntropy {
+        let base64ish =
+            |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-');
+        let before = range.start.checked_sub(1).map(|i| text.as_bytes()[i]);
+        let after = text.as_bytes().get(range.end).copied();
+        let data_url = text[..range.start].ends_with("base64,");
+        if before.is_some_and(base64ish) || after.is_some_and(base64ish) || data_url {
+            return None;
+        }
+    }
     if check.passes(candidate) {
         return Some(range);
     }

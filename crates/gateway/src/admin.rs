@@ -61,6 +61,8 @@ struct LogQuery {
     errors: Option<bool>,
     metadata: Option<String>,
     q: Option<String>,
+    /// `block`, `redact`, `flag` or `any`: calls the firewall acted on.
+    firewall: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
     group_by: Option<String>,
@@ -95,6 +97,16 @@ impl LogQuery {
             errors: self.errors.unwrap_or(false),
             metadata,
             search: self.q.clone().filter(|q| !q.is_empty()),
+            firewall: match self.firewall.as_deref() {
+                None | Some("") => None,
+                Some(a @ ("block" | "redact" | "flag" | "any")) => Some(a.to_owned()),
+                Some(other) => {
+                    return Err(GatewayError::bad_request(
+                        format!("firewall `{other}`: use block, redact, flag or any"),
+                        Some("firewall"),
+                    ));
+                }
+            },
         })
     }
 }
@@ -308,6 +320,16 @@ fn key_error(e: KeyError) -> GatewayError {
 
 async fn create(_: Admin, State(state): State<Arc<AppState>>, body: RawBody) -> Answer {
     let new: NewKey = crate::surface::decode(&body.0)?;
+    if let Some(p) = &new.policy.firewall
+        && !state.firewall.as_ref().is_some_and(|f| f.knows(p))
+    {
+        return Err(GatewayError::bad_request(
+            format!(
+                "firewall `{p}` is not a policy of this gateway; define [firewall.policies.{p}] in its configuration, or use `off`"
+            ),
+            Some("firewall"),
+        ));
+    }
     let (key, record) = state.keys.create(new).await.map_err(key_error)?;
     tracing::info!(key_id = %record.id, name = %record.name, "virtual key created");
     let mut body = serde_json::to_value(&record).unwrap_or_default();

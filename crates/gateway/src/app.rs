@@ -59,6 +59,8 @@ pub struct AppState {
     pub telemetry: crate::telemetry::Telemetry,
     /// Answers kept to serve identical calls again.
     pub cache: Arc<crate::cache::Cache>,
+    /// `[firewall]`: policies and the compiled detectors, when configured.
+    pub firewall: Option<crate::config::firewall::FirewallConfig>,
     pub logs: LogStore,
     pub auth: AuthMode,
     /// Whether the gateway listens on a loopback address (the dashboard is open to local

@@ -45,6 +45,13 @@ pub enum GatewayError {
     Unavailable { message: String },
     #[error("internal error: {message}")]
     Internal { message: String },
+    /// The firewall stopped the call (403). `tokens`: what the provider had already used, when
+    /// it was the answer that was stopped.
+    #[error("{message}")]
+    Blocked {
+        message: String,
+        tokens: Option<crate::logs::Tokens>,
+    },
 }
 
 impl GatewayError {
@@ -62,7 +69,7 @@ impl GatewayError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::RateLimited(_) | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden { .. } | Self::Blocked { .. } => StatusCode::FORBIDDEN,
             Self::ModelNotFound { .. } | Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -82,6 +89,7 @@ impl GatewayError {
                     StatusCode::BAD_REQUEST
                 }
                 ProviderError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                ProviderError::Blocked { .. } => StatusCode::FORBIDDEN,
                 ProviderError::Connect { .. }
                 | ProviderError::Decode { .. }
                 | ProviderError::Interrupted { .. } => StatusCode::BAD_GATEWAY,
@@ -138,6 +146,7 @@ impl GatewayError {
                 ErrorBody::new(message.clone(), "server_error", None, None)
             }
             Self::Internal { .. } => ErrorBody::new(self.to_string(), "server_error", None, None),
+            Self::Blocked { message, .. } => blocked_body(message),
             Self::Upstream(e) => upstream_body(e),
             Self::Attempts { message, last } => {
                 let mut body = upstream_body(last);
@@ -199,12 +208,22 @@ fn upstream_body(e: &ProviderError) -> ErrorBody {
             ErrorBody::new(e.to_string(), "invalid_request_error", None, None)
         }
         ProviderError::Internal { .. } => ErrorBody::new(e.to_string(), "server_error", None, None),
+        ProviderError::Blocked { message } => blocked_body(message),
         ProviderError::Connect { .. }
         | ProviderError::Decode { .. }
         | ProviderError::Interrupted { .. } => {
             ErrorBody::new(e.to_string(), "api_error", None, Some("upstream_error"))
         }
     }
+}
+
+fn blocked_body(message: &str) -> ErrorBody {
+    ErrorBody::new(
+        message.to_owned(),
+        "invalid_request_error",
+        None,
+        Some("firewall_blocked"),
+    )
 }
 
 fn default_kind(status: u16) -> &'static str {
@@ -279,6 +298,7 @@ impl GatewayError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal { .. } => "internal",
+            Self::Blocked { .. } => "firewall_blocked",
             Self::Upstream(e) | Self::Attempts { last: e, .. } => e.class().as_str(),
         }
     }

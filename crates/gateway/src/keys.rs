@@ -51,6 +51,10 @@ pub struct KeyPolicy {
     /// caller's) or a group name (the keys naming the same group). Default: `cache.namespace`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_namespace: Option<String>,
+    /// The firewall policy of this key's calls (`[firewall.policies.NAME]`), or `off`; wins
+    /// over the route's and the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<String>,
 }
 
 /// A key as the gateway and its admin API see it: everything but the secret and its hash.

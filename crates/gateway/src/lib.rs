@@ -14,6 +14,7 @@ pub mod config;
 pub mod conversations;
 pub mod dashboard;
 pub mod error;
+pub mod firewall;
 pub mod keys;
 pub mod limits;
 pub mod logs;

@@ -59,6 +59,9 @@ pub struct Record {
     pub cache: Option<&'static str>,
     /// For an answer served from the cache: what it would have cost at list prices.
     pub saved_usd: Option<f64>,
+    /// What the firewall found and did, when the call had a policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<FirewallRecord>,
     pub metadata: Map<String, Value>,
     /// What the log keeps of this call: `none`, `metadata` or `full`.
     pub bodies: BodyMode,
@@ -68,6 +71,15 @@ pub struct Record {
     /// The answer, with secrets redacted (`full` only; for a stream, its text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<Value>,
+}
+
+/// The firewall's part of a record.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirewallRecord {
+    pub policy: String,
+    /// The strongest action taken; `null` when nothing was found.
+    pub action: Option<switchyard_firewall::Action>,
+    pub verdicts: switchyard_firewall::Verdicts,
 }
 
 /// Token counts of a call.
@@ -104,6 +116,9 @@ pub struct CallLog {
     cap: Option<BodyMode>,
     /// The caller's span, from its `traceparent`, for the exported trace.
     parent: Option<opentelemetry::trace::SpanContext>,
+    /// The firewall's screening of the call, read when the record is finished (a stream's
+    /// verdicts arrive as it passes).
+    screening: Option<Arc<crate::firewall::Screening>>,
 }
 
 fn now_millis() -> i64 {
@@ -127,6 +142,7 @@ impl CallLog {
             key_bodies: None,
             cap: None,
             parent: None,
+            screening: None,
             record: Record {
                 id: id.to_string(),
                 ts: now_millis(),
@@ -151,6 +167,7 @@ impl CallLog {
                 price_source: None,
                 cache: None,
                 saved_usd: None,
+                firewall: None,
                 metadata: Map::new(),
                 bodies: BodyMode::default(),
                 request: None,
@@ -209,6 +226,7 @@ impl CallLog {
         }
         r.attempts.clone_from(&attempts.tried);
         r.cache = attempts.cache.map(|c| c.status.as_str());
+        self.screening.clone_from(&attempts.firewall);
     }
 
     /// The first byte of a stream is ready now.
@@ -224,6 +242,26 @@ impl CallLog {
         error_class: Option<&str>,
         tokens: Option<Tokens>,
     ) {
+        if let Some(s) = self.screening.take() {
+            let verdicts = s.verdicts();
+            self.record.firewall = Some(FirewallRecord {
+                policy: s.policy.name.clone(),
+                action: verdicts.strongest(),
+                verdicts,
+            });
+            // What the firewall keeps from the provider, the log does not keep either.
+            if let Some(body) = &self.body
+                && let Ok(text) = std::str::from_utf8(body)
+                && let Some(clean) = s.scrub(text)
+            {
+                self.body = Some(clean.into());
+            }
+            if let Some(resp) = &self.record.response
+                && let Some(clean) = s.scrub(&resp.to_string())
+            {
+                self.record.response = serde_json::from_str(&clean).ok();
+            }
+        }
         let r = &mut self.record;
         r.status = status;
         r.error_class = error_class.map(str::to_owned);
@@ -307,6 +345,10 @@ impl Finished {
             cost_usd: r.cost_usd,
             cache: r.cache.map(str::to_owned),
             saved_usd: r.saved_usd,
+            firewall: r
+                .firewall
+                .and_then(|f| f.action)
+                .map(|a| a.as_str().to_owned()),
         }
     }
 }
@@ -458,6 +500,7 @@ mod tests {
             price_source: None,
             cache: None,
             saved_usd: None,
+            firewall: None,
             metadata: Map::new(),
             bodies: BodyMode::Metadata,
             request: None,

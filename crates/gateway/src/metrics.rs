@@ -54,6 +54,7 @@ pub struct Metrics {
     cost: Family<Labels, Counter<f64, AtomicU64>>,
     cache: Family<Labels, Counter>,
     saved: Counter<f64, AtomicU64>,
+    firewall: Family<Labels, Counter>,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -130,7 +131,14 @@ impl Metrics {
             "List price of the answers served from the cache, in US dollars",
             saved.clone(),
         );
+        let firewall = Family::<Labels, Counter>::default();
+        registry.register(
+            "switchyard_firewall_findings",
+            "What the firewall found and did, by stage (input, output), detector and action",
+            firewall.clone(),
+        );
         Self {
+            firewall,
             cache,
             saved,
             registry,
@@ -201,6 +209,15 @@ impl Metrics {
         }
         if let Some(usd) = r.saved_usd {
             self.saved.inc_by(usd);
+        }
+        for v in r.firewall.iter().flat_map(|f| f.verdicts.iter()) {
+            self.firewall
+                .get_or_create(&vec![
+                    ("stage", v.stage.as_str().to_owned()),
+                    ("detector", v.detector.as_str().to_owned()),
+                    ("action", v.action.as_str().to_owned()),
+                ])
+                .inc_by(u64::from(v.count));
         }
     }
 

@@ -7,7 +7,9 @@
 //! 2. [`validate`]: checks the canonical request needs before it leaves (non-empty messages…).
 //! 3. plan ([`Routes::plan`](crate::routing::Routes::plan)): route, alias or `provider/model` →
 //!    the targets to try in order, the retry policy and the hedge delay (404 if unknown).
-//!    Then the caller's key: its allow-list ([`authorize`]), budgets and rate limits ([`limit`]).
+//!    Then the caller's key: its allow-list ([`authorize`]); the firewall's screen of the
+//!    request under the call's policy ([`firewall::screen_request`]: 403 on a block, typed
+//!    placeholders on a redaction); budgets and rate limits ([`limit`]).
 //!    Then the cache ([`crate::cache`]): a fresh stored answer is served as it is (a stream is
 //!    replayed) and the plan is not run; an identical call under way is joined; otherwise the
 //!    call leads, and its answer is recorded as it passes (a tap on the stream).
@@ -17,14 +19,17 @@
 //!    as answered at its first chunk; until then a failure is retried like any other. For
 //!    streams the caller's `stream_options.include_usage` is remembered first, since adapters
 //!    always ask the upstream for usage (so that every stream can be accounted for).
-//! 5. shape the stream for the caller ([`StreamShape`]): drop the usage the caller did not ask for.
+//! 5. screen the answer ([`firewall::screen_answer`], or [`firewall::screen_stream`] as a tap
+//!    that holds back only a possible finding in progress; cached answers are screened too),
+//!    then shape the stream for the caller ([`StreamShape`]): drop the usage the caller did not
+//!    ask for.
 //! 6. surface encode: JSON or SSE in the caller's protocol, with `x-switchyard-*` headers saying
 //!    which target answered after how many attempts.
 //!
 //! HTTP concerns (request id, body limit, panics) are layers around the router (`app`).
-//! Authentication and the request log are the surfaces' (before stage 2, after stage 6); the
-//! firewall will slot in between 2 and 4 and as a tap on the stream, as `shared/DESIGN.md`
-//! draws it.
+//! Authentication and the request log are the surfaces' (before stage 2, after stage 6).
+//! `shared/DESIGN.md` draws the firewall before limits and the cache; it runs after planning
+//! because a route can name its policy.
 
 use std::sync::Arc;
 
@@ -39,6 +44,7 @@ use crate::budgets::Spend;
 use crate::cache::semantic::{self, Semantic};
 use crate::cache::{CacheOutcome, CacheStatus, Entry, Followed, Leader, Lookup};
 use crate::error::GatewayError;
+use crate::firewall;
 use crate::keys::VirtualKey;
 use crate::limits::{Limiter, Reservation};
 use crate::routing::strategy::DEFAULT_OUTPUT_TOKENS;
@@ -335,11 +341,12 @@ fn metered<T>(
 pub async fn chat(
     state: &AppState,
     options: &CallOptions,
-    req: ChatRequest,
+    mut req: ChatRequest,
 ) -> Result<(Attempts, ChatResponse), Failure> {
     validate(&req).map_err(early)?;
     let needs = needs(&req);
     let plan = plan(state, options, &req, &needs).map_err(early)?;
+    let screening = firewall::screen_request(state, options, &plan, &mut req)?;
     let meter = limit(state, options, needs.tokens()).map_err(early)?;
     let call = || {
         routing::run(&plan, &state.metrics, |target| {
@@ -374,7 +381,7 @@ pub async fn chat(
             .as_ref()
             .map(|u| (u.prompt_tokens, u.completion_tokens))
     });
-    result
+    firewall::screen_answer(screening, result)
 }
 
 /// A streamed answer: returns once a target's first chunk arrived, so that a failure before
@@ -382,18 +389,31 @@ pub async fn chat(
 pub async fn chat_stream(
     state: &AppState,
     options: &CallOptions,
-    req: ChatRequest,
+    mut req: ChatRequest,
 ) -> Result<(Attempts, ChatStream, StreamShape), Failure> {
     validate(&req).map_err(early)?;
+    let needs = needs(&req);
+    let plan = plan(state, options, &req, &needs).map_err(early)?;
+    let screening = firewall::screen_request(state, options, &plan, &mut req)?;
+    let result = chat_stream_planned(state, options, &req, &needs, &plan).await;
+    firewall::screen_stream(screening, result)
+}
+
+/// A streamed answer, once the call is planned and its request screened.
+async fn chat_stream_planned(
+    state: &AppState,
+    options: &CallOptions,
+    req: &ChatRequest,
+    needs: &Needs,
+    plan: &Plan,
+) -> Result<(Attempts, ChatStream, StreamShape), Failure> {
     let shape = StreamShape {
         include_usage: req.wants_stream_usage(),
     };
-    let needs = needs(&req);
-    let plan = plan(state, options, &req, &needs).map_err(early)?;
     let meter = limit(state, options, needs.tokens()).map_err(early)?;
     let call = || {
-        routing::run(&plan, &state.metrics, |target| {
-            let req = prepare(&req, target, options.max_cost_usd);
+        routing::run(plan, &state.metrics, |target| {
+            let req = prepare(req, target, options.max_cost_usd);
             async move {
                 let upstream = target.target.provider.chat_stream(req?).await?;
                 first_chunk(upstream, target.target.provider_name()).await
@@ -401,11 +421,11 @@ pub async fn chat_stream(
         })
     };
     let result = loop {
-        break match lookup(state, options, &req, &plan).await {
+        break match lookup(state, options, req, plan).await {
             Lookup::Off => call().await,
             Lookup::Bypass => with_cache(call().await, CacheStatus::Bypass),
             Lookup::Hit(entry) => Ok((entry.served(None), replay(entry.answer.chunks()))),
-            Lookup::Lead(leader) => match similar(state, options, &req, &plan, leader).await {
+            Lookup::Lead(leader) => match similar(state, options, req, plan, leader).await {
                 Ok((entry, similarity)) => Ok((
                     entry.served(Some(similarity)),
                     replay(entry.answer.chunks()),

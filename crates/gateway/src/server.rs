@@ -178,6 +178,7 @@ impl Gateway {
                 m
             },
             cache,
+            firewall: config.firewall.clone(),
             telemetry,
             logger,
             logs: logs_store,

@@ -27,6 +27,9 @@ pub enum ProviderError {
     Unsupported { provider: String, what: String },
     #[error("internal error: {detail}")]
     Internal { detail: String },
+    /// The gateway's firewall stopped an answer mid-stream; the message names what it found.
+    #[error("{message}")]
+    Blocked { message: String },
 }
 
 /// An upstream's non-2xx answer, with what it said.
@@ -54,6 +57,8 @@ pub enum ErrorClass {
     Interrupted,
     Unsupported,
     Internal,
+    /// Stopped by the gateway's firewall.
+    Blocked,
 }
 
 impl ErrorClass {
@@ -69,6 +74,7 @@ impl ErrorClass {
             Self::Interrupted => "interrupted",
             Self::Unsupported => "unsupported",
             Self::Internal => "internal",
+            Self::Blocked => "firewall_blocked",
         }
     }
 }
@@ -88,6 +94,7 @@ impl ProviderError {
             Self::Interrupted { .. } => ErrorClass::Interrupted,
             Self::Unsupported { .. } | Self::Request { .. } => ErrorClass::Unsupported,
             Self::Internal { .. } => ErrorClass::Internal,
+            Self::Blocked { .. } => ErrorClass::Blocked,
         }
     }
 
@@ -101,7 +108,8 @@ impl ProviderError {
             Self::Decode { .. }
             | Self::Unsupported { .. }
             | Self::Request { .. }
-            | Self::Internal { .. } => false,
+            | Self::Internal { .. }
+            | Self::Blocked { .. } => false,
         }
     }
 

@@ -102,6 +102,7 @@ const SCHEMA: &[&str] = &[
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, "ALTER TABLE logs ADD COLUMN cache TEXT"),
     (2, "ALTER TABLE logs ADD COLUMN saved_usd DOUBLE PRECISION"),
+    (3, "ALTER TABLE logs ADD COLUMN firewall TEXT"),
 ];
 
 /// Applies the migrations not yet recorded. Two processes may start on the same database at

@@ -29,6 +29,9 @@ pub struct LogRow {
     pub cache: Option<String>,
     /// For an answer served from the cache: its list price.
     pub saved_usd: Option<f64>,
+    /// The firewall's strongest action on the call: `block`, `redact` or `flag`; `None` when
+    /// nothing was found (or the call was not screened).
+    pub firewall: Option<String>,
     /// The caller's metadata, JSON object (compact).
     pub metadata: String,
     /// The whole record, JSON.
@@ -49,6 +52,8 @@ pub struct LogFilter {
     pub metadata: Vec<(String, String)>,
     /// Text anywhere in the record.
     pub search: Option<String>,
+    /// Calls on which the firewall took this action (`block`, `redact`, `flag`), or `any`.
+    pub firewall: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,7 +61,7 @@ pub struct LogStore {
     db: Db,
 }
 
-const COLUMNS: &str = "id, ts, key_id, key_name, route, requested_model, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, output_tokens, cost_usd, metadata, record, cache, saved_usd";
+const COLUMNS: &str = "id, ts, key_id, key_name, route, requested_model, provider, model, status, error_class, latency_ms, ttft_ms, input_tokens, output_tokens, cost_usd, metadata, record, cache, saved_usd, firewall";
 
 fn row(r: &AnyRow) -> Result<LogRow, StoreError> {
     Ok(LogRow {
@@ -79,6 +84,7 @@ fn row(r: &AnyRow) -> Result<LogRow, StoreError> {
         record: r.try_get("record")?,
         cache: r.try_get("cache")?,
         saved_usd: r.try_get("saved_usd")?,
+        firewall: r.try_get("firewall")?,
     })
 }
 
@@ -105,7 +111,7 @@ impl LogStore {
         let mut tx = conn.begin().await?;
         for r in rows {
             sqlx::query(&format!(
-                "INSERT INTO logs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (id) DO NOTHING"
+                "INSERT INTO logs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (id) DO NOTHING"
             ))
             .bind(&r.id)
             .bind(r.ts)
@@ -126,6 +132,7 @@ impl LogStore {
             .bind(&r.record)
             .bind(&r.cache)
             .bind(r.saved_usd)
+            .bind(&r.firewall)
             .execute(&mut *tx)
             .await?;
         }
@@ -190,6 +197,14 @@ impl LogStore {
             let inner = needle.trim_start_matches('{').trim_end_matches('}');
             let p = arg(Bind::Text(format!("%{}%", like_literal(inner))), &mut binds);
             clauses.push(format!("metadata LIKE {p} ESCAPE '\\'"));
+        }
+        match filter.firewall.as_deref() {
+            None => {}
+            Some("any") => clauses.push("firewall IS NOT NULL".to_owned()),
+            Some(a) => {
+                let p = arg(Bind::Text(a.to_owned()), &mut binds);
+                clauses.push(format!("firewall = {p}"));
+            }
         }
         if let Some(s) = &filter.search {
             let p = arg(Bind::Text(format!("%{}%", like_literal(s))), &mut binds);

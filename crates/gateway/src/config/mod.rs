@@ -6,6 +6,7 @@
 
 pub mod cache;
 mod env;
+pub mod firewall;
 pub mod raw;
 pub mod routing;
 
@@ -69,6 +70,8 @@ pub struct Config {
     pub cache: CachePolicy,
     /// Where traces go, when they are exported.
     pub telemetry: Option<crate::telemetry::TelemetryConfig>,
+    /// `[firewall]`, when the file has one.
+    pub firewall: Option<firewall::FirewallConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -297,12 +300,23 @@ impl Config {
         let breaker = routing::breaker(&raw.circuit_breaker)?;
         let cache = cache::policy(raw.cache, env)?;
         let telemetry = telemetry(raw.telemetry, env)?;
+        let firewall = firewall::firewall(raw.firewall)?;
         let routes = raw
             .routes
             .into_iter()
             .map(|(name, r)| routing::route(&name, r, &retry, cache.ttl))
             .collect::<Result<Vec<_>, _>>()?;
         routing::check_references(&routes, &raw.aliases, slug_ok)?;
+        for r in &routes {
+            if let Some(p) = &r.firewall
+                && !firewall.as_ref().is_some_and(|f| f.knows(p))
+            {
+                return Err(err(
+                    &format!("routes.{}.firewall", r.name),
+                    format!("`{p}` is not a policy in [firewall.policies]"),
+                ));
+            }
+        }
         let catalog = Catalog::builtin()
             .map_err(|e| ConfigError(format!("the built-in price catalog: {e}")))?
             .with(raw.catalog)
@@ -382,6 +396,7 @@ impl Config {
             store_url,
             cache,
             telemetry,
+            firewall,
         })
     }
 }

@@ -40,6 +40,47 @@ pub struct RawConfig {
     pub cache: RawCache,
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    pub firewall: Option<RawFirewall>,
+}
+
+/// `[firewall]`: screening of requests and answers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirewall {
+    /// The policy of calls whose key and route name none (default: `default`, if defined).
+    pub policy: Option<String>,
+    /// Bytes a stream screen may hold back while a possible finding is still arriving.
+    pub hold_max: Option<usize>,
+    #[serde(default)]
+    pub policies: BTreeMap<String, RawFirewallPolicy>,
+    #[serde(default)]
+    pub custom: RawFirewallCustom,
+}
+
+/// `[firewall.policies.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirewallPolicy {
+    /// Detector (or `pii`, `all`) → `block`, `redact`, `flag` or `off`, for requests.
+    #[serde(default)]
+    pub input: BTreeMap<String, String>,
+    /// The same, for answers.
+    #[serde(default)]
+    pub output: BTreeMap<String, String>,
+    /// Put redacted request values back into the answer.
+    pub restore: Option<bool>,
+}
+
+/// `[firewall.custom]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirewallCustom {
+    /// Whole words or phrases, case-insensitive.
+    #[serde(default)]
+    pub terms: Vec<String>,
+    /// Regular expressions.
+    #[serde(default)]
+    pub patterns: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +232,8 @@ pub struct RawRoute {
     pub cache: Option<RawCacheSetting>,
     /// Whether similar (not only identical) requests are served from the cache.
     pub semantic_cache: Option<bool>,
+    /// The firewall policy of this route's calls (a key's own wins), or `off`.
+    pub firewall: Option<String>,
     /// Conditional routing: the first rule whose metadata all match sends the call elsewhere.
     #[serde(default)]
     pub when: Vec<RawRule>,

@@ -123,6 +123,8 @@ pub struct RouteSpec {
     pub cache: Option<Option<Duration>>,
     /// Whether similar requests are served from the cache, when the route says.
     pub semantic_cache: Option<bool>,
+    /// The route's firewall policy (or `off`), when it names one.
+    pub firewall: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -363,6 +365,7 @@ pub(super) fn route(
         .transpose()?;
     Ok(RouteSpec {
         semantic_cache: raw.semantic_cache,
+        firewall: raw.firewall,
         cache,
         log_bodies,
         name: name.to_owned(),

@@ -40,6 +40,8 @@ pub struct Attempts {
     pub tried: Vec<Tried>,
     /// What the cache did, when it was on for the call.
     pub cache: Option<crate::cache::CacheOutcome>,
+    /// The firewall's screening of the call, when it had a policy.
+    pub firewall: Option<Arc<crate::firewall::Screening>>,
 }
 
 /// One attempt, as the request log shows it.

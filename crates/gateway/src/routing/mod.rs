@@ -71,6 +71,8 @@ pub struct Route {
     pub cache_ttl: Option<Duration>,
     /// Whether similar requests are served from the cache.
     pub semantic_cache: bool,
+    /// The route's firewall policy (or `off`), when it names one.
+    pub firewall: Option<String>,
 }
 
 #[derive(Debug)]
@@ -144,6 +146,7 @@ impl Routes {
                     .ttl_for(spec.cache, &spec.name)
                     .or(semantic.then_some(config.cache.ttl)),
                 semantic_cache: semantic,
+                firewall: spec.firewall.clone(),
                 rules: spec
                     .rules
                     .iter()
@@ -223,6 +226,7 @@ impl Routes {
                 .ttl_for(None, name)
                 .or(semantic.then_some(self.cache.ttl)),
             semantic_cache: semantic,
+            firewall: None,
             rules: Vec::new(),
         });
         let mut direct = self.direct.lock().unwrap_or_else(|e| e.into_inner());

@@ -147,7 +147,12 @@ fn fail(
     if log.records_bodies() {
         log.response(serde_json::to_value(err.openai_body()).unwrap_or_default());
     }
-    log.finish(state, err.status().as_u16(), Some(err.kind()), None);
+    // An answer the firewall stopped was still paid for.
+    let tokens = match &err {
+        GatewayError::Blocked { tokens, .. } => *tokens,
+        _ => None,
+    };
+    log.finish(state, err.status().as_u16(), Some(err.kind()), tokens);
     failure(attempts, err, anthropic)
 }
 

@@ -1,0 +1,453 @@
+//! The firewall stage: the call's policy (its key's, else its route's, else `[firewall]
+//! policy`), the request screened before it is planned further (stage 3a: blocked with a 403 in
+//! the caller's shape, or redacted with typed placeholders), and the answer screened on its way
+//! back: whole, or as a tap on the stream that holds back only a possible finding in progress
+//! (see `switchyard_firewall::screen`). Verdicts go to the call's record and to the metrics.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+use switchyard_firewall::{
+    Action, Actions, Blocked, Detector, Placeholders, Policy, Scanner, Stage, StreamScreen,
+    Verdicts, screen_text,
+};
+use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, Content, Part, Role};
+use switchyard_providers::{ChatStream, ProviderError};
+
+use crate::app::AppState;
+use crate::config::firewall::{FirewallConfig, OFF};
+use crate::error::GatewayError;
+use crate::logs::Tokens;
+use crate::pipeline::Failure;
+use crate::routing::{Attempts, CallOptions, Plan};
+
+/// One call's screening: its policy, what was found, and the request's placeholders.
+pub struct Screening {
+    pub policy: Arc<Policy>,
+    scanner: Arc<Scanner>,
+    hold_max: usize,
+    verdicts: Mutex<Verdicts>,
+    placeholders: Mutex<Placeholders>,
+}
+
+impl fmt::Debug for Screening {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Screening")
+            .field("policy", &self.policy.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Screening {
+    /// What was found and done so far.
+    pub fn verdicts(&self) -> Verdicts {
+        self.verdicts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn stream_screen(&self) -> StreamScreen {
+        let placeholders = self
+            .placeholders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        StreamScreen::new(
+            self.scanner.clone(),
+            self.policy.output,
+            placeholders,
+            self.policy.restore,
+            self.hold_max,
+        )
+    }
+
+    /// `text` with what the request policy redacts redacted (the same placeholders), for what
+    /// the request log keeps; `None` when nothing changes.
+    pub fn scrub(&self, text: &str) -> Option<String> {
+        let mut redact_only = Actions::default();
+        for d in Detector::ALL {
+            if self.policy.input.get(d) == Action::Redact {
+                redact_only.set(d, Action::Redact);
+            }
+        }
+        if !redact_only.any() {
+            return None;
+        }
+        let mut placeholders = self
+            .placeholders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        screen_text(
+            &self.scanner,
+            text,
+            &redact_only,
+            Stage::Input,
+            false,
+            &mut placeholders,
+            &mut Verdicts::default(),
+        )
+        .ok()
+        .flatten()
+    }
+
+    fn with_verdicts<T>(&self, f: impl FnOnce(&mut Verdicts) -> T) -> T {
+        f(&mut self.verdicts.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The call's policy: its key's, else its route's, else the default. `None`: not screened.
+fn policy(
+    config: &FirewallConfig,
+    options: &CallOptions,
+    plan: &Plan,
+) -> Result<Option<Arc<Policy>>, GatewayError> {
+    let named = options
+        .key
+        .as_ref()
+        .and_then(|k| k.policy.firewall.as_deref())
+        .or(plan.route.firewall.as_deref())
+        .or(config.default.as_deref());
+    match named {
+        None | Some(OFF) => Ok(None),
+        Some(name) => config.policies.get(name).cloned().map(Some).ok_or_else(|| {
+            // Fail closed: a key that names a policy the configuration lost is not let through
+            // unscreened.
+            GatewayError::Internal {
+                message: format!(
+                    "firewall policy `{name}` is not defined; add [firewall.policies.{name}] to the configuration or change the key's `firewall`"
+                ),
+            }
+        }),
+    }
+}
+
+fn blocked(b: &Blocked, tokens: Option<Tokens>) -> GatewayError {
+    GatewayError::Blocked {
+        message: b.message(),
+        tokens,
+    }
+}
+
+/// Stage 3a: screens the request's text (every turn for secrets, personal data and custom
+/// terms; user turns and tool results for injection), redacting it in place. A block is a
+/// failure that carries the screening, so its verdicts are logged. (The failure is the
+/// pipeline's, moved once.)
+#[allow(clippy::result_large_err)]
+pub fn screen_request(
+    state: &AppState,
+    options: &CallOptions,
+    plan: &Plan,
+    req: &mut ChatRequest,
+) -> Result<Option<Arc<Screening>>, Failure> {
+    let Some(config) = &state.firewall else {
+        return Ok(None);
+    };
+    let policy = policy(config, options, plan).map_err(|e| (Attempts::default(), e))?;
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
+    let screening = Arc::new(Screening {
+        policy: policy.clone(),
+        scanner: config.scanner.clone(),
+        hold_max: config.hold_max,
+        verdicts: Mutex::default(),
+        placeholders: Mutex::default(),
+    });
+    if policy.input.any() {
+        let mut verdicts = Verdicts::default();
+        let mut placeholders = Placeholders::default();
+        let outcome = screen_messages(
+            &config.scanner,
+            &policy,
+            req,
+            &mut placeholders,
+            &mut verdicts,
+        );
+        *screening
+            .verdicts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = verdicts;
+        *screening
+            .placeholders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = placeholders;
+        if let Err(b) = outcome {
+            let attempts = Attempts {
+                route: plan.route.name.clone(),
+                firewall: Some(screening),
+                ..Attempts::default()
+            };
+            return Err((attempts, blocked(&b, None)));
+        }
+    }
+    Ok(Some(screening))
+}
+
+fn screen_messages(
+    scanner: &Scanner,
+    policy: &Policy,
+    req: &mut ChatRequest,
+    placeholders: &mut Placeholders,
+    verdicts: &mut Verdicts,
+) -> Result<(), Blocked> {
+    for (i, m) in req.messages.iter_mut().enumerate() {
+        let injection = matches!(m.role, Role::User | Role::Tool);
+        let mut screen = |text: &str| {
+            screen_text(
+                scanner,
+                text,
+                &policy.input,
+                Stage::Input,
+                injection,
+                placeholders,
+                verdicts,
+            )
+            .map_err(|mut b| {
+                b.location = Some(format!("messages[{i}]"));
+                b
+            })
+        };
+        match &mut m.content {
+            Some(Content::Text(t)) => {
+                if let Some(new) = screen(t)? {
+                    *t = new;
+                }
+            }
+            Some(Content::Parts(parts)) => {
+                for p in parts {
+                    match p {
+                        Part::Text { text } => {
+                            if let Some(new) = screen(text)? {
+                                *text = new;
+                            }
+                        }
+                        Part::Other(v) if v["type"] == "text" => {
+                            let new = match v["text"].as_str() {
+                                Some(t) => screen(t)?,
+                                None => None,
+                            };
+                            if let Some(new) = new {
+                                v["text"] = new.into();
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// The whole answer, screened (and its request placeholders restored); the screening is put
+/// on the call's outcome for the log.
+#[allow(clippy::result_large_err)]
+pub fn screen_answer(
+    screening: Option<Arc<Screening>>,
+    result: Result<(Attempts, ChatResponse), Failure>,
+) -> Result<(Attempts, ChatResponse), Failure> {
+    let Some(screening) = screening else {
+        return result;
+    };
+    let (mut attempts, mut resp) = match result {
+        Ok(ok) => ok,
+        Err((mut attempts, e)) => {
+            attempts.firewall = Some(screening);
+            return Err((attempts, e));
+        }
+    };
+    attempts.firewall = Some(screening.clone());
+    let mut screen = screening.stream_screen();
+    if !screen.is_active() {
+        return Ok((attempts, resp));
+    }
+    let mut segment = 0u32;
+    let outcome = screening.with_verdicts(|verdicts| {
+        let mut run = |text: &mut String| -> Result<(), Blocked> {
+            segment += 1;
+            *text = screen.whole(segment, text, verdicts)?;
+            Ok(())
+        };
+        for choice in &mut resp.choices {
+            match &mut choice.message.content {
+                Some(Content::Text(t)) => run(t)?,
+                Some(Content::Parts(parts)) => {
+                    for p in parts {
+                        if let Part::Text { text } = p {
+                            run(text)?;
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => Ok((attempts, resp)),
+        Err(b) => {
+            let tokens = resp.usage.as_ref().map(Tokens::of);
+            Err((attempts, blocked(&b, tokens)))
+        }
+    }
+}
+
+/// The streamed answer, screened as it passes; the screening is put on the call's outcome.
+#[allow(clippy::result_large_err)]
+pub fn screen_stream<S>(
+    screening: Option<Arc<Screening>>,
+    result: Result<(Attempts, ChatStream, S), Failure>,
+) -> Result<(Attempts, ChatStream, S), Failure> {
+    let Some(screening) = screening else {
+        return result;
+    };
+    match result {
+        Ok((mut attempts, stream, shape)) => {
+            attempts.firewall = Some(screening.clone());
+            let screen = screening.stream_screen();
+            if !screen.is_active() {
+                return Ok((attempts, stream, shape));
+            }
+            let screened = Screened {
+                inner: Some(stream),
+                screen,
+                screening,
+                queue: VecDeque::new(),
+                template: None,
+            };
+            Ok((attempts, Box::pin(screened), shape))
+        }
+        Err((mut attempts, e)) => {
+            attempts.firewall = Some(screening);
+            Err((attempts, e))
+        }
+    }
+}
+
+/// A stream tap that passes each content delta through the screen. Text held back is released
+/// in a chunk of its own before the choice's finishing chunk (or the stream's end); a block
+/// ends the stream with an error item.
+struct Screened {
+    /// `None` once the stream is over (ended, failed or blocked).
+    inner: Option<ChatStream>,
+    screen: StreamScreen,
+    screening: Arc<Screening>,
+    queue: VecDeque<Result<ChatChunk, ProviderError>>,
+    /// The last chunk's id, model and creation time, for the chunks the screen adds.
+    template: Option<ChatChunk>,
+}
+
+impl Screened {
+    fn stop(&mut self, b: &Blocked) {
+        self.inner = None;
+        self.queue.clear();
+        self.queue.push_back(Err(ProviderError::Blocked {
+            message: b.message(),
+        }));
+    }
+
+    /// A chunk that carries only released text for `choice`.
+    fn text_chunk(&self, choice: u32, text: String) -> Option<ChatChunk> {
+        let mut chunk = self.template.clone()?;
+        chunk.usage = None;
+        chunk.choices = vec![switchyard_protocol::chat::ChunkChoice {
+            index: choice,
+            delta: switchyard_protocol::chat::Delta {
+                content: Some(text),
+                ..Default::default()
+            },
+            finish_reason: None,
+            logprobs: None,
+            extra: Default::default(),
+        }];
+        Some(chunk)
+    }
+
+    /// Releases everything still held (the stream ended or failed).
+    fn flush(&mut self) -> Result<(), Blocked> {
+        for choice in self.screen.pending() {
+            let text = self
+                .screening
+                .with_verdicts(|v| self.screen.finish(choice, v))?;
+            if !text.is_empty()
+                && let Some(c) = self.text_chunk(choice, text)
+            {
+                self.queue.push_back(Ok(c));
+            }
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, mut chunk: ChatChunk) -> Result<(), Blocked> {
+        let mut template = chunk.clone();
+        template.choices.clear();
+        self.template = Some(template);
+        let mut before = Vec::new();
+        for c in &mut chunk.choices {
+            if let Some(delta) = c.delta.content.take() {
+                let out = self
+                    .screening
+                    .with_verdicts(|v| self.screen.push(c.index, &delta, v))?;
+                c.delta.content = Some(out);
+            }
+            if c.finish_reason.is_some() {
+                let rest = self
+                    .screening
+                    .with_verdicts(|v| self.screen.finish(c.index, v))?;
+                if !rest.is_empty() {
+                    match &mut c.delta.content {
+                        // Text released in this chunk goes first, then the rest.
+                        Some(t) if !t.is_empty() => t.push_str(&rest),
+                        _ => before.push((c.index, rest)),
+                    }
+                }
+            }
+        }
+        for (choice, text) in before {
+            if let Some(c) = self.text_chunk(choice, text) {
+                self.queue.push_back(Ok(c));
+            }
+        }
+        self.queue.push_back(Ok(chunk));
+        Ok(())
+    }
+}
+
+impl Stream for Screened {
+    type Item = Result<ChatChunk, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(item) = self.queue.pop_front() {
+                return Poll::Ready(Some(item));
+            }
+            let Some(inner) = self.inner.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let item = std::task::ready!(inner.as_mut().poll_next(cx));
+            let outcome = match item {
+                Some(Ok(chunk)) => self.take(chunk),
+                Some(Err(e)) => {
+                    self.inner = None;
+                    let flushed = self.flush();
+                    self.queue.push_back(Err(e));
+                    flushed
+                }
+                None => {
+                    self.inner = None;
+                    self.flush()
+                }
+            };
+            if let Err(b) = outcome {
+                self.stop(&b);
+            }
+        }
+    }
+}
