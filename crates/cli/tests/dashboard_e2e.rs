@@ -64,8 +64,16 @@ async fn traffic(g: &Proc) {
         assert_eq!(call("sturdy", None).await.unwrap().status(), 200);
     }
     assert_eq!(call("mock/fail-400", None).await.unwrap().status(), 400);
+    // One call the firewall stops.
+    let blocked = c
+        .post(format!("{}/v1/chat/completions", g.url))
+        .json(&json!({"model": "mock/echo", "messages": [{"role": "user", "content": "my key is sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), 403);
     // Wait for the writer (a local caller of a gateway on loopback needs no token).
-    wait_for_logs(&g.url, "", 13, None).await;
+    wait_for_logs(&g.url, "", 14, None).await;
 }
 
 #[tokio::test]
@@ -77,7 +85,10 @@ async fn the_dashboard_shows_the_recorded_traffic_in_a_real_browser() {
         return;
     };
     let dir = temp_dir("dashboard");
-    let g = gateway_on(PRICED_WITH_RETRY, &[], &dir.join("data"));
+    let config = format!(
+        "{PRICED_WITH_RETRY}\n[firewall.policies.default]\ninput = {{ secrets = \"block\" }}\n"
+    );
+    let g = gateway_on(&config, &[], &dir.join("data"));
     traffic(&g).await;
 
     // The overview: figures, one line per series, and the breakdown rows.
@@ -87,8 +98,12 @@ async fn the_dashboard_shows_the_recorded_traffic_in_a_real_browser() {
         &["--dump-dom"],
         &format!("{}/", g.url),
     );
-    assert!(dom.contains(r#"data-kpi="Requests">13<"#), "{dom}");
-    assert!(dom.contains(r#"data-kpi="Error rate">7.7%<"#), "{dom}");
+    assert!(dom.contains(r#"data-kpi="Requests">14<"#), "{dom}");
+    assert!(dom.contains(r#"data-kpi="Error rate">14.3%<"#), "{dom}");
+    assert!(
+        dom.contains(r#"data-kpi="Firewall: blocked / redacted / flagged">1 / 0 / 0<"#),
+        "{dom}"
+    );
     for series in ["requests", "errors", "p95", "input", "cost"] {
         assert!(
             dom.contains(&format!(r#"class="series" data-name="{series}""#)),
@@ -96,7 +111,7 @@ async fn the_dashboard_shows_the_recorded_traffic_in_a_real_browser() {
         );
     }
     assert!(
-        dom.contains("<td>mock/echo</td><td class=\"num\">12</td>"),
+        dom.contains("<td>mock/echo</td><td class=\"num\">13</td>"),
         "{dom}"
     );
 
@@ -110,7 +125,11 @@ async fn the_dashboard_shows_the_recorded_traffic_in_a_real_browser() {
     // (The page's own script holds the row template once.)
     let rows = dom.matches(r#"<tr class="row" data-id=""#).count()
         - dom.matches(r#"<tr class="row" data-id="${"#).count();
-    assert_eq!(rows, 13, "{dom}");
+    assert_eq!(rows, 14, "{dom}");
+    assert!(
+        dom.contains(r#"<span class="pill s5" title="firewall policy default">blocked</span>"#),
+        "{dom}"
+    );
     assert!(dom.contains("<td>sturdy</td><td>mock/echo</td>"), "{dom}");
 
     // A screenshot, for people.

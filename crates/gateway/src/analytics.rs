@@ -20,6 +20,8 @@ pub enum GroupBy {
     Status,
     /// What the cache did: `hit`, `miss`, `bypass`, or `(none)` when it was off.
     Cache,
+    /// The firewall's strongest action: `block`, `redact`, `flag`, or `(none)`.
+    Firewall,
     Metadata(String),
 }
 
@@ -33,11 +35,12 @@ impl GroupBy {
             "route" => Self::Route,
             "status" => Self::Status,
             "cache" => Self::Cache,
+            "firewall" => Self::Firewall,
             other => match other.strip_prefix("metadata.") {
                 Some(k) if !k.is_empty() => Self::Metadata(k.to_owned()),
                 _ => {
                     return Err(format!(
-                        "group_by `{other}`: use all, model, provider, key, route, status, cache or metadata.<tag>"
+                        "group_by `{other}`: use all, model, provider, key, route, status, cache, firewall or metadata.<tag>"
                     ));
                 }
             },
@@ -57,6 +60,7 @@ impl GroupBy {
             Self::Route => or_none(&r.route),
             Self::Status => r.status.to_string(),
             Self::Cache => or_none(&r.cache),
+            Self::Firewall => or_none(&r.firewall),
             Self::Metadata(k) => serde_json::from_str::<Value>(&r.metadata)
                 .ok()
                 .and_then(|m| {
@@ -94,6 +98,10 @@ pub struct Cell {
     pub cache_hits: u64,
     /// What the answers served from the cache would have cost.
     pub saved_usd: f64,
+    /// Calls the firewall blocked, redacted or flagged (by its strongest action).
+    pub firewall_blocked: u64,
+    pub firewall_redacted: u64,
+    pub firewall_flagged: u64,
     pub p50_ms: u64,
     pub p95_ms: u64,
 }
@@ -117,6 +125,9 @@ pub fn aggregate(rows: &[LogRow], by: &GroupBy, bucket: i64) -> Vec<Cell> {
                     unpriced: 0,
                     cache_hits: 0,
                     saved_usd: 0.0,
+                    firewall_blocked: 0,
+                    firewall_redacted: 0,
+                    firewall_flagged: 0,
                     p50_ms: 0,
                     p95_ms: 0,
                 },
@@ -135,6 +146,12 @@ pub fn aggregate(rows: &[LogRow], by: &GroupBy, bucket: i64) -> Vec<Cell> {
             cell.cache_hits += 1;
         }
         cell.saved_usd += r.saved_usd.unwrap_or(0.0);
+        match r.firewall.as_deref() {
+            Some("block") => cell.firewall_blocked += 1,
+            Some("redact") => cell.firewall_redacted += 1,
+            Some("flag") => cell.firewall_flagged += 1,
+            _ => {}
+        }
         latencies.push(r.latency_ms);
     }
     cells
