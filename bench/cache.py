@@ -18,13 +18,12 @@ and prints the latency percentiles and the ratios. Each measurement is bounded b
 import argparse
 import json
 import os
-import shutil
 import sys
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import build, log, oha_path, run_oha, start_pair, summarize, up_provider  # noqa: E402
+from load import build, log, oha_path, run_oha, start_pair, stop_pair, summarize, up_provider  # noqa: E402
 
 CACHED = '[cache.models]\n"up/echo" = "1h"\n"up/stream-5" = "1h"\n'
 
@@ -69,11 +68,7 @@ def main():
                 got[name] = summarize(run_oha(oha, url, b, a.rate, a.duration, a.connections, h))
             rows.append((mode, got))
     finally:
-        gw.terminate()
-        mock.terminate()
-        gw.wait(10)
-        mock.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_pair(mock, gw, work)
 
     print(f"machine: {os.cpu_count()} cores shared by mock, gateway and oha; {a.rate} req/s, {a.duration} s per measurement, {a.connections} connections")
     print("| mode | direct p50 / p99 (µs) | gateway, cache bypassed p50 / p99 (µs) | gateway, cache hit p50 / p99 / p99.9 (µs) | hit ÷ direct p99 | hit ÷ bypass p99 | errors (direct / bypass / hit) |")

@@ -21,7 +21,6 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import build, log, start_pair, up_provider  # noqa: E402
+from load import build, log, start_pair, stop_pair, up_provider  # noqa: E402
 
 FIREWALL = """
 [firewall]
@@ -104,11 +103,7 @@ def main():
             for route in ("plain", "screened"):
                 got[route].append(stream_once(gw_url, route))
     finally:
-        gw.terminate()
-        mock.terminate()
-        gw.wait(10)
-        mock.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_pair(mock, gw, work)
 
     rows = {
         "plain": [t for t, _ in got["plain"]],

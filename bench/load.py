@@ -117,6 +117,15 @@ def start_pair(binary, config, extra_env=None):
     return mock, mock_url, gw, gw_url, work
 
 
+def stop_pair(mock, gw, work):
+    """Stops what start_pair started and removes its work dir."""
+    gw.terminate()
+    mock.terminate()
+    gw.wait(10)
+    mock.wait(10)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def rss_kib(pid, field):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):

@@ -15,12 +15,11 @@ from the neighbouring measurement in the same run. Bounded by --duration per mea
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import build, log, oha_path, run_oha, start_pair, summarize, up_provider  # noqa: E402
+from load import build, log, oha_path, run_oha, start_pair, stop_pair, summarize, up_provider  # noqa: E402
 
 STRATEGIES = ["fallback", "weighted", "least-latency", "lowest-cost"]
 
@@ -70,11 +69,7 @@ def main():
                     got[model] = measure(model, a.duration)
                 rows.append((rnd, s, got["up/echo"], got[route]))
     finally:
-        gw.terminate()
-        mock.terminate()
-        gw.wait(10)
-        mock.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_pair(mock, gw, work)
 
     print(f"machine: {os.cpu_count()} cores shared by mock, gateway and oha; {a.rate} req/s, {a.duration} s per measurement, {a.connections} connections")
     print("| round | strategy (10 targets) | slug p50 / p99 (µs) | route p50 / p99 (µs) | route ÷ slug p50 / p99 | errors (slug / route) |")

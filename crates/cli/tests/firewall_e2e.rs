@@ -361,3 +361,75 @@ fn the_evaluation_meets_its_targets() {
         injection[2]
     );
 }
+
+#[tokio::test]
+async fn texts_to_embed_are_screened_too() {
+    let (g, m) = setup();
+    let embed = |base: String, model: &'static str, input: Value, key: Option<String>| async move {
+        let mut req = client()
+            .post(format!("{base}/v1/embeddings"))
+            .json(&json!({"model": model, "input": input}));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        req.send().await.unwrap()
+    };
+    // The default policy blocks a secret, naming which input.
+    let before = mock_requests(&m).await;
+    let resp = embed(
+        g.url.clone(),
+        "up/embed",
+        json!(["fine", format!("key {SECRET}")]),
+        None,
+    )
+    .await;
+    let msg = error_message(resp, 403).await;
+    assert!(msg.contains("input[1]") && !msg.contains(SECRET), "{msg}");
+    assert_eq!(mock_requests(&m).await, before);
+    // A key under the `blind` policy: the provider embeds the redacted text.
+    let key: Value = client()
+        .post(format!("{}/admin/keys", g.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "rag", "firewall": "blind"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let via_gateway: Value = embed(
+        g.url.clone(),
+        "up/embed",
+        json!("Contact ann@example.com about it"),
+        key["key"].as_str().map(str::to_owned),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let direct = |text: &str| {
+        let url = format!("{}/v1/embeddings", m.url);
+        let body = json!({"model": "embed", "input": text});
+        async move {
+            client()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let redacted = direct("Contact [EMAIL_1] about it").await;
+    let original = direct("Contact ann@example.com about it").await;
+    assert_eq!(
+        via_gateway["data"][0]["embedding"],
+        redacted["data"][0]["embedding"]
+    );
+    assert_ne!(
+        via_gateway["data"][0]["embedding"],
+        original["data"][0]["embedding"]
+    );
+}

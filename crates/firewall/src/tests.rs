@@ -28,6 +28,17 @@ fn actions(pairs: &[(Detector, Action)]) -> Actions {
     a
 }
 
+/// A screen of answers to a request that redacted nothing.
+fn plain_screen(pairs: &[(Detector, Action)], hold_max: usize) -> StreamScreen {
+    StreamScreen::new(
+        scanner(),
+        actions(pairs),
+        Placeholders::default(),
+        false,
+        hold_max,
+    )
+}
+
 const KEY: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
 
 #[test]
@@ -168,13 +179,7 @@ fn a_stream_holds_back_only_what_may_be_a_finding() {
 
 #[test]
 fn a_block_mid_stream_stops_before_the_secret_is_released() {
-    let mut screen = StreamScreen::new(
-        scanner(),
-        actions(&[(Detector::Secrets, Action::Block)]),
-        Placeholders::default(),
-        false,
-        4096,
-    );
+    let mut screen = plain_screen(&[(Detector::Secrets, Action::Block)], 4096);
     let mut v = Verdicts::default();
     let mut released = String::new();
     let mut blocked = None;
@@ -197,13 +202,7 @@ fn a_block_mid_stream_stops_before_the_secret_is_released() {
 
 #[test]
 fn a_long_run_is_released_after_hold_max() {
-    let mut screen = StreamScreen::new(
-        scanner(),
-        actions(&[(Detector::Secrets, Action::Redact)]),
-        Placeholders::default(),
-        false,
-        64,
-    );
+    let mut screen = plain_screen(&[(Detector::Secrets, Action::Redact)], 64);
     let mut v = Verdicts::default();
     let out = screen.push(0, &"a".repeat(200), &mut v).unwrap();
     assert!(out.len() >= 136, "{}", out.len());

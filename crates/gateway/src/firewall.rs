@@ -16,6 +16,7 @@ use switchyard_firewall::{
     Verdicts, screen_text,
 };
 use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, Content, Part, Role};
+use switchyard_protocol::embeddings::{EmbeddingInput, EmbeddingRequest};
 use switchyard_providers::{ChatStream, ProviderError};
 
 use crate::app::AppState;
@@ -145,6 +146,66 @@ pub fn screen_request(
     plan: &Plan,
     req: &mut ChatRequest,
 ) -> Result<Option<Arc<Screening>>, Failure> {
+    screen_with(
+        state,
+        options,
+        plan,
+        |scanner, policy, placeholders, verdicts| {
+            screen_messages(scanner, policy, req, placeholders, verdicts)
+        },
+    )
+}
+
+/// Stage 3a for embeddings: the texts to embed, screened like request turns (injection aside:
+/// a text to embed instructs nobody).
+#[allow(clippy::result_large_err)]
+pub fn screen_embeddings(
+    state: &AppState,
+    options: &CallOptions,
+    plan: &Plan,
+    req: &mut EmbeddingRequest,
+) -> Result<Option<Arc<Screening>>, Failure> {
+    screen_with(
+        state,
+        options,
+        plan,
+        |scanner, policy, placeholders, verdicts| {
+            let texts: Vec<&mut String> = match &mut req.input {
+                EmbeddingInput::Text(t) => vec![t],
+                EmbeddingInput::Texts(v) => v.iter_mut().collect(),
+                EmbeddingInput::Tokens(_) | EmbeddingInput::TokenBatches(_) => Vec::new(),
+            };
+            for (i, t) in texts.into_iter().enumerate() {
+                let screened = screen_text(
+                    scanner,
+                    t,
+                    &policy.input,
+                    Stage::Input,
+                    false,
+                    placeholders,
+                    verdicts,
+                )
+                .map_err(|mut b| {
+                    b.location = Some(format!("input[{i}]"));
+                    b
+                })?;
+                if let Some(new) = screened {
+                    *t = new;
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
+/// The call's screening under its policy, with `screen` applied to the request.
+#[allow(clippy::result_large_err)]
+fn screen_with(
+    state: &AppState,
+    options: &CallOptions,
+    plan: &Plan,
+    screen: impl FnOnce(&Scanner, &Policy, &mut Placeholders, &mut Verdicts) -> Result<(), Blocked>,
+) -> Result<Option<Arc<Screening>>, Failure> {
     let Some(config) = &state.firewall else {
         return Ok(None);
     };
@@ -162,13 +223,7 @@ pub fn screen_request(
     if policy.input.any() {
         let mut verdicts = Verdicts::default();
         let mut placeholders = Placeholders::default();
-        let outcome = screen_messages(
-            &config.scanner,
-            &policy,
-            req,
-            &mut placeholders,
-            &mut verdicts,
-        );
+        let outcome = screen(&config.scanner, &policy, &mut placeholders, &mut verdicts);
         *screening
             .verdicts
             .lock()
@@ -187,6 +242,14 @@ pub fn screen_request(
         }
     }
     Ok(Some(screening))
+}
+
+/// Puts the screening on a call's outcome (for its record), when it had one.
+pub fn screened<T>(screening: Option<Arc<Screening>>, result: &mut Result<(Attempts, T), Failure>) {
+    if let Some(s) = screening {
+        let (Ok((attempts, _)) | Err((attempts, _))) = result;
+        attempts.firewall = Some(s);
+    }
 }
 
 fn screen_messages(

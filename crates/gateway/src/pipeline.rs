@@ -616,7 +616,7 @@ pub async fn count_tokens(
 pub async fn embed(
     state: &AppState,
     options: &CallOptions,
-    req: EmbeddingRequest,
+    mut req: EmbeddingRequest,
 ) -> Result<(Attempts, EmbeddingResponse), Failure> {
     if req.input.is_empty() {
         return Err(early(GatewayError::bad_request(
@@ -638,6 +638,7 @@ pub async fn embed(
         .plan(&req.model, options, &Needs::default())
         .map_err(early)?;
     authorize(options, &req.model, &plan).map_err(early)?;
+    let screening = firewall::screen_embeddings(state, options, &plan, &mut req)?;
     let chars: usize = req
         .input
         .texts()
@@ -653,6 +654,7 @@ pub async fn embed(
     metered(state, meter, &mut result, |r| {
         r.usage.as_ref().map(|u| (u.prompt_tokens, 0))
     });
+    firewall::screened(screening, &mut result);
     result
 }
 
