@@ -15,7 +15,10 @@ use switchyard_firewall::{
     Action, Actions, Blocked, Detector, Placeholders, Policy, Scanner, Stage, StreamScreen,
     Verdicts, screen_text,
 };
-use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, Content, Part, Role};
+use switchyard_protocol::chat::{
+    ChatChunk, ChatRequest, ChatResponse, ChunkChoice, Content, Delta, Part, Role, ToolCallDelta,
+    ToolCallFunctionDelta,
+};
 use switchyard_protocol::embeddings::{EmbeddingInput, EmbeddingRequest};
 use switchyard_providers::{ChatStream, ProviderError};
 
@@ -305,6 +308,13 @@ fn screen_messages(
             }
             None => {}
         }
+        // Earlier tool calls' arguments (a secret the model once put there goes on with every
+        // later turn).
+        for tc in m.tool_calls.iter_mut().flatten() {
+            if let Some(new) = screen(&tc.function.arguments)? {
+                tc.function.arguments = new;
+            }
+        }
     }
     Ok(())
 }
@@ -350,6 +360,10 @@ pub fn screen_answer(
                 }
                 None => {}
             }
+            // A tool call can carry a secret out as well as text can.
+            for tc in choice.message.tool_calls.iter_mut().flatten() {
+                run(&mut tc.function.arguments)?;
+            }
         }
         Ok(())
     });
@@ -394,7 +408,24 @@ pub fn screen_stream<S>(
     }
 }
 
-/// A stream tap that passes each content delta through the screen. Text held back is released
+/// Screen parts: a choice's content is its index; its tool calls' arguments are apart.
+const TOOL: u32 = 1 << 31;
+
+fn tool_part(choice: u32, tool: u32) -> u32 {
+    TOOL | ((choice & 0x7FFF) << 16) | (tool & 0xFFFF)
+}
+
+/// (choice, tool call) of a screen part.
+fn parted(part: u32) -> (u32, Option<u32>) {
+    if part & TOOL == 0 {
+        (part, None)
+    } else {
+        ((part & !TOOL) >> 16, Some(part & 0xFFFF))
+    }
+}
+
+/// A stream tap that passes each content delta and tool-call arguments delta through the
+/// screen. Text held back is released
 /// in a chunk of its own before the choice's finishing chunk (or the stream's end); a block
 /// ends the stream with an error item.
 struct Screened {
@@ -416,16 +447,34 @@ impl Screened {
         }));
     }
 
-    /// A chunk that carries only released text for `choice`.
-    fn text_chunk(&self, choice: u32, text: String) -> Option<ChatChunk> {
+    /// A chunk that carries only released text for `part`: a choice's content, or one of its
+    /// tool calls' arguments.
+    fn text_chunk(&self, part: u32, text: String) -> Option<ChatChunk> {
         let mut chunk = self.template.clone()?;
         chunk.usage = None;
-        chunk.choices = vec![switchyard_protocol::chat::ChunkChoice {
-            index: choice,
-            delta: switchyard_protocol::chat::Delta {
+        let (choice, tool) = parted(part);
+        let delta = match tool {
+            None => Delta {
                 content: Some(text),
                 ..Default::default()
             },
+            Some(index) => Delta {
+                tool_calls: Some(vec![ToolCallDelta {
+                    index,
+                    id: None,
+                    kind: None,
+                    function: Some(ToolCallFunctionDelta {
+                        name: None,
+                        arguments: Some(text),
+                    }),
+                    extra: Default::default(),
+                }]),
+                ..Default::default()
+            },
+        };
+        chunk.choices = vec![ChunkChoice {
+            index: choice,
+            delta,
             finish_reason: None,
             logprobs: None,
             extra: Default::default(),
@@ -433,14 +482,19 @@ impl Screened {
         Some(chunk)
     }
 
-    /// Releases everything still held (the stream ended or failed).
-    fn flush(&mut self) -> Result<(), Blocked> {
-        for choice in self.screen.pending() {
+    /// Releases what is still held of `choice` (every choice when `None`: the stream ended or
+    /// failed), each part in a chunk of its own; `except` is released by the caller.
+    fn release(&mut self, choice: Option<u32>, except: Option<u32>) -> Result<(), Blocked> {
+        let parts = self.screen.pending();
+        for part in parts {
+            if choice.is_some_and(|c| parted(part).0 != c) || Some(part) == except {
+                continue;
+            }
             let text = self
                 .screening
-                .with_verdicts(|v| self.screen.finish(choice, v))?;
+                .with_verdicts(|v| self.screen.finish(part, v))?;
             if !text.is_empty()
-                && let Some(c) = self.text_chunk(choice, text)
+                && let Some(c) = self.text_chunk(part, text)
             {
                 self.queue.push_back(Ok(c));
             }
@@ -448,11 +502,14 @@ impl Screened {
         Ok(())
     }
 
+    fn flush(&mut self) -> Result<(), Blocked> {
+        self.release(None, None)
+    }
+
     fn take(&mut self, mut chunk: ChatChunk) -> Result<(), Blocked> {
         let mut template = chunk.clone();
         template.choices.clear();
         self.template = Some(template);
-        let mut before = Vec::new();
         for c in &mut chunk.choices {
             if let Some(delta) = c.delta.content.take() {
                 let out = self
@@ -460,22 +517,30 @@ impl Screened {
                     .with_verdicts(|v| self.screen.push(c.index, &delta, v))?;
                 c.delta.content = Some(out);
             }
-            if c.finish_reason.is_some() {
-                let rest = self
-                    .screening
-                    .with_verdicts(|v| self.screen.finish(c.index, v))?;
-                if !rest.is_empty() {
-                    match &mut c.delta.content {
-                        // Text released in this chunk goes first, then the rest.
-                        Some(t) if !t.is_empty() => t.push_str(&rest),
-                        _ => before.push((c.index, rest)),
-                    }
+            for tc in c.delta.tool_calls.iter_mut().flatten() {
+                let part = tool_part(c.index, tc.index);
+                if let Some(f) = &mut tc.function
+                    && let Some(args) = f.arguments.take()
+                {
+                    let out = self
+                        .screening
+                        .with_verdicts(|v| self.screen.push(part, &args, v))?;
+                    f.arguments = Some(out);
                 }
             }
-        }
-        for (choice, text) in before {
-            if let Some(c) = self.text_chunk(choice, text) {
-                self.queue.push_back(Ok(c));
+            if c.finish_reason.is_some() {
+                // What is still held goes before the finishing chunk: the content's rest in this
+                // chunk when it carries released content, the rest in chunks of their own.
+                let inline = c.delta.content.as_ref().is_some_and(|t| !t.is_empty());
+                if inline {
+                    let rest = self
+                        .screening
+                        .with_verdicts(|v| self.screen.finish(c.index, v))?;
+                    if let Some(t) = &mut c.delta.content {
+                        t.push_str(&rest);
+                    }
+                }
+                self.release(Some(c.index), inline.then_some(c.index))?;
             }
         }
         self.queue.push_back(Ok(chunk));
@@ -512,5 +577,99 @@ impl Stream for Screened {
                 self.stop(&b);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use switchyard_firewall::{Action, Actions, Custom, Detector};
+
+    const KEY: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
+
+    fn screening(output: &[(Detector, Action)]) -> Arc<Screening> {
+        let mut actions = Actions::default();
+        for (d, a) in output {
+            actions.set(*d, *a);
+        }
+        Arc::new(Screening {
+            policy: Arc::new(Policy {
+                name: "test".into(),
+                input: Actions::default(),
+                output: actions,
+                restore: false,
+            }),
+            scanner: Arc::new(Scanner::new(&Custom::default()).unwrap()),
+            hold_max: 4096,
+            verdicts: Mutex::default(),
+            placeholders: Mutex::default(),
+        })
+    }
+
+    fn chunk(delta: serde_json::Value, finish: Option<&str>) -> ChatChunk {
+        serde_json::from_value(serde_json::json!({
+            "id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+        }))
+        .unwrap()
+    }
+
+    async fn run(
+        s: Arc<Screening>,
+        chunks: Vec<ChatChunk>,
+    ) -> Vec<Result<ChatChunk, ProviderError>> {
+        let stream: ChatStream = Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)));
+        let result: Result<(Attempts, ChatStream, ()), Failure> =
+            Ok((Attempts::default(), stream, ()));
+        let (_, screened, ()) = screen_stream(Some(s), result).unwrap();
+        screened.collect().await
+    }
+
+    /// A secret split across a tool call's argument deltas is redacted; what is held comes out
+    /// before the finishing chunk, as a tool-call delta.
+    #[tokio::test]
+    async fn tool_call_arguments_are_screened_as_they_stream() {
+        let (a, b) = KEY.split_at(12);
+        let out = run(
+            screening(&[(Detector::Secrets, Action::Redact)]),
+            vec![
+                chunk(serde_json::json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "t1", "type": "function", "function": {"name": "send", "arguments": ""}}]}), None),
+                chunk(serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": format!("{{\"key\": \"{a}")}}]}), None),
+                chunk(serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": format!("{b}\"}}")}}]}), None),
+                chunk(serde_json::json!({}), Some("tool_calls")),
+            ],
+        )
+        .await;
+        let chunks: Vec<ChatChunk> = out.into_iter().map(Result::unwrap).collect();
+        let args: String = chunks
+            .iter()
+            .flat_map(|c| c.choices.iter())
+            .flat_map(|c| c.delta.tool_calls.iter().flatten())
+            .filter_map(|t| t.function.as_ref()?.arguments.clone())
+            .collect();
+        assert_eq!(args, "{\"key\": \"[SECRET_1]\"}");
+        assert_eq!(
+            chunks.last().unwrap().choices[0].finish_reason,
+            Some(switchyard_protocol::chat::FinishReason::ToolCalls)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_blocked_tool_call_ends_the_stream_with_an_error() {
+        let out = run(
+            screening(&[(Detector::Secrets, Action::Block)]),
+            vec![
+                chunk(serde_json::json!({"tool_calls": [{"index": 0, "id": "t1", "type": "function", "function": {"name": "send", "arguments": format!("{{\"key\": \"{KEY}\"}}")}}]}), None),
+                chunk(serde_json::json!({}), Some("tool_calls")),
+            ],
+        )
+        .await;
+        assert!(
+            matches!(out.last(), Some(Err(ProviderError::Blocked { .. }))),
+            "{out:?}"
+        );
+        let sent = format!("{:?}", &out[..out.len() - 1]);
+        assert!(!sent.contains("sk-proj"), "{sent}");
     }
 }
