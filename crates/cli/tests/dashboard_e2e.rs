@@ -101,7 +101,9 @@ async fn the_dashboard_shows_the_recorded_traffic_in_a_real_browser() {
     assert!(dom.contains(r#"data-kpi="Requests">14<"#), "{dom}");
     assert!(dom.contains(r#"data-kpi="Error rate">14.3%<"#), "{dom}");
     assert!(
-        dom.contains(r#"data-kpi="Firewall: blocked / redacted / flagged">1 / 0 / 0<"#),
+        dom.contains(
+            r#"data-kpi="Firewall blocks">1<div class="sub">0 redacted · 0 flagged</div><"#
+        ),
         "{dom}"
     );
     for series in ["requests", "errors", "p95", "input", "cost"] {
