@@ -140,8 +140,16 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .collect();
     if args.validate {
         let routes: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+        let firewall = match &config.firewall {
+            None => "off".to_owned(),
+            Some(f) => format!(
+                "policies {} (every call: {})",
+                f.policies.keys().cloned().collect::<Vec<_>>().join(", "),
+                f.default.as_deref().unwrap_or("none")
+            ),
+        };
         println!(
-            "configuration OK: listen {}, providers: {}; routes: {}",
+            "configuration OK: listen {}, providers: {}; routes: {}; firewall: {firewall}",
             config.listen,
             providers.join(", "),
             if routes.is_empty() {

@@ -44,7 +44,7 @@ fn validate_reports_what_is_enabled_and_rejects_bad_files() {
     let good = dir.join("good.toml");
     std::fs::write(
         &good,
-        "[aliases]\nfast = \"groq/llama-3.1-8b-instant\"\n[routes.smart]\ntargets = [\"fast\", \"mock/echo\"]\n",
+        "[aliases]\nfast = \"groq/llama-3.1-8b-instant\"\n[routes.smart]\ntargets = [\"fast\", \"mock/echo\"]\n[firewall.policies.default]\ninput = { secrets = \"block\" }\n[firewall.policies.audit]\ninput = { all = \"flag\" }\n",
     )
     .unwrap();
     let (code, out, err) = run(
@@ -53,7 +53,10 @@ fn validate_reports_what_is_enabled_and_rejects_bad_files() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("groq") && out.contains("mock") && out.contains("routes: smart"),
+        out.contains("groq")
+            && out.contains("mock")
+            && out.contains("routes: smart")
+            && out.contains("firewall: policies audit, default (every call: default)"),
         "{out}"
     );
 
