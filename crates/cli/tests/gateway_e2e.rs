@@ -144,16 +144,7 @@ async fn streams_with_and_without_usage() {
             .unwrap()
             .starts_with("text/event-stream")
     );
-    let data = sse_data(&resp.text().await.unwrap());
-    assert_eq!(data.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let (chunks, text) = common::chat_chunks(&sse_data(&resp.text().await.unwrap()));
     assert_eq!(text, "tok1 tok2 tok3");
     assert!(
         chunks.iter().all(|c| c.get("usage").is_none()),

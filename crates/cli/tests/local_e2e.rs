@@ -216,15 +216,7 @@ async fn a_local_generative_model_answers_chat_whole_and_streamed() {
             .await
             .unwrap(),
     );
-    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).unwrap())
-        .collect();
-    let streamed: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
+    let (chunks, streamed) = common::chat_chunks(&events);
     assert_eq!(streamed, text);
     assert!(
         chunks

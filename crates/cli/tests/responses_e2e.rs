@@ -286,16 +286,7 @@ async fn a_responses_upstream_serves_every_surface_and_runs_built_in_tools() {
     .text()
     .await
     .unwrap();
-    let streamed: String = common::sse_data(&text)
-        .iter()
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str::<Value>(d).unwrap())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect();
+    let (_, streamed) = common::chat_chunks(&common::sse_data(&text));
     assert_eq!(streamed, "tok1 tok2 tok3 tok4");
     assert!(text.contains("\"usage\""), "{text}");
     let r: Value = chat(json!({"model": "upr/echo", "messages": [{"role": "user", "content": "weather?"}],

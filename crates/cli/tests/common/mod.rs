@@ -279,3 +279,22 @@ pub fn sse_data(body: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// An OpenAI chat stream's `data:` payloads (which must end with `[DONE]`) as JSON chunks, and
+/// the text their first choice's deltas carry.
+pub fn chat_chunks(events: &[String]) -> (Vec<serde_json::Value>, String) {
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    let chunks: Vec<serde_json::Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    (chunks, text)
+}
