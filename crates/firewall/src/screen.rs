@@ -266,7 +266,8 @@ pub struct StreamScreen {
     placeholders: Placeholders,
     restore: bool,
     hold_max: usize,
-    cache: Cache,
+    /// For the scanner's DFA walk; made on the first delta (a whole answer never needs it).
+    cache: Option<Cache>,
     choices: Vec<(u32, Held)>,
 }
 
@@ -298,14 +299,13 @@ impl StreamScreen {
         restore: bool,
         hold_max: usize,
     ) -> Self {
-        let cache = scanner.stream_cache();
         Self {
             scanner,
             actions,
             placeholders,
             restore,
             hold_max: hold_max.max(64),
-            cache,
+            cache: None,
             choices: Vec::new(),
         }
     }
@@ -335,6 +335,19 @@ impl StreamScreen {
         let i = self.held(choice);
         self.choices[i].1.text.push_str(delta);
         self.release(i, false, verdicts)
+    }
+
+    /// A whole answer's text, screened as a stream would be (for answers that are not
+    /// streamed): released at once, so nothing is held.
+    pub fn whole(
+        &mut self,
+        choice: u32,
+        text: &str,
+        verdicts: &mut Verdicts,
+    ) -> Result<String, Blocked> {
+        let i = self.held(choice);
+        self.choices[i].1.text.push_str(text);
+        self.release(i, true, verdicts)
     }
 
     /// The end of choice `choice`: everything still held, screened.
@@ -371,9 +384,12 @@ impl StreamScreen {
         let mut safe = hay.len();
         if !all {
             if patterns {
+                let cache = self
+                    .cache
+                    .get_or_insert_with(|| self.scanner.stream_cache());
                 let mut at = offset;
                 while at < hay.len() {
-                    if self.scanner.may_continue(&mut self.cache, &hay, at) {
+                    if self.scanner.may_continue(cache, &hay, at) {
                         safe = at;
                         break;
                     }
@@ -431,18 +447,6 @@ impl StreamScreen {
         let held = &mut self.choices[i].1;
         held.context = hay[context_from..safe].to_owned();
         held.text = hay[safe..].to_owned();
-        Ok(out)
-    }
-
-    /// A whole answer's text, screened as a stream would be (for answers that are not streamed).
-    pub fn whole(
-        &mut self,
-        choice: u32,
-        text: &str,
-        verdicts: &mut Verdicts,
-    ) -> Result<String, Blocked> {
-        let mut out = self.push(choice, text, verdicts)?;
-        out.push_str(&self.finish(choice, verdicts)?);
         Ok(out)
     }
 }

@@ -242,25 +242,13 @@ impl CallLog {
         error_class: Option<&str>,
         tokens: Option<Tokens>,
     ) {
-        if let Some(s) = self.screening.take() {
+        if let Some(s) = &self.screening {
             let verdicts = s.verdicts();
             self.record.firewall = Some(FirewallRecord {
                 policy: s.policy.name.clone(),
                 action: verdicts.strongest(),
                 verdicts,
             });
-            // What the firewall keeps from the provider, the log does not keep either.
-            if let Some(body) = &self.body
-                && let Ok(text) = std::str::from_utf8(body)
-                && let Some(clean) = s.scrub(text)
-            {
-                self.body = Some(clean.into());
-            }
-            if let Some(resp) = &self.record.response
-                && let Some(clean) = s.scrub(&resp.to_string())
-            {
-                self.record.response = serde_json::from_str(&clean).ok();
-            }
         }
         let r = &mut self.record;
         r.status = status;
@@ -295,6 +283,7 @@ impl CallLog {
         self.logger.submit(Finished {
             record: self.record,
             body: self.body,
+            screening: self.screening,
         });
     }
 }
@@ -305,6 +294,8 @@ impl CallLog {
 struct Finished {
     record: Record,
     body: Option<bytes::Bytes>,
+    /// The call's screening: what it redacted for the provider, the log does not keep either.
+    screening: Option<Arc<crate::firewall::Screening>>,
 }
 
 impl Finished {
@@ -315,10 +306,15 @@ impl Finished {
             BodyMode::None => r.metadata.clear(),
             BodyMode::Metadata => {}
             BodyMode::Full => {
+                let scrub = |text: &str| self.screening.as_ref().and_then(|s| s.scrub(text));
                 r.request = self.body.as_ref().map(|b| {
-                    serde_json::from_slice(b)
-                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into_owned()))
+                    let text = String::from_utf8_lossy(b);
+                    let text = scrub(&text).unwrap_or_else(|| text.into_owned());
+                    serde_json::from_str(&text).unwrap_or(Value::String(text))
                 });
+                if let Some(clean) = r.response.as_ref().and_then(|v| scrub(&v.to_string())) {
+                    r.response = serde_json::from_str(&clean).ok();
+                }
                 for v in [&mut r.request, &mut r.response].into_iter().flatten() {
                     crate::redact::redact_json(v);
                 }
@@ -522,6 +518,7 @@ mod tests {
             logger.submit(Finished {
                 record: record(i),
                 body: None,
+                screening: None,
             });
         }
         logger.flush_and_stop().await;
@@ -536,6 +533,7 @@ mod tests {
             logger.submit(Finished {
                 record: record(i),
                 body: None,
+                screening: None,
             });
         }
         logger.flush_and_stop().await;
