@@ -582,8 +582,7 @@ redis_url = "{redis}"
     let upstream = mock_requests(&m).await;
     assert!(upstream <= 2, "{upstream} upstream calls");
 
-    // A malformed URL, or a Redis that is not there, stops the start with a message that says
-    // what to do.
+    // A malformed URL stops the start with a message that says what to do…
     let (code, _, err) = common::run_cli(
         &[
             "serve",
@@ -597,24 +596,21 @@ redis_url = "{redis}"
     );
     assert_ne!(code, 0);
     assert!(err.contains("cache.redis_url"), "{err}");
-    let data = common::temp_dir("noredis");
-    let (code, _, err) = common::run_cli(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--config",
-            write_config("[cache]\nredis_url = \"redis://127.0.0.1:1\"\n")
-                .to_str()
-                .unwrap(),
-        ],
+    // …but a Redis that is not there does not: the gateway starts, says so, and calls miss.
+    let gone = common::gateway(
+        &format!(
+            "[providers.up]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n[cache]\nredis_url = \"redis://127.0.0.1:1\"\n[cache.models]\n\"up/echo\" = \"1m\"\n",
+            m.url
+        ),
         &[],
     );
-    assert_ne!(code, 0);
-    assert!(err.contains("cannot reach the Redis cache"), "{err}");
-    assert!(err.contains("start Redis or fix the URL"), "{err}");
+    let (status, _) = call(&gone, &body, &[]).await;
+    assert_eq!(status.as_deref(), Some("MISS"));
+    assert!(
+        gone.stderr_text().contains("Redis failed"),
+        "{}",
+        gone.stderr_text()
+    );
 }
 
 fn write_config(text: &str) -> std::path::PathBuf {

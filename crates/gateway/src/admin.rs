@@ -10,6 +10,7 @@
 //! | `POST /admin/keys/{id}/rotate` | a new secret for it → the key, shown once; the old one stops working |
 //! | `PUT /admin/credentials/{provider}` | store a provider's key, `{"api_key": "…"}`, encrypted (the vault); it is used at once |
 //! | `GET /admin/credentials` | the providers with a stored key (never the key) |
+//! | `POST /admin/reload` | read the configuration file again and apply it (as SIGHUP does): 200 with `restart_needed` (keys whose change waits for a restart), or 400 with the reason, the running configuration unchanged |
 //! | `DELETE /admin/credentials/{provider}` | forget it; the configuration's or environment's key applies again |
 //! | `GET /admin/logs` | request logs, newest first: `from`, `to` (Unix seconds), `key`, `model`, `provider`, `status`, `errors=true`, `metadata=tag:value[,tag:value]`, `q` (text), `limit` (≤ 500), `cursor` |
 //! | `GET /admin/logs/{id}` | one call's whole record |
@@ -47,6 +48,21 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/admin/credentials/{provider}",
             axum::routing::put(store_credential).delete(forget_credential),
         )
+        .route("/admin/reload", post(reload))
+}
+
+/// `POST /admin/reload`: the configuration file read again and applied (as SIGHUP does).
+async fn reload(_: Admin, State(state): State<Arc<AppState>>) -> Answer {
+    let done = state.reload().await.inspect_err(|e| {
+        tracing::warn!(error = %e, "configuration reload refused (POST /admin/reload)");
+    })?;
+    tracing::info!(restart_needed = ?done.restart_needed, "configuration reloaded (POST /admin/reload)");
+    Ok(Json(json!({
+        "reloaded": true,
+        "reloads": state.reloads.load(std::sync::atomic::Ordering::Relaxed),
+        "restart_needed": done.restart_needed,
+    }))
+    .into_response())
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -223,7 +239,7 @@ async fn store_credential(
         .put(&provider, &api_key)
         .await
         .map_err(vault_error)?;
-    state.reload_credentials().await?;
+    state.reload().await?;
     tracing::info!(provider, "provider credential stored in the vault");
     let enabled = state
         .routes
@@ -244,7 +260,7 @@ async fn forget_credential(
             message: format!("the vault holds no credential for `{provider}`"),
         });
     }
-    state.reload_credentials().await?;
+    state.reload().await?;
     tracing::info!(provider, "provider credential removed from the vault");
     Ok(Json(json!({ "provider": provider, "deleted": true })).into_response())
 }
@@ -321,7 +337,7 @@ fn key_error(e: KeyError) -> GatewayError {
 async fn create(_: Admin, State(state): State<Arc<AppState>>, body: RawBody) -> Answer {
     let new: NewKey = crate::surface::decode(&body.0)?;
     if let Some(p) = &new.policy.firewall
-        && !state.firewall.as_ref().is_some_and(|f| f.knows(p))
+        && !state.firewall.load().as_ref().is_some_and(|f| f.knows(p))
     {
         return Err(GatewayError::bad_request(
             format!(

@@ -51,6 +51,8 @@ pub struct AppState {
     pub metrics: Metrics,
     pub keys: Arc<Keys>,
     pub limiter: Arc<Limiter>,
+    /// `[state] redis`, when replicas share state.
+    pub shared: Option<Arc<crate::shared::Shared>>,
     pub spend: Arc<Spend>,
     pub logger: Arc<Logger>,
     /// Responses kept for `previous_response_id` (the Responses surface).
@@ -59,8 +61,13 @@ pub struct AppState {
     pub telemetry: crate::telemetry::Telemetry,
     /// Answers kept to serve identical calls again.
     pub cache: Arc<crate::cache::Cache>,
-    /// `[firewall]`: policies and the compiled detectors, when configured.
-    pub firewall: Option<crate::config::firewall::FirewallConfig>,
+    /// `[firewall]`: policies and the compiled detectors, when configured (replaced by a
+    /// reload).
+    pub firewall: arc_swap::ArcSwapOption<crate::config::firewall::FirewallConfig>,
+    /// What was read at start-up and is not reloaded.
+    pub started: StartupSettings,
+    /// Successful reloads since start-up.
+    pub reloads: std::sync::atomic::AtomicU64,
     pub logs: LogStore,
     pub auth: AuthMode,
     /// Whether the gateway listens on a loopback address (the dashboard is open to local
@@ -73,9 +80,13 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the providers and routes again with the vault's current credentials (after the
-    /// admin API changed them) and swaps them in; calls under way finish on the old ones.
-    pub async fn reload_credentials(&self) -> Result<(), GatewayError> {
+    /// Loads the configuration again (file, environment and the vault's credentials) and
+    /// swaps in what can change while serving: providers, aliases, routes, retries, breakers'
+    /// policy, the catalog, cache rules and firewall policies. Calls under way finish on the
+    /// old ones. A configuration that does not load is refused with the reason, and the running
+    /// one stays. Settings read only at start-up (the listen address, the store, Redis, …) are
+    /// named in the answer when they changed: they take effect at the next restart.
+    pub async fn reload(&self) -> Result<Reloaded, GatewayError> {
         let internal = |message: String| GatewayError::Internal { message };
         let credentials = self
             .vault
@@ -83,13 +94,103 @@ impl AppState {
             .await
             .map_err(|e| internal(e.to_string()))?;
         let config = self.source.load(&credentials).map_err(|e| {
-            GatewayError::bad_request(format!("the configuration does not load: {e}"), None)
+            GatewayError::bad_request(
+                format!("the new configuration was refused, the running one stays: {e}"),
+                None,
+            )
         })?;
         let registry = Registry::build(&config, self.mock_url.as_deref(), Some(&self.local))
-            .map_err(|e| internal(e.to_string()))?;
+            .map_err(|e| {
+                GatewayError::bad_request(
+                    format!("the new configuration was refused, the running one stays: {e}"),
+                    None,
+                )
+            })?;
         let routes = Routes::new(registry, &config, self.health.clone())?;
+        let restart_needed = self.started.restart_needed(&config);
         self.routes.store(Arc::new(routes));
-        Ok(())
+        self.firewall.store(config.firewall.clone().map(Arc::new));
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        Ok(Reloaded { restart_needed })
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reloaded {
+    /// Keys whose new values wait for a restart.
+    pub restart_needed: Vec<&'static str>,
+}
+
+/// The settings read once at start-up, to tell a reload which of them changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartupSettings {
+    pub listen: std::net::SocketAddr,
+    pub store_url: Option<Secret>,
+    pub state: crate::config::StatePolicy,
+    pub streams: crate::config::StreamsPolicy,
+    pub cache_redis: Option<Secret>,
+    pub cache_max_bytes: u64,
+    pub max_body_bytes: usize,
+    pub admin_token: Option<Secret>,
+    pub auth_open: bool,
+    pub log_queue: usize,
+    pub log_enabled: bool,
+    pub log_retention: Option<std::time::Duration>,
+    pub telemetry: Option<crate::telemetry::TelemetryConfig>,
+    /// Breakers keep the thresholds they were made with.
+    pub breaker: crate::config::BreakerPolicy,
+}
+
+impl StartupSettings {
+    pub fn of(c: &crate::config::Config) -> Self {
+        Self {
+            listen: c.listen,
+            store_url: c.store_url.clone(),
+            state: c.state.clone(),
+            streams: c.streams.clone(),
+            cache_redis: c.cache.redis_url.clone(),
+            cache_max_bytes: c.cache.max_bytes,
+            max_body_bytes: c.max_body_bytes,
+            admin_token: c.admin_token.clone(),
+            auth_open: c.auth_open,
+            log_queue: c.log_queue,
+            log_enabled: c.log_enabled,
+            log_retention: c.log_retention,
+            telemetry: c.telemetry.clone(),
+            breaker: c.breaker,
+        }
+    }
+
+    /// The configuration keys whose values in `new` differ from the running ones.
+    fn restart_needed(&self, new: &crate::config::Config) -> Vec<&'static str> {
+        let n = Self::of(new);
+        let mut out = Vec::new();
+        let checks: [(&'static str, bool); 14] = [
+            ("circuit_breaker", self.breaker != n.breaker),
+            ("server.listen", self.listen != n.listen),
+            ("store", self.store_url != n.store_url),
+            ("state", self.state != n.state),
+            ("streams", self.streams != n.streams),
+            ("cache.redis_url", self.cache_redis != n.cache_redis),
+            ("cache.max_mb", self.cache_max_bytes != n.cache_max_bytes),
+            (
+                "server.max_body_bytes",
+                self.max_body_bytes != n.max_body_bytes,
+            ),
+            ("admin.token", self.admin_token != n.admin_token),
+            ("auth.open", self.auth_open != n.auth_open),
+            ("logs.queue", self.log_queue != n.log_queue),
+            ("logs.enabled", self.log_enabled != n.log_enabled),
+            ("logs.retention_days", self.log_retention != n.log_retention),
+            ("telemetry", self.telemetry != n.telemetry),
+        ];
+        for (key, changed) in checks {
+            if changed {
+                out.push(key);
+            }
+        }
+        out
     }
 }
 

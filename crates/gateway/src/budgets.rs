@@ -7,7 +7,7 @@
 //! each call (off the request path), so it survives restarts.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
@@ -18,6 +18,7 @@ use switchyard_store::spend::SpendStore;
 use crate::error::GatewayError;
 use crate::keys::VirtualKey;
 use crate::limits::Clock;
+use crate::shared::Shared;
 
 /// A key's budgets. Absent means unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -124,6 +125,8 @@ fn civil(days: i64) -> (i64, u32, u32) {
 pub struct Spend {
     totals: Mutex<HashMap<(String, String), f64>>,
     clock: Clock,
+    /// `[state] redis`: totals every replica adds to and checks against.
+    shared: Option<Arc<Shared>>,
     /// Database writes and webhook calls, done in order by one background task.
     jobs: mpsc::UnboundedSender<Job>,
 }
@@ -203,8 +206,37 @@ impl Spend {
         Ok(Self {
             totals: Mutex::new(totals),
             clock,
+            shared: None,
             jobs,
         })
+    }
+
+    /// Checks and adds spend in Redis too, so that every replica sees every call's cost. The
+    /// totals loaded from the database seed Redis where it has none for a period yet.
+    pub async fn with_shared(mut self, shared: Arc<Shared>) -> Self {
+        let seed: Vec<((String, String), f64)> = self
+            .totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        if !seed.is_empty() {
+            let mut pipe = redis::pipe();
+            for ((key_id, period), usd) in &seed {
+                let k = spend_key(&shared, key_id, period);
+                pipe.cmd("SET").arg(&k).arg(*usd).arg("NX").ignore();
+                if let Some(at) = period_expiry(period) {
+                    pipe.cmd("PEXPIREAT").arg(&k).arg(at).ignore();
+                }
+            }
+            let mut conn = shared.conn();
+            if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+                shared.failed("seeding budget totals in", &e);
+            }
+        }
+        self.shared = Some(shared);
+        self
     }
 
     fn spent(&self, key_id: &str, period: &str) -> f64 {
@@ -227,14 +259,48 @@ impl Spend {
         })
     }
 
+    /// What Redis holds for these periods of a key, each at least what this replica knows
+    /// (Redis may have lost it); this replica's totals alone when Redis is not there.
+    async fn totals(&self, key_id: &str, periods: &[String]) -> Vec<f64> {
+        let local: Vec<f64> = periods.iter().map(|p| self.spent(key_id, p)).collect();
+        let Some(shared) = self.shared.as_ref().filter(|s| s.available()) else {
+            return local;
+        };
+        let mut cmd = redis::cmd("MGET");
+        for p in periods {
+            cmd.arg(spend_key(shared, key_id, p));
+        }
+        let mut conn = shared.conn();
+        match cmd.query_async::<Vec<Option<f64>>>(&mut conn).await {
+            Ok(values) => {
+                shared.succeeded();
+                local
+                    .iter()
+                    .zip(values)
+                    .map(|(l, r)| r.unwrap_or(0.0).max(*l))
+                    .collect()
+            }
+            Err(e) => {
+                shared.failed("reading budget totals from", &e);
+                local
+            }
+        }
+    }
+
     /// Refuses a call whose key has spent a budget.
-    pub fn check(&self, key: &VirtualKey) -> Result<(), GatewayError> {
+    pub async fn check(&self, key: &VirtualKey) -> Result<(), GatewayError> {
         let budgets = &key.policy.budgets;
         let now = (self.clock)();
         // The longest-lasting block first: that is the one the caller must deal with.
-        for (period, limit) in budgets.limits().into_iter().rev() {
-            let Some(limit) = limit else { continue };
-            let spent = self.spent(&key.id, &period.key(now));
+        let limited: Vec<(Period, f64)> = budgets
+            .limits()
+            .into_iter()
+            .rev()
+            .filter_map(|(p, l)| l.map(|l| (p, l)))
+            .collect();
+        let periods: Vec<String> = limited.iter().map(|(p, _)| p.key(now)).collect();
+        let totals = self.totals(&key.id, &periods).await;
+        for ((period, limit), spent) in limited.into_iter().zip(totals) {
             if spent >= limit {
                 let when = match period {
                     Period::Day => "at the start of the next UTC day",
@@ -253,60 +319,199 @@ impl Spend {
         Ok(())
     }
 
-    /// Adds a call's cost to the key's totals (and, off the request path, to the database), and
-    /// tells the webhook when a budget's alert share or the budget itself is crossed.
+    /// Adds a call's cost to the key's totals (and, off the request path, to the database and
+    /// to Redis), and tells the webhook when a budget's alert share or the budget itself is
+    /// crossed: judged on Redis's totals when it is there (once across replicas), else on this
+    /// replica's.
     pub fn record(&self, key: &VirtualKey, usd: f64) {
         if usd <= 0.0 || !usd.is_finite() {
             return;
         }
         let now = (self.clock)();
         let budgets = &key.policy.budgets;
-        let mut alerts = Vec::new();
+        let mut local = Vec::new();
         {
             let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-            for (period, limit) in budgets.limits() {
+            for (period, _) in budgets.limits() {
                 let pk = period.key(now);
                 let total = totals.entry((key.id.clone(), pk.clone())).or_insert(0.0);
-                let before = *total;
                 *total += usd;
-                if let Some(limit) = limit {
-                    let share = budgets.alert_at.unwrap_or(0.8);
-                    for (what, at) in [("alert", limit * share), ("exhausted", limit)] {
-                        if before < at && *total >= at {
-                            alerts.push((period, pk.clone(), what, *total, limit));
-                        }
-                    }
-                }
+                local.push((period, pk, *total));
             }
         }
-        for period in [Period::Day, Period::Month, Period::Total] {
+        for (_, pk, _) in &local {
             let _ = self.jobs.send(Job::Add {
                 key_id: key.id.clone(),
-                period: period.key(now),
+                period: pk.clone(),
                 usd,
             });
         }
-        for (period, pk, what, total, limit) in alerts {
-            tracing::warn!(key_id = %key.id, budget = period.name(), spent_usd = total, limit_usd = limit, event = what, "budget threshold crossed");
-            let Some(url) = budgets.webhook.clone() else {
+        let alerts = Alerts {
+            jobs: self.jobs.clone(),
+            key_id: key.id.clone(),
+            key_name: key.name.clone(),
+            budgets: budgets.clone(),
+            usd,
+        };
+        let handle = tokio::runtime::Handle::try_current().ok();
+        match (self.shared.clone().filter(|s| s.available()), handle) {
+            (Some(shared), Some(handle)) => {
+                handle.spawn(async move {
+                    match add_shared(&shared, &alerts.key_id, &local, usd).await {
+                        Ok(totals) => {
+                            shared.succeeded();
+                            alerts.send_shared(&shared, totals).await;
+                        }
+                        Err(e) => {
+                            shared.failed("adding spend to", &e);
+                            alerts.send_local(local);
+                        }
+                    }
+                });
+            }
+            _ => alerts.send_local(local),
+        }
+    }
+}
+
+/// `switchyard:spend:{<key id>}:<period>`.
+fn spend_key(shared: &Shared, key_id: &str, period: &str) -> String {
+    shared.key(&format!("spend:{{{key_id}}}:{period}"))
+}
+
+/// When Redis may forget a period's total (ms since the epoch): days after 3 days, months
+/// after 40; the total never.
+fn period_expiry(period: &str) -> Option<u64> {
+    let now = crate::limits::system_clock()();
+    if period.starts_with("day:") {
+        Some(now + 3 * 86_400_000)
+    } else if period.starts_with("month:") {
+        Some(now + 40 * 86_400_000)
+    } else {
+        None
+    }
+}
+
+/// Adds `usd` to each period's total in Redis; returns the new totals.
+async fn add_shared(
+    shared: &Shared,
+    key_id: &str,
+    periods: &[(Period, String, f64)],
+    usd: f64,
+) -> redis::RedisResult<Vec<(Period, String, f64)>> {
+    let mut pipe = redis::pipe();
+    for (_, pk, _) in periods {
+        let k = spend_key(shared, key_id, pk);
+        pipe.cmd("INCRBYFLOAT").arg(&k).arg(usd);
+        if let Some(at) = period_expiry(pk) {
+            pipe.cmd("PEXPIREAT").arg(&k).arg(at).ignore();
+        }
+    }
+    let mut conn = shared.conn();
+    let totals: Vec<f64> = pipe.query_async(&mut conn).await?;
+    Ok(periods
+        .iter()
+        .zip(totals)
+        .map(|((p, pk, _), t)| (*p, pk.clone(), t))
+        .collect())
+}
+
+/// The webhook calls a recorded cost may cause.
+struct Alerts {
+    jobs: mpsc::UnboundedSender<Job>,
+    key_id: String,
+    key_name: String,
+    budgets: Budgets,
+    usd: f64,
+}
+
+/// A threshold a cost took a total across.
+struct Crossing {
+    period: Period,
+    pk: String,
+    what: &'static str,
+    total: f64,
+    limit: f64,
+}
+
+impl Alerts {
+    fn crossings(&self, totals: Vec<(Period, String, f64)>) -> Vec<Crossing> {
+        let budgets = &self.budgets;
+        let limits = budgets.limits();
+        let share = budgets.alert_at.unwrap_or(0.8);
+        let mut out = Vec::new();
+        for (period, pk, total) in totals {
+            let Some(limit) = limits.iter().find(|(p, _)| *p == period).and_then(|l| l.1) else {
                 continue;
             };
-            let body = serde_json::json!({
-                "event": format!("budget.{what}"),
-                "key_id": key.id,
-                "key_name": key.name,
-                "budget": period.name(),
-                "period": pk,
-                "spent_usd": total,
-                "limit_usd": limit,
-            });
-            let _ = self.jobs.send(Job::Alert {
-                key_id: key.id.clone(),
-                body,
-                url,
-                once: (pk, what),
-            });
+            let before = total - self.usd;
+            for (what, at) in [("alert", limit * share), ("exhausted", limit)] {
+                if before < at && total >= at {
+                    out.push(Crossing {
+                        period,
+                        pk: pk.clone(),
+                        what,
+                        total,
+                        limit,
+                    });
+                }
+            }
         }
+        out
+    }
+
+    /// Tells of every threshold crossed, judged on this replica's totals.
+    fn send_local(&self, totals: Vec<(Period, String, f64)>) {
+        for c in self.crossings(totals) {
+            self.dispatch(c);
+        }
+    }
+
+    /// Tells of every threshold crossed, judged on Redis's totals: the first replica to claim
+    /// a threshold (`SET NX`) is the one that tells.
+    async fn send_shared(&self, shared: &Shared, totals: Vec<(Period, String, f64)>) {
+        for c in self.crossings(totals) {
+            let claim = shared.key(&format!(
+                "spend-alert:{{{}}}:{}:{}",
+                self.key_id, c.pk, c.what
+            ));
+            let mut conn = shared.conn();
+            let first: redis::RedisResult<Option<String>> = redis::cmd("SET")
+                .arg(&claim)
+                .arg(1)
+                .arg("NX")
+                .arg("PX")
+                .arg(40 * 86_400_000u64)
+                .query_async(&mut conn)
+                .await;
+            // Told twice rather than not at all when Redis fails here.
+            if matches!(first, Ok(None)) {
+                continue;
+            }
+            self.dispatch(c);
+        }
+    }
+
+    fn dispatch(&self, c: Crossing) {
+        tracing::warn!(key_id = %self.key_id, budget = c.period.name(), spent_usd = c.total, limit_usd = c.limit, event = c.what, "budget threshold crossed");
+        let Some(url) = self.budgets.webhook.clone() else {
+            return;
+        };
+        let body = serde_json::json!({
+            "event": format!("budget.{}", c.what),
+            "key_id": self.key_id,
+            "key_name": self.key_name,
+            "budget": c.period.name(),
+            "period": c.pk,
+            "spent_usd": c.total,
+            "limit_usd": c.limit,
+        });
+        let _ = self.jobs.send(Job::Alert {
+            key_id: self.key_id.clone(),
+            body,
+            url,
+            once: (c.pk, c.what),
+        });
     }
 }
 
@@ -388,20 +593,21 @@ mod spend_tests {
             total_usd: Some(10.0),
             ..Budgets::default()
         });
-        assert!(spend.check(&k).is_ok());
+        assert!(spend.check(&k).await.is_ok());
         spend.record(&k, 0.6);
-        assert!(spend.check(&k).is_ok());
+        assert!(spend.check(&k).await.is_ok());
         spend.record(&k, 0.6);
-        let e = spend.check(&k).unwrap_err();
+        let e = spend.check(&k).await.unwrap_err();
         assert!(matches!(e, GatewayError::QuotaExceeded { .. }));
         assert!(e.to_string().contains("daily budget of $1.00"), "{e}");
         // An hour later it is the next UTC day: the daily budget is fresh, the total is not.
         t.fetch_add(3_600_000, Ordering::SeqCst);
-        assert!(spend.check(&k).is_ok());
+        assert!(spend.check(&k).await.is_ok());
         spend.record(&k, 9.0);
         assert!(
             spend
                 .check(&k)
+                .await
                 .unwrap_err()
                 .to_string()
                 .contains("total budget")
@@ -413,6 +619,7 @@ mod spend_tests {
         assert!(
             again
                 .check(&k)
+                .await
                 .unwrap_err()
                 .to_string()
                 .contains("total budget")

@@ -209,7 +209,8 @@ fn screen_with(
     plan: &Plan,
     screen: impl FnOnce(&Scanner, &Policy, &mut Placeholders, &mut Verdicts) -> Result<(), Blocked>,
 ) -> Result<Option<Arc<Screening>>, Failure> {
-    let Some(config) = &state.firewall else {
+    let config = state.firewall.load_full();
+    let Some(config) = config.as_deref() else {
         return Ok(None);
     };
     let policy = policy(config, options, plan).map_err(|e| (Attempts::default(), e))?;

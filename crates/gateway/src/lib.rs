@@ -25,6 +25,7 @@ pub mod registry;
 mod request_id;
 pub mod routing;
 pub mod server;
+pub mod shared;
 pub mod surface;
 pub mod telemetry;
 pub mod vault;

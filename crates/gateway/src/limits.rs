@@ -13,6 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::shared::Shared;
+
 /// One set of limits. Absent means unlimited.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,6 +101,9 @@ pub fn system_clock() -> Clock {
 pub struct Limiter {
     counters: Mutex<HashMap<CounterId, Counter>>,
     clock: Clock,
+    /// `[state] redis`: the counters every replica shares. Without it (or while it is
+    /// unreachable) the counters above are used.
+    shared: Option<Arc<Shared>>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -127,6 +132,8 @@ pub struct Remaining {
 pub struct Reservation {
     tokens: Vec<(CounterId, u64)>,
     estimate: u64,
+    /// Taken from the shared counters in Redis (else from this process's).
+    shared: bool,
     pub state: RateState,
 }
 
@@ -147,18 +154,59 @@ struct Check {
     label: String,
 }
 
+/// Takes from every counter of a call or from none, atomically in Redis. `KEYS` are the
+/// counters; `ARGV` holds, for each, its limit, the amount to take and when the key expires
+/// (ms since the epoch). Returns each counter's use before the call, then 1 if it was admitted.
+const ACQUIRE: &str = r"
+local used = {}
+local ok = 1
+for i = 1, #KEYS do
+  used[i] = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if used[i] + tonumber(ARGV[3 * i - 1]) > tonumber(ARGV[3 * i - 2]) then ok = 0 end
+end
+if ok == 1 then
+  for i = 1, #KEYS do
+    redis.call('INCRBY', KEYS[i], ARGV[3 * i - 1])
+    redis.call('PEXPIREAT', KEYS[i], ARGV[3 * i])
+  end
+end
+used[#KEYS + 1] = ok
+return used
+";
+
+/// Adds `ARGV[1]` (negative to give back) to the counters that still exist, never below 0.
+const SETTLE: &str = r"
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('INCRBY', KEYS[i], ARGV[1]) < 0 then
+      redis.call('SET', KEYS[i], 0, 'KEEPTTL')
+    end
+  end
+end
+return 0
+";
+
 impl Limiter {
     pub fn new(clock: Clock) -> Self {
         Self {
             counters: Mutex::new(HashMap::new()),
             clock,
+            shared: None,
+        }
+    }
+
+    /// Counts in Redis, shared by every replica that names the same server.
+    pub fn shared(clock: Clock, shared: Arc<Shared>) -> Self {
+        Self {
+            shared: Some(shared),
+            ..Self::new(clock)
         }
     }
 
     /// Takes one request and `tokens` (an estimate) from every counter `limits` sets for this
     /// call, or refuses it. `key` names the key in messages; `scope` identifies it; `metadata`
     /// gives the call's tag values.
-    pub fn acquire(
+    pub async fn acquire(
         &self,
         scope: &str,
         key: &str,
@@ -188,68 +236,46 @@ impl Limiter {
             return Ok(Reservation::default());
         }
         let now = (self.clock)();
+        if let Some(shared) = &self.shared
+            && shared.available()
+        {
+            match acquire_shared(shared, &checks, now).await {
+                Ok(used) => {
+                    if shared.succeeded() {
+                        self.reconcile(shared, now).await;
+                    }
+                    let state = judge(&checks, &used, now)?;
+                    return Ok(reservation(checks, now, tokens, true, state));
+                }
+                Err(e) => shared.failed("counting rate limits in", &e),
+            }
+        }
+        self.acquire_local(checks, now, tokens)
+    }
+
+    fn acquire_local(
+        &self,
+        checks: Vec<Check>,
+        now: u64,
+        tokens: u64,
+    ) -> Result<Reservation, Refusal> {
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         if counters.len() > 100_000 {
             // Forget windows that have passed.
             counters.retain(|id, c| c.window == now / id.period.millis());
         }
-        let mut state = RateState::default();
-        let mut refusal: Option<Refusal> = None;
+        let used: Vec<u64> = checks
+            .iter()
+            .map(|c| {
+                let window = now / c.id.period.millis();
+                counters
+                    .get(&c.id)
+                    .filter(|k| k.window == window)
+                    .map_or(0, |k| k.used)
+            })
+            .collect();
+        let state = judge(&checks, &used, now)?;
         for c in &checks {
-            let window = now / c.id.period.millis();
-            let used = counters
-                .get(&c.id)
-                .filter(|k| k.window == window)
-                .map_or(0, |k| k.used);
-            let reset_ms = (window + 1) * c.id.period.millis() - now;
-            let remaining = Remaining {
-                limit: c.limit,
-                remaining: c.limit.saturating_sub(used + c.amount),
-                reset_ms,
-            };
-            let slot = match c.id.metric {
-                Metric::Requests => &mut state.requests,
-                Metric::Tokens => &mut state.tokens,
-            };
-            if slot.is_none_or(|s| remaining.remaining < s.remaining) {
-                *slot = Some(remaining);
-            }
-            if used + c.amount > c.limit && refusal.is_none() {
-                let what = match (c.id.metric, c.id.period) {
-                    (Metric::Requests, Period::Minute) => "requests per min (RPM)",
-                    (Metric::Requests, Period::Day) => "requests per day (RPD)",
-                    (Metric::Tokens, Period::Minute) => "tokens per min (TPM)",
-                    (Metric::Tokens, Period::Day) => "tokens per day (TPD)",
-                };
-                let hint = if c.amount > c.limit {
-                    " This request alone is larger than the limit; send less or ask for a higher limit.".to_owned()
-                } else {
-                    format!(" Please try again in {}.", human(reset_ms))
-                };
-                refusal = Some(Refusal {
-                    message: format!(
-                        "Rate limit reached for {} on {what}: Limit {}, Used {used}, Requested {}.{hint}",
-                        c.label, c.limit, c.amount
-                    ),
-                    retry_after_ms: reset_ms,
-                    state: RateState::default(),
-                    kind: match c.id.metric {
-                        Metric::Requests => "requests",
-                        Metric::Tokens => "tokens",
-                    },
-                });
-            }
-        }
-        if let Some(mut r) = refusal {
-            r.state = state;
-            return Err(r);
-        }
-        let mut reservation = Reservation {
-            tokens: Vec::new(),
-            estimate: tokens,
-            state,
-        };
-        for c in checks {
             let window = now / c.id.period.millis();
             let counter = counters
                 .entry(c.id.clone())
@@ -258,16 +284,74 @@ impl Limiter {
                 *counter = Counter { window, used: 0 };
             }
             counter.used += c.amount;
-            if c.id.metric == Metric::Tokens {
-                reservation.tokens.push((c.id, window));
-            }
         }
-        Ok(reservation)
+        Ok(reservation(checks, now, tokens, false, state))
+    }
+
+    /// Adds what was counted here while Redis was unreachable to the shared counters (those of
+    /// windows still open), so that the rest of the window is judged on everything admitted.
+    async fn reconcile(&self, shared: &Shared, now: u64) {
+        let local: Vec<(CounterId, Counter)> = {
+            let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+            counters.drain().collect()
+        };
+        let mut pipe = redis::pipe();
+        let mut n = 0;
+        for (id, c) in local {
+            if c.window != now / id.period.millis() || c.used == 0 {
+                continue;
+            }
+            let key = redis_key(shared, &id, c.window);
+            pipe.cmd("INCRBY").arg(&key).arg(c.used).ignore();
+            pipe.cmd("PEXPIREAT")
+                .arg(&key)
+                .arg(expires_at(&id, c.window))
+                .ignore();
+            n += 1;
+        }
+        if n == 0 {
+            return;
+        }
+        let mut conn = shared.conn();
+        match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => tracing::info!(
+                counters = n,
+                "rate-limit counts taken while Redis was away were added to it"
+            ),
+            Err(e) => shared.failed("reconciling rate limits with", &e),
+        }
     }
 
     /// Replaces a reservation's token estimate with the tokens the call really used.
     pub fn settle(&self, reservation: &Reservation, actual: u64) {
         if reservation.tokens.is_empty() || actual == reservation.estimate {
+            return;
+        }
+        if reservation.shared {
+            let Some(shared) = self.shared.clone() else {
+                return;
+            };
+            let Ok(handle) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let delta = actual as i64 - reservation.estimate as i64;
+            let keys: Vec<String> = reservation
+                .tokens
+                .iter()
+                .map(|(id, window)| redis_key(&shared, id, *window))
+                .collect();
+            handle.spawn(async move {
+                let mut conn = shared.conn();
+                let script = redis::Script::new(SETTLE);
+                let mut inv = script.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(delta);
+                if let Err(e) = inv.invoke_async::<i64>(&mut conn).await {
+                    shared.failed("settling token counts in", &e);
+                }
+            });
             return;
         }
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
@@ -278,6 +362,122 @@ impl Limiter {
                 c.used = (c.used + actual).saturating_sub(reservation.estimate);
             }
         }
+    }
+}
+
+fn reservation(
+    checks: Vec<Check>,
+    now: u64,
+    estimate: u64,
+    shared: bool,
+    state: RateState,
+) -> Reservation {
+    Reservation {
+        tokens: checks
+            .into_iter()
+            .filter(|c| c.id.metric == Metric::Tokens)
+            .map(|c| {
+                let window = now / c.id.period.millis();
+                (c.id, window)
+            })
+            .collect(),
+        estimate,
+        shared,
+        state,
+    }
+}
+
+/// `switchyard:rl:{<key id>}:<scope>:<metric><period>:<window>` (the braces keep a call's
+/// counters in one Redis Cluster slot).
+fn redis_key(shared: &Shared, id: &CounterId, window: u64) -> String {
+    let (key_id, rest) = id.scope.split_once('\u{0}').unwrap_or((&id.scope, ""));
+    let what = match (id.metric, id.period) {
+        (Metric::Requests, Period::Minute) => "rpm",
+        (Metric::Requests, Period::Day) => "rpd",
+        (Metric::Tokens, Period::Minute) => "tpm",
+        (Metric::Tokens, Period::Day) => "tpd",
+    };
+    shared.key(&format!("rl:{{{key_id}}}:{rest}:{what}:{window}"))
+}
+
+/// When a window's counter may go: a minute after the window ends.
+fn expires_at(id: &CounterId, window: u64) -> u64 {
+    (window + 1) * id.period.millis() + 60_000
+}
+
+async fn acquire_shared(
+    shared: &Shared,
+    checks: &[Check],
+    now: u64,
+) -> redis::RedisResult<Vec<u64>> {
+    let script = redis::Script::new(ACQUIRE);
+    let mut inv = script.prepare_invoke();
+    for c in checks {
+        let window = now / c.id.period.millis();
+        inv.key(redis_key(shared, &c.id, window));
+        inv.arg(c.limit)
+            .arg(c.amount)
+            .arg(expires_at(&c.id, window));
+    }
+    let mut conn = shared.conn();
+    let mut used: Vec<i64> = inv.invoke_async(&mut conn).await?;
+    used.pop();
+    Ok(used.into_iter().map(|u| u.max(0) as u64).collect())
+}
+
+/// Judges a call on the counters' use before it: the state of the tightest counters, or the
+/// refusal of the first counter it would overflow.
+fn judge(checks: &[Check], used: &[u64], now: u64) -> Result<RateState, Refusal> {
+    let mut state = RateState::default();
+    let mut refusal: Option<Refusal> = None;
+    for (c, &used) in checks.iter().zip(used) {
+        let window = now / c.id.period.millis();
+        let reset_ms = (window + 1) * c.id.period.millis() - now;
+        let remaining = Remaining {
+            limit: c.limit,
+            remaining: c.limit.saturating_sub(used + c.amount),
+            reset_ms,
+        };
+        let slot = match c.id.metric {
+            Metric::Requests => &mut state.requests,
+            Metric::Tokens => &mut state.tokens,
+        };
+        if slot.is_none_or(|s| remaining.remaining < s.remaining) {
+            *slot = Some(remaining);
+        }
+        if used + c.amount > c.limit && refusal.is_none() {
+            let what = match (c.id.metric, c.id.period) {
+                (Metric::Requests, Period::Minute) => "requests per min (RPM)",
+                (Metric::Requests, Period::Day) => "requests per day (RPD)",
+                (Metric::Tokens, Period::Minute) => "tokens per min (TPM)",
+                (Metric::Tokens, Period::Day) => "tokens per day (TPD)",
+            };
+            let hint = if c.amount > c.limit {
+                " This request alone is larger than the limit; send less or ask for a higher limit."
+                    .to_owned()
+            } else {
+                format!(" Please try again in {}.", human(reset_ms))
+            };
+            refusal = Some(Refusal {
+                message: format!(
+                    "Rate limit reached for {} on {what}: Limit {}, Used {used}, Requested {}.{hint}",
+                    c.label, c.limit, c.amount
+                ),
+                retry_after_ms: reset_ms,
+                state: RateState::default(),
+                kind: match c.id.metric {
+                    Metric::Requests => "requests",
+                    Metric::Tokens => "tokens",
+                },
+            });
+        }
+    }
+    match refusal {
+        Some(mut r) => {
+            r.state = state;
+            Err(r)
+        }
+        None => Ok(state),
     }
 }
 
@@ -358,6 +558,19 @@ mod tests {
         (Arc::new(move || c.load(Ordering::SeqCst)), t)
     }
 
+    /// The local counters never wait: run an acquire to its end.
+    fn take(
+        l: &Limiter,
+        lim: &Limits,
+        meta: impl Fn(&str) -> Option<String>,
+        tokens: u64,
+    ) -> Result<Reservation, Refusal> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(l.acquire("k", "app", lim, meta, tokens))
+    }
+
     fn limits(rpm: Option<u64>, tpm: Option<u64>) -> Limits {
         Limits {
             key: LimitSet {
@@ -374,10 +587,10 @@ mod tests {
         let (clock, t) = clock(60_000 * 1000 + 500);
         let l = Limiter::new(clock);
         let lim = limits(Some(2), None);
-        assert!(l.acquire("k", "app", &lim, |_| None, 0).is_ok());
-        let r = l.acquire("k", "app", &lim, |_| None, 0).unwrap();
+        assert!(take(&l, &lim, |_| None, 0).is_ok());
+        let r = take(&l, &lim, |_| None, 0).unwrap();
         assert_eq!(r.state.requests.unwrap().remaining, 0);
-        let refused = l.acquire("k", "app", &lim, |_| None, 0).unwrap_err();
+        let refused = take(&l, &lim, |_| None, 0).unwrap_err();
         assert_eq!(refused.kind, "requests");
         assert_eq!(refused.retry_after_ms, 59_500);
         assert!(
@@ -387,7 +600,7 @@ mod tests {
         );
         assert!(refused.message.contains("59.5s"), "{}", refused.message);
         t.fetch_add(59_500, Ordering::SeqCst);
-        assert!(l.acquire("k", "app", &lim, |_| None, 0).is_ok());
+        assert!(take(&l, &lim, |_| None, 0).is_ok());
     }
 
     #[test]
@@ -395,14 +608,14 @@ mod tests {
         let (clock, _) = clock(0);
         let l = Limiter::new(clock);
         let lim = limits(None, Some(1000));
-        let r = l.acquire("k", "app", &lim, |_| None, 600).unwrap();
+        let r = take(&l, &lim, |_| None, 600).unwrap();
         // 600 reserved: another 600 does not fit…
-        assert!(l.acquire("k", "app", &lim, |_| None, 600).is_err());
+        assert!(take(&l, &lim, |_| None, 600).is_err());
         // …until the first call turns out to have used 100.
         l.settle(&r, 100);
-        let r2 = l.acquire("k", "app", &lim, |_| None, 600).unwrap();
+        let r2 = take(&l, &lim, |_| None, 600).unwrap();
         assert_eq!(r2.state.tokens.unwrap().remaining, 300);
-        let too_big = l.acquire("k", "app", &lim, |_| None, 5000).unwrap_err();
+        let too_big = take(&l, &lim, |_| None, 5000).unwrap_err();
         assert!(too_big.message.contains("larger than the limit"));
     }
 
@@ -419,13 +632,13 @@ mod tests {
             },
         );
         let user = |u: &'static str| move |tag: &str| (tag == "user").then(|| u.to_owned());
-        assert!(l.acquire("k", "app", &lim, user("ann"), 0).is_ok());
-        let e = l.acquire("k", "app", &lim, user("ann"), 0).unwrap_err();
+        assert!(take(&l, &lim, user("ann"), 0).is_ok());
+        let e = take(&l, &lim, user("ann"), 0).unwrap_err();
         assert!(e.message.contains("user `ann`"), "{}", e.message);
-        assert!(l.acquire("k", "app", &lim, user("bob"), 0).is_ok());
+        assert!(take(&l, &lim, user("bob"), 0).is_ok());
         // The refused call took nothing from the key's counter: one slot is left.
-        assert!(l.acquire("k", "app", &lim, user("cat"), 0).is_ok());
-        let e = l.acquire("k", "app", &lim, user("dan"), 0).unwrap_err();
+        assert!(take(&l, &lim, user("cat"), 0).is_ok());
+        let e = take(&l, &lim, user("dan"), 0).unwrap_err();
         assert!(e.message.contains("key `app` on requests"), "{}", e.message);
     }
 
@@ -440,7 +653,7 @@ mod tests {
                 let (l, lim, passed) = (l.clone(), lim.clone(), passed.clone());
                 std::thread::spawn(move || {
                     for _ in 0..40 {
-                        if l.acquire("k", "app", &lim, |_| None, 0).is_ok() {
+                        if take(&l, &lim, |_| None, 0).is_ok() {
                             passed.fetch_add(1, Ordering::SeqCst);
                         }
                     }

@@ -165,6 +165,12 @@ impl Metrics {
             .register_collector(Box::new(CacheCollector(cache)));
     }
 
+    /// Reports the shared state's health at each scrape.
+    pub fn watch_shared(&mut self, shared: Arc<crate::shared::Shared>) {
+        self.registry
+            .register_collector(Box::new(SharedCollector(shared)));
+    }
+
     /// Counts a finished call.
     pub fn call(&self, r: &Record) {
         let provider = r.provider.clone().unwrap_or_default();
@@ -284,6 +290,39 @@ impl Collector for CacheCollector {
             let g = ConstGauge::new(value);
             let m = encoder.encode_descriptor(name, help, None, g.metric_type())?;
             g.encode(m)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct SharedCollector(Arc<crate::shared::Shared>);
+
+impl Collector for SharedCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let g = ConstGauge::new(i64::from(self.0.is_degraded()));
+        let m = encoder.encode_descriptor(
+            "switchyard_state_degraded",
+            "1 while Redis (state.redis) is unreachable and this replica serves on its own state",
+            None,
+            g.metric_type(),
+        )?;
+        g.encode(m)?;
+        for (name, help, value) in [
+            (
+                "switchyard_state_errors",
+                "Redis commands of the shared state that failed",
+                self.0.errors(),
+            ),
+            (
+                "switchyard_state_recoveries",
+                "Times Redis came back after the shared state had degraded",
+                self.0.recoveries(),
+            ),
+        ] {
+            let c = ConstCounter::new(value);
+            let m = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+            c.encode(m)?;
         }
         Ok(())
     }

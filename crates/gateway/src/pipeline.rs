@@ -233,7 +233,7 @@ fn with_overrides(req: ChatRequest, target: &RouteTarget) -> Result<ChatRequest,
 /// Stage 3c: the caller's budgets and rate limits. Refuses a key whose budget is spent, takes a
 /// request and an estimate of `tokens` from its rate-limit counters (or refuses the call, 429),
 /// and returns the meter that settles the call's usage and cost afterwards.
-fn limit(
+async fn limit(
     state: &AppState,
     options: &CallOptions,
     tokens: u64,
@@ -246,7 +246,7 @@ fn limit(
         return Ok(None);
     }
     if !budgets.is_empty() {
-        state.spend.check(key)?;
+        state.spend.check(key).await?;
     }
     let reservation = if limits.is_empty() {
         None
@@ -260,6 +260,7 @@ fn limit(
                 |tag| options.metadata_text(tag),
                 tokens,
             )
+            .await
             .map_err(|r| GatewayError::RateLimited(Box::new(r)))?;
         Some((state.limiter.clone(), r))
     };
@@ -347,7 +348,7 @@ pub async fn chat(
     let needs = needs(&req);
     let plan = plan(state, options, &req, &needs).map_err(early)?;
     let screening = firewall::screen_request(state, options, &plan, &mut req)?;
-    let meter = limit(state, options, needs.tokens()).map_err(early)?;
+    let meter = limit(state, options, needs.tokens()).await.map_err(early)?;
     let call = || {
         routing::run(&plan, &state.metrics, |target| {
             let req = prepare(&req, target, options.max_cost_usd);
@@ -410,7 +411,7 @@ async fn chat_stream_planned(
     let shape = StreamShape {
         include_usage: req.wants_stream_usage(),
     };
-    let meter = limit(state, options, needs.tokens()).map_err(early)?;
+    let meter = limit(state, options, needs.tokens()).await.map_err(early)?;
     let call = || {
         routing::run(plan, &state.metrics, |target| {
             let req = prepare(req, target, options.max_cost_usd);
@@ -644,7 +645,9 @@ pub async fn embed(
         .texts()
         .map(|t| t.iter().map(|s| s.len()).sum())
         .unwrap_or(0);
-    let meter = limit(state, options, (chars as u64).div_ceil(4)).map_err(early)?;
+    let meter = limit(state, options, (chars as u64).div_ceil(4))
+        .await
+        .map_err(early)?;
     let mut result = routing::run(&plan, &state.metrics, |target| {
         let mut req = req.clone();
         req.model.clone_from(&target.target.model);

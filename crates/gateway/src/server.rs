@@ -34,6 +34,7 @@ use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::routing::{HealthTable, Routes};
+use crate::shared::Shared;
 
 /// How long in-flight requests (streams included) may take to finish after a shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -63,7 +64,7 @@ pub enum StartError {
     Store(#[from] switchyard_store::StoreError),
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
-    #[error("cannot reach the Redis cache (cache.redis_url): {0}; start Redis or fix the URL")]
+    #[error("the Redis URL (state.redis or cache.redis_url): {0}; fix the URL")]
     Redis(String),
     #[error("the trace exporter (telemetry.otlp_endpoint): {0}")]
     Telemetry(String),
@@ -93,7 +94,23 @@ impl Gateway {
         let config = &config;
         let keys = Arc::new(Keys::load(KeyStore::new(db.clone())).await?);
         let clock = crate::limits::system_clock();
-        let spend = Arc::new(Spend::load(SpendStore::new(db.clone()), clock.clone()).await?);
+        let shared = match &config.state.redis {
+            Some(url) => Some(Arc::new(
+                Shared::connect(url.expose(), &config.state.prefix)
+                    .await
+                    .map_err(StartError::Redis)?,
+            )),
+            None => None,
+        };
+        let spend = Spend::load(SpendStore::new(db.clone()), clock.clone()).await?;
+        let spend = Arc::new(match &shared {
+            Some(s) => spend.with_shared(s.clone()).await,
+            None => spend,
+        });
+        let limiter = Arc::new(match &shared {
+            Some(s) => Limiter::shared(clock.clone(), s.clone()),
+            None => Limiter::new(clock.clone()),
+        });
         let responses = crate::conversations::Conversations::new(ResponseStore::new(db.clone()));
         let logs = LogStore::new(db);
         let logs_store = logs.clone();
@@ -148,20 +165,32 @@ impl Gateway {
                     addr: config.listen,
                     source,
                 })?;
-        let health = HealthTable::default();
+        let health = match &shared {
+            Some(s) => crate::routing::shared::table(s.clone()).await,
+            None => HealthTable::default(),
+        };
         let routes = Routes::new(registry, config, health.clone()).map_err(StartError::Routes)?;
         let semantic_entries = config.cache.semantic.as_ref().map_or(1, |s| s.max_entries);
         let telemetry = match &config.telemetry {
             Some(t) => crate::telemetry::Telemetry::start(t).map_err(StartError::Telemetry)?,
             None => crate::telemetry::Telemetry::off(),
         };
-        let cache = match &config.cache.redis_url {
-            None => Cache::new(config.cache.max_bytes, semantic_entries),
-            Some(url) => {
-                let store = Store::redis(url.expose())
+        let cache = match (&config.cache.redis_url, &shared) {
+            (None, _) => Cache::new(config.cache.max_bytes, semantic_entries),
+            (Some(url), Some(s)) if config.state.redis.as_ref() == Some(url) => Cache::with_store(
+                Store::redis(s.clone()),
+                config.cache.max_bytes,
+                semantic_entries,
+            ),
+            (Some(url), _) => {
+                let own = Shared::connect(url.expose(), &config.state.prefix)
                     .await
                     .map_err(StartError::Redis)?;
-                Cache::with_store(store, config.cache.max_bytes, semantic_entries)
+                Cache::with_store(
+                    Store::redis(Arc::new(own)),
+                    config.cache.max_bytes,
+                    semantic_entries,
+                )
             }
         };
         let state = Arc::new(AppState {
@@ -175,16 +204,22 @@ impl Gateway {
                 let mut m = Metrics::new(health.clone());
                 m.watch_logger(logger.clone());
                 m.watch_cache(cache.clone());
+                if let Some(s) = &shared {
+                    m.watch_shared(s.clone());
+                }
                 m
             },
             cache,
-            firewall: config.firewall.clone(),
+            firewall: arc_swap::ArcSwapOption::from(config.firewall.clone().map(Arc::new)),
+            started: crate::app::StartupSettings::of(config),
+            reloads: std::sync::atomic::AtomicU64::new(0),
             telemetry,
             logger,
             logs: logs_store,
             responses,
             keys,
-            limiter: Arc::new(Limiter::new(clock)),
+            limiter,
+            shared,
             spend,
             auth,
             loopback: config.listen.ip().is_loopback(),
@@ -236,6 +271,28 @@ impl Gateway {
             tracing::info!("shutting down: draining in-flight requests");
             let _ = drained_tx.send(());
         };
+        // SIGHUP: read the configuration again.
+        #[cfg(unix)]
+        {
+            let weak = Arc::downgrade(&self.state);
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    let Some(state) = weak.upgrade() else { break };
+                    match state.reload().await {
+                        Ok(done) => {
+                            tracing::info!(restart_needed = ?done.restart_needed, "configuration reloaded (SIGHUP)")
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "configuration reload refused (SIGHUP)")
+                        }
+                    }
+                }
+            });
+        }
         let app = build_app(self.state.clone());
         // Answers and stream chunks go out at once: no Nagle delay waiting for the peer's ACK.
         let listener = self.listener.tap_io(|tcp| {

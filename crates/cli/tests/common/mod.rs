@@ -133,6 +133,27 @@ pub fn gateway_on(config: &str, env: &[(&str, &str)], data: &std::path::Path) ->
     gateway_at("127.0.0.1:0", config, env, data)
 }
 
+/// The gateway reading the configuration file at `path` (which the test may rewrite).
+pub fn gateway_with_file(
+    path: &std::path::Path,
+    env: &[(&str, &str)],
+    data: &std::path::Path,
+) -> Proc {
+    spawn(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            path.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        env,
+        "gateway",
+    )
+}
+
 /// The same, listening on `listen`.
 pub fn gateway_at(
     listen: &str,

@@ -1,21 +1,19 @@
 //! Where answers are kept: in this process (the default; size-bounded), or in Redis, shared by
 //! every replica that names the same server (`[cache] redis_url`).
 //!
-//! In Redis an answer is one key, `switchyard:cache:v1:<hex of the cache key>`, holding its JSON
+//! In Redis an answer is one key, `switchyard:cache:v1:<hex of the cache key>` (under
+//! `[state] prefix`), holding its JSON
 //! with the time to keep it as the key's expiry; Redis's own `maxmemory` and eviction policy
 //! bound its size. Writes go out in the background (the caller has its answer already); a
 //! failing Redis makes look-ups misses and is reported, it never fails a call.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use switchyard_protocol::chat::{ChatChunk, ChatResponse};
 
 use super::{Answer, Entry, Key, now_millis};
 use crate::registry::Registry;
+use crate::shared::Shared;
 
 #[derive(Debug, Clone)]
 pub struct Weight;
@@ -34,8 +32,7 @@ pub enum Store {
 
 #[derive(Debug)]
 pub struct Redis {
-    conn: ConnectionManager,
-    errors: Arc<AtomicU64>,
+    shared: Arc<Shared>,
 }
 
 /// An entry as Redis holds it.
@@ -52,13 +49,13 @@ struct Stored {
     chunks: Option<Vec<ChatChunk>>,
 }
 
-fn redis_key(key: &Key) -> String {
-    let mut name = String::with_capacity(20 + 64);
-    name.push_str("switchyard:cache:v1:");
+fn redis_key(shared: &Shared, key: &Key) -> String {
+    let mut name = String::with_capacity(9 + 64);
+    name.push_str("cache:v1:");
     for b in key {
         name.push_str(&format!("{b:02x}"));
     }
-    name
+    shared.key(&name)
 }
 
 impl Store {
@@ -75,21 +72,9 @@ impl Store {
         ))
     }
 
-    /// Connects to Redis at `url` (`redis://[:password@]host:port[/db]`).
-    pub async fn redis(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(2);
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(Self::Redis(Redis {
-            conn,
-            errors: Arc::new(AtomicU64::new(0)),
-        }))
+    /// Keeps answers in Redis, on the connection the replicas' shared state uses.
+    pub fn redis(shared: Arc<Shared>) -> Self {
+        Self::Redis(Redis { shared })
     }
 
     /// The fresh entry for `key`, if there is one (an expired in-process one is removed).
@@ -105,15 +90,21 @@ impl Store {
                 None
             }
             Self::Redis(r) => {
-                let mut conn = r.conn.clone();
+                if !r.shared.available() {
+                    return None;
+                }
+                let mut conn = r.shared.conn();
                 let raw: Option<Vec<u8>> = match redis::cmd("GET")
-                    .arg(redis_key(key))
+                    .arg(redis_key(&r.shared, key))
                     .query_async(&mut conn)
                     .await
                 {
-                    Ok(v) => v,
+                    Ok(v) => {
+                        r.shared.succeeded();
+                        v
+                    }
                     Err(e) => {
-                        r.failed("reading", &e);
+                        r.shared.failed("reading the cache from", &e);
                         return None;
                     }
                 };
@@ -164,18 +155,21 @@ impl Store {
                 let Ok(bytes) = serde_json::to_vec(&stored) else {
                     return;
                 };
-                let mut conn = r.conn.clone();
-                let errors = r.errors.clone();
+                if !r.shared.available() {
+                    return;
+                }
+                let shared = r.shared.clone();
                 tokio::spawn(async move {
+                    let mut conn = shared.conn();
                     let set: Result<(), _> = redis::cmd("SET")
-                        .arg(redis_key(&key))
+                        .arg(redis_key(&shared, &key))
                         .arg(bytes)
                         .arg("PX")
                         .arg(ttl_ms)
                         .query_async(&mut conn)
                         .await;
                     if let Err(e) = set {
-                        report(&errors, "writing", &e);
+                        shared.failed("writing the cache to", &e);
                     }
                 });
             }
@@ -196,20 +190,5 @@ impl Store {
             Self::Memory(m) => m.len(),
             Self::Redis(_) => 0,
         }
-    }
-}
-
-impl Redis {
-    fn failed(&self, what: &str, e: &redis::RedisError) {
-        report(&self.errors, what, e);
-    }
-}
-
-/// Logs a Redis failure: the first, then at every power of two, so that an outage is told
-/// without flooding the log.
-fn report(errors: &AtomicU64, what: &str, e: &redis::RedisError) {
-    let n = errors.fetch_add(1, Ordering::Relaxed) + 1;
-    if n.is_power_of_two() {
-        tracing::warn!(error = %e, failures = n, "{what} the Redis cache failed; calls go to the provider");
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::raw::{RawCache, RawCacheSetting, RawSemantic};
 use switchyard_providers::Secret;
 
-use super::{ConfigError, Env, err, parse_span_ms, secret};
+use super::{ConfigError, Env, err, parse_span_ms};
 
 /// The in-process cache's default size bound.
 const DEFAULT_MAX_MB: u64 = 256;
@@ -116,21 +116,11 @@ impl CachePolicy {
 }
 
 pub(super) fn policy(raw: RawCache, env: &Env) -> Result<CachePolicy, ConfigError> {
-    let redis_url = match &raw.redis_url {
-        Some(u) if u.starts_with("env:") || u.starts_with("file:") => {
-            Some(secret("cache.redis_url", u, env)?)
-        }
-        Some(u) => Some(Secret::new(u.clone())),
-        None => None,
-    };
-    if let Some(u) = &redis_url
-        && !(u.expose().starts_with("redis://") || u.expose().starts_with("rediss://"))
-    {
-        return Err(err(
-            "cache.redis_url",
-            "is not a redis:// URL, e.g. redis://127.0.0.1:6379",
-        ));
-    }
+    let redis_url = raw
+        .redis_url
+        .as_deref()
+        .map(|u| super::state::redis_url("cache.redis_url", u, env))
+        .transpose()?;
     let ttl = match &raw.ttl {
         Some(t) => span("cache.ttl", t)?,
         None => DEFAULT_TTL,
@@ -210,7 +200,7 @@ pub(super) fn setting(
     }
 }
 
-fn span(key: &str, text: &str) -> Result<Duration, ConfigError> {
+pub(super) fn span(key: &str, text: &str) -> Result<Duration, ConfigError> {
     parse_span_ms(text)
         .map(|ms| Duration::from_millis(ms as u64))
         .ok_or_else(|| {

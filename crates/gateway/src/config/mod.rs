@@ -9,6 +9,7 @@ mod env;
 pub mod firewall;
 pub mod raw;
 pub mod routing;
+pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ pub use cache::{CachePolicy, Namespace, SemanticPolicy};
 pub use env::Env;
 use raw::{RawConfig, RawProvider};
 pub use routing::{BreakerPolicy, Hedge, RetryPolicy, RouteSpec, Strategy};
+pub use state::{StatePolicy, StreamsPolicy};
 
 use switchyard_providers::catalog::Catalog;
 
@@ -72,6 +74,10 @@ pub struct Config {
     pub telemetry: Option<crate::telemetry::TelemetryConfig>,
     /// `[firewall]`, when the file has one.
     pub firewall: Option<firewall::FirewallConfig>,
+    /// `[state]`: what replicas share through Redis.
+    pub state: StatePolicy,
+    /// `[streams]`: buffered, resumable streams.
+    pub streams: StreamsPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -298,7 +304,13 @@ impl Config {
 
         let retry = routing::retry(&raw.retry)?;
         let breaker = routing::breaker(&raw.circuit_breaker)?;
-        let cache = cache::policy(raw.cache, env)?;
+        let state = state::state(raw.state, env)?;
+        let streams = state::streams(raw.streams)?;
+        let mut cache = cache::policy(raw.cache, env)?;
+        // The shared state's Redis holds the cache too, unless the cache names its own.
+        if cache.redis_url.is_none() {
+            cache.redis_url = state.redis.clone();
+        }
         let telemetry = telemetry(raw.telemetry, env)?;
         let firewall = firewall::firewall(raw.firewall)?;
         let routes = raw
@@ -334,20 +346,41 @@ impl Config {
                 "is shorter than 16 characters; use a long random token (e.g. `openssl rand -hex 32`)",
             ));
         }
-        let store_url = match &raw.store.url {
-            Some(u) if u.starts_with("env:") || u.starts_with("file:") => {
-                Some(secret("store.url", u, env)?)
+        let store_url = match (&raw.store.url, &raw.store.postgres) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "store.postgres",
+                    "is given with store.url; keep one of them",
+                ));
             }
-            Some(u) => Some(Secret::new(u.clone())),
+            (Some(u), None) => Some(("store.url", u)),
+            (None, Some(u)) => Some(("store.postgres", u)),
+            (None, None) => None,
+        };
+        let store_key = store_url.map_or("store.url", |(k, _)| k);
+        let store_url = match store_url {
+            Some((k, u)) if u.starts_with("env:") || u.starts_with("file:") => {
+                Some(secret(k, u, env)?)
+            }
+            Some((_, u)) => Some(Secret::new(u.clone())),
             None => None,
         };
+        if store_key == "store.postgres"
+            && let Some(u) = &store_url
+            && !(u.expose().starts_with("postgres:") || u.expose().starts_with("postgresql:"))
+        {
+            return Err(err(
+                "store.postgres",
+                "is not a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/switchyard",
+            ));
+        }
         if let Some(u) = &store_url {
             let u = u.expose();
             if !(u.starts_with("sqlite:")
                 || u.starts_with("postgres:")
                 || u.starts_with("postgresql:"))
             {
-                return Err(err("store.url", "is not a sqlite:// or postgres:// URL"));
+                return Err(err(store_key, "is not a sqlite:// or postgres:// URL"));
             }
         }
 
@@ -397,6 +430,8 @@ impl Config {
             cache,
             telemetry,
             firewall,
+            state,
+            streams,
         })
     }
 }

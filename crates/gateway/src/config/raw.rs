@@ -41,6 +41,39 @@ pub struct RawConfig {
     #[serde(default)]
     pub telemetry: RawTelemetry,
     pub firewall: Option<RawFirewall>,
+    #[serde(default)]
+    pub state: RawState,
+    #[serde(default)]
+    pub streams: RawStreams,
+}
+
+/// `[state]`: state shared by replicas.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// `redis://…` or a reference to one (`env:REDIS_URL`): rate-limit and budget counters,
+    /// the response cache, circuit breakers and stream buffers, shared by every replica that
+    /// names the same server.
+    pub redis: Option<String>,
+    /// Put before every key Switchyard writes in Redis (default `switchyard:`), so that several
+    /// deployments can share one server.
+    pub prefix: Option<String>,
+}
+
+/// `[streams]`: buffering streamed answers so that a caller can resume them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStreams {
+    /// Buffer every streamed answer (default `false`: only calls that send
+    /// `x-switchyard-resumable: true`).
+    pub resumable: Option<bool>,
+    /// How long a buffered stream can be resumed after it ended, e.g. `"10m"`.
+    pub ttl: Option<String>,
+    /// The in-process buffers' bound, in mebibytes (oldest ended streams go first).
+    pub max_mb: Option<u64>,
+    /// Let the upstream call run to the end when the caller goes away (default `true`), so
+    /// that the answer can be collected later; `false` cancels it as an unbuffered call would.
+    pub detach: Option<bool>,
 }
 
 /// `[firewall]`: screening of requests and answers.
@@ -179,6 +212,8 @@ pub struct RawStore {
     /// `sqlite:///path/file.db` or `postgres://…`, or a reference to one (`env:DATABASE_URL`).
     /// Default: `switchyard.db` in the data directory.
     pub url: Option<String>,
+    /// `postgres://…` or a reference to one: the same as `url`, for a PostgreSQL store.
+    pub postgres: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

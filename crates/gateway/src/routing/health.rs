@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use switchyard_providers::ProviderError;
+use tokio::sync::mpsc;
 
 use crate::config::BreakerPolicy;
 
@@ -26,7 +27,20 @@ const EWMA_ALPHA: f64 = 0.3;
 /// Every target's health by `provider/model`, shared by the routes and `/metrics`. Bounded:
 /// beyond `MAX_REMEMBERED` slugs, new targets get a health that is not kept.
 #[derive(Debug, Clone, Default)]
-pub struct HealthTable(Arc<Mutex<HashMap<Arc<str>, Arc<Health>>>>);
+pub struct HealthTable {
+    map: Arc<Mutex<HashMap<Arc<str>, Arc<Health>>>>,
+    /// Where breakers tell that they opened or closed, when replicas share them.
+    events: Option<mpsc::UnboundedSender<BreakerEvent>>,
+    /// Targets other replicas found failing that no route here has used yet, until when.
+    remote: Arc<Mutex<HashMap<Arc<str>, Instant>>>,
+}
+
+/// A breaker's change of state, for the other replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BreakerEvent {
+    Opened { slug: Arc<str>, cooldown: Duration },
+    Closed { slug: Arc<str> },
+}
 
 /// Slugs remembered with their health (a bound on memory when callers send many distinct
 /// model names).
@@ -36,22 +50,73 @@ pub const MAX_REMEMBERED: usize = 4096;
 pub const OTHER: &str = "other";
 
 impl HealthTable {
+    /// A table whose breakers tell `events` when they open or close.
+    pub fn shared(events: mpsc::UnboundedSender<BreakerEvent>) -> Self {
+        Self {
+            map: Arc::default(),
+            events: Some(events),
+            remote: Arc::default(),
+        }
+    }
+
+    /// Another replica's breaker changed: applied to this replica's breaker for the target,
+    /// or remembered until a route here first uses it.
+    pub fn apply_remote(&self, event: &BreakerEvent) {
+        let slug = match event {
+            BreakerEvent::Opened { slug, .. } | BreakerEvent::Closed { slug } => slug,
+        };
+        if let Some(h) = self.get(slug) {
+            h.apply_remote(event);
+            return;
+        }
+        let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            BreakerEvent::Opened { cooldown, .. } => {
+                if remote.len() < MAX_REMEMBERED {
+                    remote.insert(slug.clone(), Instant::now() + *cooldown);
+                }
+            }
+            BreakerEvent::Closed { .. } => {
+                remote.remove(slug);
+            }
+        }
+    }
+
     pub fn get_or_insert(&self, slug: &Arc<str>, policy: BreakerPolicy) -> Arc<Health> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = map.get(slug) {
             return h.clone();
         }
         if map.len() >= MAX_REMEMBERED {
             return Arc::new(Health::new(OTHER, policy));
         }
-        let h = Arc::new(Health::new(slug.clone(), policy));
+        let mut h = Health::new(slug.clone(), policy);
+        h.events = self.events.clone();
+        let until = self
+            .remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(slug);
+        if let Some(cooldown) = until.and_then(|t| t.checked_duration_since(Instant::now())) {
+            h.apply_remote(&BreakerEvent::Opened {
+                slug: slug.clone(),
+                cooldown,
+            });
+        }
+        let h = Arc::new(h);
         map.insert(slug.clone(), h.clone());
         h
     }
 
+    /// The health of `slug`, if a route has used it.
+    pub fn get(&self, slug: &str) -> Option<Arc<Health>> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(slug).cloned()
+    }
+
     /// All of them, by slug.
     pub fn all(&self) -> Vec<Arc<Health>> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         let mut all: Vec<Arc<Health>> = map.values().cloned().collect();
         all.sort_by(|a, b| a.slug.cmp(&b.slug));
         all
@@ -81,6 +146,7 @@ pub struct Health {
     pub slug: Arc<str>,
     policy: BreakerPolicy,
     inner: Mutex<Inner>,
+    events: Option<mpsc::UnboundedSender<BreakerEvent>>,
 }
 
 #[derive(Debug)]
@@ -122,6 +188,45 @@ impl Health {
                 retry_after_until: None,
                 opened: 0,
             }),
+            events: None,
+        }
+    }
+
+    /// Another replica's breaker for this target changed: an open one opens this one for the
+    /// rest of its cooldown (a closed circuit only: a probe under way here decides for
+    /// itself); a closed one closes it.
+    pub fn apply_remote(&self, event: &BreakerEvent) {
+        if !self.policy.enabled {
+            return;
+        }
+        let now = Instant::now();
+        let mut inner = self.lock();
+        match event {
+            BreakerEvent::Opened { cooldown, .. } => {
+                if inner.circuit == Circuit::Closed {
+                    inner.circuit = Circuit::Open {
+                        until: now + *cooldown,
+                    };
+                    inner.opened += 1;
+                    tracing::warn!(target_slug = %self.slug, cooldown_ms = cooldown.as_millis() as u64, "circuit opened by another replica");
+                }
+            }
+            BreakerEvent::Closed { .. } => {
+                if inner.circuit != Circuit::Closed {
+                    inner.circuit = Circuit::Closed;
+                    inner.consecutive = 0;
+                    inner.window_start = now;
+                    inner.window_calls = 0;
+                    inner.window_failures = 0;
+                    tracing::info!(target_slug = %self.slug, "circuit closed by another replica");
+                }
+            }
+        }
+    }
+
+    fn tell(&self, event: BreakerEvent) {
+        if let Some(events) = &self.events {
+            let _ = events.send(event);
         }
     }
 
@@ -230,6 +335,11 @@ impl Health {
             Outcome::Success(_) | Outcome::Answered => {
                 inner.consecutive = 0;
                 if probe || matches!(inner.circuit, Circuit::HalfOpen { .. }) {
+                    if inner.circuit != Circuit::Closed {
+                        self.tell(BreakerEvent::Closed {
+                            slug: self.slug.clone(),
+                        });
+                    }
                     inner.circuit = Circuit::Closed;
                     inner.window_start = now;
                     inner.window_calls = 0;
@@ -252,6 +362,10 @@ impl Health {
                         until: now + p.cooldown,
                     };
                     inner.opened += 1;
+                    self.tell(BreakerEvent::Opened {
+                        slug: self.slug.clone(),
+                        cooldown: p.cooldown,
+                    });
                     tracing::warn!(
                         target_slug = %self.slug,
                         cooldown_ms = p.cooldown.as_millis() as u64,

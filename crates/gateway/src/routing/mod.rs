@@ -10,6 +10,7 @@
 pub mod attempt;
 pub mod health;
 pub mod options;
+pub mod shared;
 pub mod strategy;
 
 use std::collections::HashMap;
