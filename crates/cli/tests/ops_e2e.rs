@@ -187,7 +187,7 @@ async fn sigterm_under_streaming_load_finishes_the_streams_and_loses_no_record()
     assert_eq!(rows.len(), 16, "{logs}");
     for r in rows {
         assert_eq!(r["status"], 200, "{r}");
-        assert!(r["error"].is_null(), "{r}");
+        assert!(r["error_class"].is_null(), "{r}");
         assert_eq!(r["output_tokens"], 20, "{r}");
     }
 }

@@ -454,3 +454,59 @@ async fn with_redis_gone_the_gateway_keeps_answering_says_so_and_reconciles() {
     // Everything since the kill: the 5 calls of the outage and those after the restart.
     assert_eq!(redis.value_of("deg:rl:*rpd*").await, Some(5 + after));
 }
+
+#[tokio::test]
+async fn a_stream_started_on_one_replica_is_resumed_on_the_other() {
+    use futures_util::StreamExt;
+    let Some((redis, pg)) = services("a_stream_started_on_one_replica_is_resumed_on_the_other")
+    else {
+        return;
+    };
+    let m = mock();
+    let config = replica_config(&m, &redis, &pg, &prefix("streams"), "");
+    let key = create_key(&config, &["--name", "streams"]);
+    let other = create_key(&config, &["--name", "streams-other"]);
+    let (a, b) = replicas(&config);
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", a.url))
+        .bearer_auth(&key)
+        .header("x-switchyard-resumable", "true")
+        .json(&json!({"model": "up/stream-30+itl-30ms", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // Read three events from A, then lose the connection.
+    let mut seen = String::new();
+    let mut bytes = resp.bytes_stream();
+    while seen.matches("\n\n").count() < 3 {
+        seen.push_str(std::str::from_utf8(&bytes.next().await.unwrap().unwrap()).unwrap());
+    }
+    drop(bytes);
+    let cut = seen.match_indices("\n\n").nth(2).unwrap().0 + 2;
+    seen.truncate(cut);
+    // B serves the rest (live, from Redis) while A is still producing it.
+    let resume = |g: &Proc, after: u64, k: &str| {
+        client()
+            .get(format!("{}/v1/streams/{id}", g.url))
+            .header("last-event-id", after.to_string())
+            .bearer_auth(k.to_owned())
+            .send()
+    };
+    let rest = resume(&b, 3, &key).await.unwrap();
+    assert_eq!(rest.status(), 200);
+    let rest = rest.text().await.unwrap();
+    assert!(rest.starts_with("id: 4\n"), "{rest}");
+    let whole = format!("{seen}{rest}");
+    let (_, text) = common::chat_chunks(&common::sse_data(&whole));
+    assert_eq!(text.split_whitespace().count(), 30, "{whole}");
+    // After the end, B gives it whole; another key gets nothing.
+    let again = resume(&b, 0, &key).await.unwrap().text().await.unwrap();
+    assert_eq!(again, whole);
+    assert_eq!(resume(&b, 0, &other).await.unwrap().status(), 404);
+    assert_eq!(mock_requests(&m).await, 1, "one upstream call in all");
+}

@@ -59,6 +59,8 @@ pub struct AppState {
     pub responses: Arc<crate::conversations::Conversations>,
     /// Traces of calls, when exported.
     pub telemetry: crate::telemetry::Telemetry,
+    /// Buffered streams, for callers that resume them.
+    pub streams: Arc<crate::streams::Streams>,
     /// Answers kept to serve identical calls again.
     pub cache: Arc<crate::cache::Cache>,
     /// `[firewall]`: policies and the compiled detectors, when configured (replaced by a
@@ -211,6 +213,7 @@ pub fn build_app(state: Arc<AppState>) -> Router {
             "/responses/{id}",
             get(responses::get).delete(responses::delete),
         )
+        .route("/streams/{id}", get(crate::surface::streams::resume))
         .route("/models", get(openai::models))
         .route("/models/{*id}", get(openai::model));
     Router::new()

@@ -26,6 +26,7 @@ mod request_id;
 pub mod routing;
 pub mod server;
 pub mod shared;
+pub mod streams;
 pub mod surface;
 pub mod telemetry;
 pub mod vault;

@@ -219,6 +219,10 @@ impl Gateway {
             responses,
             keys,
             limiter,
+            streams: Arc::new(crate::streams::Streams::new(
+                config.streams.clone(),
+                shared.clone(),
+            )),
             shared,
             spend,
             auth,
@@ -320,6 +324,18 @@ impl Gateway {
                 }
             },
         };
+        // Resumable streams whose callers went away may still be producing: let them end.
+        if self.state.streams.active() > 0 {
+            tracing::info!(
+                streams = self.state.streams.active(),
+                "waiting for detached streams to finish"
+            );
+            if !self.state.streams.drained(DRAIN_TIMEOUT).await {
+                tracing::warn!(
+                    "detached streams still running after {DRAIN_TIMEOUT:?}; stopping anyway"
+                );
+            }
+        }
         // The calls are done: write the request logs still queued.
         self.state.logger.flush_and_stop().await;
         tracing::info!(

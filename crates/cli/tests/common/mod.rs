@@ -293,10 +293,11 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// Reads a whole SSE body into its `data:` payloads.
+/// Reads a whole SSE body into its `data:` payloads (of events with or without `id:` and
+/// `event:` lines).
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
-        .filter_map(|ev| ev.strip_prefix("data: "))
+        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ")))
         .map(str::to_owned)
         .collect()
 }

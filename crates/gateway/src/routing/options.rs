@@ -12,6 +12,7 @@
 //! | `x-switchyard-cache-ttl`        | cache this call's answer for this many seconds (0: do not) |
 //! | `x-switchyard-skip-cache`       | `true`: neither read nor write the cache; `refresh`: call the provider and store the fresh answer |
 //! | `x-switchyard-cache-key`        | a key of the caller's choosing instead of the request's hash |
+//! | `x-switchyard-resumable`        | `true`: buffer this stream so that it can be resumed (`GET /v1/streams/{request id}`); `false`: do not, whatever `[streams] resumable` says |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub const LOG_BODIES_HEADER: &str = "x-switchyard-log-bodies";
 pub const CACHE_TTL_HEADER: &str = "x-switchyard-cache-ttl";
 pub const SKIP_CACHE_HEADER: &str = "x-switchyard-skip-cache";
 pub const CACHE_KEY_HEADER: &str = "x-switchyard-cache-key";
+pub const RESUMABLE_HEADER: &str = "x-switchyard-resumable";
 /// The largest metadata header accepted.
 pub const MAX_METADATA_BYTES: usize = 4096;
 /// The longest caller-chosen cache key.
@@ -76,6 +78,8 @@ pub struct CallOptions {
     /// The caller's cap on what the request log keeps of this call.
     pub log_bodies: Option<BodyMode>,
     pub cache: CacheOptions,
+    /// `x-switchyard-resumable`: buffer the stream (or not) whatever the configuration says.
+    pub resumable: Option<bool>,
 }
 
 impl CallOptions {
@@ -197,9 +201,16 @@ impl CallOptions {
                 }
             },
         };
+        let resumable = match text(RESUMABLE_HEADER)? {
+            None => None,
+            Some("true" | "1") => Some(true),
+            Some("false" | "0") => Some(false),
+            Some(v) => return Err(bad(RESUMABLE_HEADER, v, "is not true or false")),
+        };
         Ok(Self {
             key: None,
             cache,
+            resumable,
             max_cost_usd,
             log_bodies,
             max_attempts,

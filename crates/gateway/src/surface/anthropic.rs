@@ -79,7 +79,8 @@ pub async fn messages(
         match Box::pin(pipeline::chat_stream(&state, &options, canonical)).await {
             Ok((attempts, stream, _)) => {
                 let stream = super::logged(&state, log, &attempts, stream);
-                event_stream(&attempts, stream, model)
+                let resume = super::resume(&state, rid.0, &options);
+                event_stream(&attempts, resume, stream, model)
             }
             Err((attempts, e)) => super::fail(&state, log, &attempts, e, true),
         }
@@ -123,10 +124,15 @@ fn push_event(frame: &mut BytesMut, event: &StreamEvent) {
 }
 
 /// The Messages event stream; a failure mid-stream is an `error` event, then the stream ends.
-fn event_stream(attempts: &Attempts, upstream: ChatStream, model: String) -> Response {
+fn event_stream(
+    attempts: &Attempts,
+    resume: Option<super::Resume>,
+    upstream: ChatStream,
+    model: String,
+) -> Response {
     let mut translator = StreamTranslator::new(model);
     let mut id = String::from("msg_switchyard");
-    super::sse_response(attempts, upstream, move |item, frame| match item {
+    super::sse_response(attempts, resume, upstream, move |item, frame| match item {
         Item::Chunk(chunk) => {
             if id == "msg_switchyard" {
                 id.clone_from(&chunk.id);

@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod openai;
 pub mod responses;
+pub mod streams;
 
 use std::sync::Arc;
 
@@ -287,6 +288,23 @@ pub enum Item {
     End,
 }
 
+/// A stream to buffer so that it can be resumed: the buffers, the call's request id and the key
+/// that may read it.
+pub(crate) struct Resume {
+    streams: Arc<crate::streams::Streams>,
+    id: uuid::Uuid,
+    owner: Option<String>,
+}
+
+/// Whether the call's stream is buffered (`x-switchyard-resumable`, else `[streams]`).
+pub(crate) fn resume(state: &AppState, id: uuid::Uuid, options: &CallOptions) -> Option<Resume> {
+    state.streams.wanted(options.resumable).then(|| Resume {
+        streams: state.streams.clone(),
+        id,
+        owner: options.key.as_ref().map(|k| k.id.clone()),
+    })
+}
+
 /// Writes a chunk stream as server-sent events. `encode` appends the caller-shaped bytes for
 /// each item to the frame being built and returns `false` to end the stream.
 ///
@@ -294,27 +312,94 @@ pub enum Item {
 /// in the same frame (one write instead of one per event), and nothing waits for more. Dropping
 /// the body (the client went away) drops the upstream stream, which closes the upstream
 /// connection and so cancels the call.
-fn sse_response<E>(attempts: &Attempts, upstream: ChatStream, encode: E) -> Response
+///
+/// A resumable stream (`resume`) is produced by a task of its own into its buffer
+/// ([`crate::streams`]), and the body reads the buffer: the caller going away leaves the task
+/// running (unless `[streams] detach = false`), and any reader can resume it.
+fn sse_response<E>(
+    attempts: &Attempts,
+    resume: Option<Resume>,
+    upstream: ChatStream,
+    encode: E,
+) -> Response
 where
     E: FnMut(Item, &mut BytesMut) -> bool + Send + 'static,
 {
-    let events = stream::unfold(Some((upstream, encode)), |state| async move {
+    let Some(resume) = resume else {
+        return sse_body(attempts, Body::from_stream(direct(upstream, encode)), false);
+    };
+    let mut writer = resume.streams.open(resume.id, resume.owner);
+    let reader = resume.streams.first_reader(&writer);
+    let detach = resume.streams.detach();
+    let (attached, mut gone) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut upstream, mut encode) = (upstream, encode);
+        loop {
+            let next = if detach {
+                upstream.next().await
+            } else {
+                tokio::select! {
+                    next = upstream.next() => next,
+                    _ = &mut gone => break,
+                }
+            };
+            let mut frame = BytesMut::new();
+            let more = encode_item(next, &mut encode, &mut frame);
+            writer.push(&frame);
+            if !more {
+                break;
+            }
+        }
+        // The call's record and meter settle as the upstream goes; then the stream ends (a
+        // shutdown waits for that).
+        drop(upstream);
+        drop(writer);
+    });
+    // The body holds `attached`: dropping it (the caller went away) tells the task.
+    let body = reader.map(move |frame| {
+        let _ = &attached;
+        frame
+    });
+    sse_body(attempts, Body::from_stream(body), true)
+}
+
+/// Encodes what the upstream delivered; `false` when the stream ends with it.
+fn encode_item<E>(
+    next: Option<Result<ChatChunk, ProviderError>>,
+    encode: &mut E,
+    frame: &mut BytesMut,
+) -> bool
+where
+    E: FnMut(Item, &mut BytesMut) -> bool,
+{
+    match next {
+        Some(Ok(chunk)) => encode(Item::Chunk(chunk), frame),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "upstream stream failed after the first byte");
+            encode(Item::Failed(e), frame);
+            false
+        }
+        None => {
+            encode(Item::End, frame);
+            false
+        }
+    }
+}
+
+/// The frames of an unbuffered stream, read as the body is polled.
+fn direct<E>(
+    upstream: ChatStream,
+    encode: E,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send
+where
+    E: FnMut(Item, &mut BytesMut) -> bool + Send + 'static,
+{
+    stream::unfold(Some((upstream, encode)), |state| async move {
         let (mut upstream, mut encode) = state?;
         let mut frame = BytesMut::new();
         let mut next = upstream.next().await;
         loop {
-            let more = match next {
-                Some(Ok(chunk)) => encode(Item::Chunk(chunk), &mut frame),
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "upstream stream failed after the first byte");
-                    encode(Item::Failed(e), &mut frame);
-                    false
-                }
-                None => {
-                    encode(Item::End, &mut frame);
-                    false
-                }
-            };
+            let more = encode_item(next, &mut encode, &mut frame);
             if !more {
                 return Some((Ok::<Bytes, std::convert::Infallible>(frame.freeze()), None));
             }
@@ -324,7 +409,11 @@ where
                 None => return Some((Ok(frame.freeze()), Some((upstream, encode)))),
             };
         }
-    });
+    })
+}
+
+/// An event-stream response with the `x-switchyard-*` headers (and `x-switchyard-resumable`).
+pub(crate) fn sse_body(attempts: &Attempts, body: Body, resumable: bool) -> Response {
     let headers = [
         (
             header::CONTENT_TYPE,
@@ -336,7 +425,11 @@ where
             HeaderValue::from_static("no"),
         ),
     ];
-    let mut resp = (StatusCode::OK, headers, Body::from_stream(events)).into_response();
+    let mut resp = (StatusCode::OK, headers, body).into_response();
     served(resp.headers_mut(), attempts);
+    if resumable {
+        resp.headers_mut()
+            .insert("x-switchyard-resumable", HeaderValue::from_static("true"));
+    }
     resp
 }

@@ -43,7 +43,8 @@ pub async fn chat_completions(
         match Box::pin(pipeline::chat_stream(&state, &options, req)).await {
             Ok((attempts, stream, shape)) => {
                 let stream = super::logged(&state, log, &attempts, stream);
-                sse_response(&attempts, stream, shape)
+                let resume = super::resume(&state, rid.0, &options);
+                sse_response(&attempts, resume, stream, shape)
             }
             Err(f) => failure(&state, log, f),
         }
@@ -156,8 +157,13 @@ pub async fn model(
 
 /// OpenAI's SSE: one `data:` event per chunk, then `data: [DONE]`; an upstream failure mid-stream
 /// becomes a `data: {"error":…}` event and the stream ends without `[DONE]`.
-fn sse_response(attempts: &Attempts, upstream: ChatStream, shape: StreamShape) -> Response {
-    super::sse_response(attempts, upstream, move |item, frame| match item {
+fn sse_response(
+    attempts: &Attempts,
+    resume: Option<super::Resume>,
+    upstream: ChatStream,
+    shape: StreamShape,
+) -> Response {
+    super::sse_response(attempts, resume, upstream, move |item, frame| match item {
         Item::Chunk(chunk) => {
             if let Some(chunk) = shape.apply(chunk) {
                 match serde_json::to_vec(&chunk) {

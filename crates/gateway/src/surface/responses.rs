@@ -164,7 +164,8 @@ pub async fn create(
                     req,
                     input,
                 };
-                event_stream(&attempts, stream, echo, done)
+                let resume = super::resume(&state, rid.0, &options);
+                event_stream(&attempts, resume, stream, echo, done)
             }
             Err((attempts, e)) => super::fail(&state, log, &attempts, e, false),
         }
@@ -196,10 +197,16 @@ fn push_event(frame: &mut BytesMut, (kind, body): &(String, Value)) {
 
 /// The typed event stream; a failure mid-stream is an `error` event, then the stream ends (and
 /// nothing is stored).
-fn event_stream(attempts: &Attempts, upstream: ChatStream, echo: Echo, done: Done) -> Response {
+fn event_stream(
+    attempts: &Attempts,
+    resume: Option<super::Resume>,
+    upstream: ChatStream,
+    echo: Echo,
+    done: Done,
+) -> Response {
     let mut translator = StreamTranslator::new(echo);
     let mut done = Some(done);
-    super::sse_response(attempts, upstream, move |item, frame| match item {
+    super::sse_response(attempts, resume, upstream, move |item, frame| match item {
         Item::Chunk(chunk) => {
             for event in translator.push(chunk) {
                 push_event(frame, &event);
