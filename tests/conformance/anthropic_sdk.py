@@ -63,6 +63,19 @@ def test_stream_final_message_text():
     assert final.usage.output_tokens == 6, final.usage
 
 
+def test_resumable_stream_reads_like_any_other():
+    with client.messages.stream(
+        model="mock/stream-6",
+        max_tokens=100,
+        messages=[{"role": "user", "content": "count"}],
+        extra_headers={"x-switchyard-resumable": "true"},
+    ) as stream:
+        deltas = [t for t in stream.text_stream]
+        final = stream.get_final_message()
+    assert "".join(deltas) == "tok1 tok2 tok3 tok4 tok5 tok6"
+    assert final.stop_reason == "end_turn"
+
+
 def test_tool_use_plain():
     m = client.messages.create(
         model="mock/echo",

@@ -72,6 +72,30 @@ def test_stream_with_usage():
     assert usage is not None and usage.completion_tokens == 12, usage
 
 
+def test_resumable_stream_reads_like_any_other_and_resumes():
+    # Events carry SSE `id:` lines; the SDK reads them as usual.
+    raw = client.chat.completions.with_raw_response.create(
+        model="mock/stream-12",
+        messages=[{"role": "user", "content": "count"}],
+        stream=True,
+        extra_headers={"x-switchyard-resumable": "true"},
+    )
+    assert raw.headers["x-switchyard-resumable"] == "true"
+    request_id = raw.headers["x-switchyard-request-id"]
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text == " ".join(f"tok{i}" for i in range(1, 13)), text
+    # The whole answer again from the buffer, read with the SDK's own stream decoder.
+    resumed = client.get(
+        f"/streams/{request_id}",
+        cast_to=openai.types.chat.ChatCompletionChunk,
+        options={"headers": {"Last-Event-ID": "0"}},
+        stream=True,
+        stream_cls=openai.Stream[openai.types.chat.ChatCompletionChunk],
+    )
+    again = "".join(c.choices[0].delta.content or "" for c in resumed if c.choices)
+    assert again == text, again
+
+
 def test_stream_without_usage():
     chunks = list(
         client.chat.completions.create(

@@ -29,6 +29,10 @@ enum Command {
     /// Providers are enabled by their usual environment variables (OPENAI_API_KEY,
     /// GROQ_API_KEY, …); base URLs can be overridden with OPENAI_BASE_URL and friends. Local
     /// servers (ollama, vllm, lmstudio) and the built-in mock provider are always available.
+    ///
+    /// Replicas share state with [state] redis and [store] postgres (docs/deployment.md).
+    /// SIGHUP (or POST /admin/reload) reloads the configuration; SIGTERM drains in-flight calls
+    /// and streams (up to 30 s), writes the queued request logs, and exits.
     Serve(ServeArgs),
     /// Start the scriptable mock provider (OpenAI wire format) on its own port.
     ///
@@ -148,8 +152,22 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 f.default.as_deref().unwrap_or("none")
             ),
         };
+        let store = match config.store_url.as_ref().map(|u| u.expose()) {
+            Some(u) if u.starts_with("postgres") => "PostgreSQL",
+            Some(_) => "SQLite (store.url)",
+            None => "SQLite in the data directory",
+        };
+        let state = match &config.state.redis {
+            Some(_) => format!("shared on Redis (prefix {})", config.state.prefix),
+            None => "in this process".to_owned(),
+        };
+        let streams = if config.streams.resumable {
+            "every stream resumable"
+        } else {
+            "resumable on request"
+        };
         println!(
-            "configuration OK: listen {}, providers: {}; routes: {}; firewall: {firewall}",
+            "configuration OK: listen {}, providers: {}; routes: {}; firewall: {firewall}; store: {store}; state: {state}; streams: {streams}",
             config.listen,
             providers.join(", "),
             if routes.is_empty() {

@@ -134,10 +134,13 @@ async fn sigterm_under_streaming_load_finishes_the_streams_and_loses_no_record()
     let env = [("SWITCHYARD_ADMIN_TOKEN", ADMIN)];
     let g = common::gateway_with_file(&path, &env, &data);
     let url = format!("{}/v1/chat/completions", g.url);
-    // 16 streams of 20 chunks, 40 ms apart: each lasts about 0.8 s.
+    // 16 streams of 20 chunks, 40 ms apart: each lasts about 0.8 s. SIGTERM once all of them
+    // have their answer's head (a request not yet read when the gateway stops accepting is
+    // not under way).
+    let (started, mut heads) = tokio::sync::mpsc::channel::<()>(16);
     let streams: Vec<_> = (0..16)
         .map(|_| {
-            let url = url.clone();
+            let (url, started) = (url.clone(), started.clone());
             tokio::spawn(async move {
                 let resp = client()
                     .post(url)
@@ -146,11 +149,14 @@ async fn sigterm_under_streaming_load_finishes_the_streams_and_loses_no_record()
                     .await
                     .unwrap();
                 assert_eq!(resp.status(), 200);
+                started.send(()).await.unwrap();
                 resp.text().await.unwrap()
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    for _ in 0..16 {
+        heads.recv().await.unwrap();
+    }
     std::process::Command::new("kill")
         .args(["-TERM", &g.pid().to_string()])
         .status()

@@ -396,33 +396,64 @@ async fn with_redis_gone_the_gateway_keeps_answering_says_so_and_reconciles() {
         m.url,
         redis.url()
     );
-    let (code, out, err) = run_cli(
-        &[
-            "keys",
-            "create",
-            "--json",
-            "--name",
-            "degrade",
-            "--limit",
-            "rpd=100000",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
-    let key: Value = serde_json::from_str(&out).unwrap();
-    let key = key["key"].as_str().unwrap().to_owned();
+    let create = |name: &str| {
+        let (code, out, err) = run_cli(
+            &[
+                "keys",
+                "create",
+                "--json",
+                "--name",
+                name,
+                "--limit",
+                "rpd=100000",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        (
+            v["key"].as_str().unwrap().to_owned(),
+            v["id"].as_str().unwrap().to_owned(),
+        )
+    };
+    // `load` carries the background load; `counted` only calls made one at a time, so that its
+    // counter can be checked exactly.
+    let (load_key, _) = create("load");
+    let (key, id) = create("counted");
+    let counter = format!("deg:rl:{{{id}}}:*rpd*");
     let g = common::gateway_on(&config, &[], &data);
     let degraded = |text: &str| metric(text, "switchyard_state_degraded ");
 
     for _ in 0..3 {
         assert_eq!(chat(&g, Some(&key), "up/echo").await.status(), 200);
     }
-    assert_eq!(redis.value_of("deg:rl:*rpd*").await, Some(3));
+    assert_eq!(redis.value_of(&counter).await, Some(3));
     assert_eq!(degraded(&metrics(&g.url).await), Some(0.0));
 
-    // Redis dies: every call is still answered, counted on this replica.
+    // Load from 4 callers while Redis dies and comes back: every call is answered.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, k, stop) = (g.url.clone(), load_key.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let resp = client()
+                        .post(format!("{url}/v1/chat/completions"))
+                        .bearer_auth(&k)
+                        .json(&json!({"model": "up/echo", "messages": [{"role": "user", "content": "load"}]}))
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(resp.status().as_u16());
+                }
+                statuses
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     redis.kill();
     for _ in 0..5 {
         assert_eq!(chat(&g, Some(&key), "up/echo").await.status(), 200);
@@ -449,10 +480,18 @@ async fn with_redis_gone_the_gateway_keeps_answering_says_so_and_reconciles() {
         after += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut calls = 0;
+    for t in load {
+        let statuses = t.await.unwrap();
+        calls += statuses.len();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+    assert!(calls > 20, "the load made only {calls} calls");
     let text = metrics(&g.url).await;
     assert!(metric(&text, "switchyard_state_recoveries_total").unwrap() >= 1.0);
     // Everything since the kill: the 5 calls of the outage and those after the restart.
-    assert_eq!(redis.value_of("deg:rl:*rpd*").await, Some(5 + after));
+    assert_eq!(redis.value_of(&counter).await, Some(5 + after));
 }
 
 #[tokio::test]
@@ -509,4 +548,45 @@ async fn a_stream_started_on_one_replica_is_resumed_on_the_other() {
     assert_eq!(again, whole);
     assert_eq!(resume(&b, 0, &other).await.unwrap().status(), 404);
     assert_eq!(mock_requests(&m).await, 1, "one upstream call in all");
+}
+
+#[tokio::test]
+async fn an_answer_cached_by_one_replica_is_a_hit_on_the_other() {
+    let Some((redis, pg)) = services("an_answer_cached_by_one_replica_is_a_hit_on_the_other")
+    else {
+        return;
+    };
+    let m = mock();
+    // No [cache] redis_url: [state] redis holds the cache too.
+    let config = replica_config(
+        &m,
+        &redis,
+        &pg,
+        &prefix("cache"),
+        "[cache.models]\n\"up/echo\" = \"1m\"\n",
+    );
+    let key = create_key(&config, &["--name", "cache", "--cache-namespace", "shared"]);
+    let (a, b) = replicas(&config);
+    let ask = |g: &Proc| {
+        client()
+            .post(format!("{}/v1/chat/completions", g.url))
+            .bearer_auth(&key)
+            .json(&json!({"model": "up/echo", "messages": [{"role": "user", "content": "cached across replicas"}]}))
+            .send()
+    };
+    let first = ask(&a).await.unwrap();
+    assert_eq!(first.headers()["x-switchyard-cache"], "MISS");
+    let first: Value = first.json().await.unwrap();
+    // The write goes out in the background: B sees it shortly.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let resp = ask(&b).await.unwrap();
+        if resp.headers()["x-switchyard-cache"] == "HIT" {
+            assert_eq!(resp.json::<Value>().await.unwrap(), first);
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never hit A's answer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(mock_requests(&m).await <= 2);
 }

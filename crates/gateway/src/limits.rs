@@ -552,23 +552,49 @@ mod tests {
 
     use super::*;
 
-    fn clock(start: u64) -> (Clock, Arc<AtomicU64>) {
-        let t = Arc::new(AtomicU64::new(start));
-        let c = t.clone();
-        (Arc::new(move || c.load(Ordering::SeqCst)), t)
+    /// The counters a scenario runs against: this process's, or Redis's
+    /// (`SWITCHYARD_TEST_REDIS`, under a prefix of the test's own). Each gets a clock the test
+    /// moves, starting 500 ms into a minute (in the future for Redis, whose keys expire by the
+    /// wall clock).
+    #[derive(Clone, Copy)]
+    enum Backend {
+        Local,
+        Redis,
     }
 
-    /// The local counters never wait: run an acquire to its end.
-    fn take(
+    async fn limiter(backend: Backend, test: &str) -> Option<(Limiter, Arc<AtomicU64>)> {
+        let start = match backend {
+            Backend::Local => 60_000 * 1000 + 500,
+            Backend::Redis => (system_clock()() / 60_000 + 1) * 60_000 + 500,
+        };
+        let t = Arc::new(AtomicU64::new(start));
+        let c = t.clone();
+        let clock: Clock = Arc::new(move || c.load(Ordering::SeqCst));
+        let l = match backend {
+            Backend::Local => Limiter::new(clock),
+            Backend::Redis => {
+                let Ok(url) = std::env::var("SWITCHYARD_TEST_REDIS") else {
+                    eprintln!(
+                        "\n*** SKIPPED {test} on Redis: SWITCHYARD_TEST_REDIS is not set (run .ci/run).\n"
+                    );
+                    return None;
+                };
+                let prefix = format!("sytest:limits:{test}:{}:", crate::request_id::new_v7());
+                let shared = Shared::connect(&url, &prefix).await.unwrap();
+                assert!(!shared.is_degraded(), "Redis at {url} is not reachable");
+                Limiter::shared(clock, Arc::new(shared))
+            }
+        };
+        Some((l, t))
+    }
+
+    async fn take(
         l: &Limiter,
         lim: &Limits,
         meta: impl Fn(&str) -> Option<String>,
         tokens: u64,
     ) -> Result<Reservation, Refusal> {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(l.acquire("k", "app", lim, meta, tokens))
+        l.acquire("k", "app", lim, meta, tokens).await
     }
 
     fn limits(rpm: Option<u64>, tpm: Option<u64>) -> Limits {
@@ -582,15 +608,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn requests_per_minute_reset_with_the_window() {
-        let (clock, t) = clock(60_000 * 1000 + 500);
-        let l = Limiter::new(clock);
+    /// A scenario as a test per backend.
+    macro_rules! on_both {
+        ($name:ident, $local:ident, $redis:ident) => {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $local() {
+                $name(Backend::Local).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $redis() {
+                $name(Backend::Redis).await;
+            }
+        };
+    }
+
+    on_both!(window, window_local, window_redis);
+    async fn window(b: Backend) {
+        let Some((l, t)) = limiter(b, "window").await else {
+            return;
+        };
         let lim = limits(Some(2), None);
-        assert!(take(&l, &lim, |_| None, 0).is_ok());
-        let r = take(&l, &lim, |_| None, 0).unwrap();
+        assert!(take(&l, &lim, |_| None, 0).await.is_ok());
+        let r = take(&l, &lim, |_| None, 0).await.unwrap();
         assert_eq!(r.state.requests.unwrap().remaining, 0);
-        let refused = take(&l, &lim, |_| None, 0).unwrap_err();
+        let refused = take(&l, &lim, |_| None, 0).await.unwrap_err();
         assert_eq!(refused.kind, "requests");
         assert_eq!(refused.retry_after_ms, 59_500);
         assert!(
@@ -599,30 +640,40 @@ mod tests {
             refused.message
         );
         assert!(refused.message.contains("59.5s"), "{}", refused.message);
+        // The window resets with the minute.
         t.fetch_add(59_500, Ordering::SeqCst);
-        assert!(take(&l, &lim, |_| None, 0).is_ok());
+        assert!(take(&l, &lim, |_| None, 0).await.is_ok());
     }
 
-    #[test]
-    fn token_reservations_settle_on_real_usage() {
-        let (clock, _) = clock(0);
-        let l = Limiter::new(clock);
+    on_both!(settle, settle_local, settle_redis);
+    async fn settle(b: Backend) {
+        let Some((l, _)) = limiter(b, "settle").await else {
+            return;
+        };
         let lim = limits(None, Some(1000));
-        let r = take(&l, &lim, |_| None, 600).unwrap();
+        let r = take(&l, &lim, |_| None, 600).await.unwrap();
         // 600 reserved: another 600 does not fit…
-        assert!(take(&l, &lim, |_| None, 600).is_err());
-        // …until the first call turns out to have used 100.
+        assert!(take(&l, &lim, |_| None, 600).await.is_err());
+        // …until the first call turns out to have used 100 (Redis settles in the background).
         l.settle(&r, 100);
-        let r2 = take(&l, &lim, |_| None, 600).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let r2 = loop {
+            if let Ok(r2) = take(&l, &lim, |_| None, 600).await {
+                break r2;
+            }
+            assert!(std::time::Instant::now() < deadline, "never settled");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
         assert_eq!(r2.state.tokens.unwrap().remaining, 300);
-        let too_big = take(&l, &lim, |_| None, 5000).unwrap_err();
+        let too_big = take(&l, &lim, |_| None, 5000).await.unwrap_err();
         assert!(too_big.message.contains("larger than the limit"));
     }
 
-    #[test]
-    fn per_metadata_limits_count_each_value_apart_and_all_or_nothing() {
-        let (clock, _) = clock(0);
-        let l = Limiter::new(clock);
+    on_both!(per_metadata, per_metadata_local, per_metadata_redis);
+    async fn per_metadata(b: Backend) {
+        let Some((l, _)) = limiter(b, "per_metadata").await else {
+            return;
+        };
         let mut lim = limits(Some(3), None);
         lim.per_metadata.insert(
             "user".into(),
@@ -632,39 +683,54 @@ mod tests {
             },
         );
         let user = |u: &'static str| move |tag: &str| (tag == "user").then(|| u.to_owned());
-        assert!(take(&l, &lim, user("ann"), 0).is_ok());
-        let e = take(&l, &lim, user("ann"), 0).unwrap_err();
+        assert!(take(&l, &lim, user("ann"), 0).await.is_ok());
+        let e = take(&l, &lim, user("ann"), 0).await.unwrap_err();
         assert!(e.message.contains("user `ann`"), "{}", e.message);
-        assert!(take(&l, &lim, user("bob"), 0).is_ok());
+        assert!(take(&l, &lim, user("bob"), 0).await.is_ok());
         // The refused call took nothing from the key's counter: one slot is left.
-        assert!(take(&l, &lim, user("cat"), 0).is_ok());
-        let e = take(&l, &lim, user("dan"), 0).unwrap_err();
+        assert!(take(&l, &lim, user("cat"), 0).await.is_ok());
+        let e = take(&l, &lim, user("dan"), 0).await.unwrap_err();
         assert!(e.message.contains("key `app` on requests"), "{}", e.message);
     }
 
-    #[test]
-    fn exact_under_concurrency() {
-        let (clock, _) = clock(0);
-        let l = Arc::new(Limiter::new(clock));
+    on_both!(concurrency, concurrency_local, concurrency_redis);
+    async fn concurrency(b: Backend) {
+        let Some((l, _)) = limiter(b, "concurrency").await else {
+            return;
+        };
+        let l = Arc::new(l);
         let lim = limits(Some(50), None);
         let passed = Arc::new(AtomicU64::new(0));
-        let threads: Vec<_> = (0..8)
+        let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let (l, lim, passed) = (l.clone(), lim.clone(), passed.clone());
-                std::thread::spawn(move || {
+                tokio::spawn(async move {
                     for _ in 0..40 {
-                        if take(&l, &lim, |_| None, 0).is_ok() {
+                        if take(&l, &lim, |_| None, 0).await.is_ok() {
                             passed.fetch_add(1, Ordering::SeqCst);
                         }
                     }
                 })
             })
             .collect();
-        for t in threads {
-            t.join().unwrap();
+        for t in tasks {
+            t.await.unwrap();
         }
         // 320 simultaneous attempts in one window: exactly 50 pass.
         assert_eq!(passed.load(Ordering::SeqCst), 50);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_counts_locally() {
+        let shared = Shared::connect("redis://127.0.0.1:1", "sytest:")
+            .await
+            .unwrap();
+        assert!(shared.is_degraded());
+        let l = Limiter::shared(system_clock(), Arc::new(shared));
+        let lim = limits(Some(2), None);
+        assert!(take(&l, &lim, |_| None, 0).await.is_ok());
+        assert!(take(&l, &lim, |_| None, 0).await.is_ok());
+        assert!(take(&l, &lim, |_| None, 0).await.is_err());
     }
 
     #[test]

@@ -27,6 +27,9 @@ use crate::routing::attempt::Tried;
 const BATCH: usize = 512;
 /// How long a record may wait for its batch to fill.
 const LINGER: Duration = Duration::from_millis(200);
+/// The first and the longest pause before a failed batch is written again.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The whole record, as stored (JSON) and as `GET /admin/logs/{id}` returns it.
 #[derive(Debug, Clone, Serialize)]
@@ -354,7 +357,7 @@ impl Finished {
 pub struct Logger {
     /// `None` when logging is off.
     tx: Option<mpsc::Sender<Finished>>,
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
     shutdown: Arc<Notify>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -366,10 +369,17 @@ impl Logger {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let shutdown = Arc::new(Notify::new());
         let written = Arc::new(AtomicU64::new(0));
-        let writer = tokio::spawn(write(store, rx, shutdown.clone(), written.clone()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let writer = tokio::spawn(write(
+            store,
+            rx,
+            shutdown.clone(),
+            written.clone(),
+            dropped.clone(),
+        ));
         Arc::new(Self {
             tx: Some(tx),
-            dropped: AtomicU64::new(0),
+            dropped,
             written,
             shutdown,
             writer: Mutex::new(Some(writer)),
@@ -380,7 +390,7 @@ impl Logger {
     pub fn off() -> Arc<Self> {
         Arc::new(Self {
             tx: None,
-            dropped: AtomicU64::new(0),
+            dropped: Arc::new(AtomicU64::new(0)),
             written: Arc::new(AtomicU64::new(0)),
             shutdown: Arc::new(Notify::new()),
             writer: Mutex::new(None),
@@ -426,6 +436,7 @@ async fn write(
     mut rx: mpsc::Receiver<Finished>,
     shutdown: Arc<Notify>,
     written: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut stopping = false;
@@ -454,11 +465,38 @@ async fn write(
         if !batch.is_empty() {
             let n = batch.len() as u64;
             let rows: Vec<LogRow> = batch.drain(..).map(Finished::into_row).collect();
-            match store.insert(&rows).await {
-                Ok(()) => {
-                    written.fetch_add(n, Ordering::Relaxed);
+            // A database that is away (a PostgreSQL failover, a restart) is waited for: the
+            // batch is tried again with a growing pause while new records wait in the queue
+            // (beyond its bound they are dropped and counted). Stopping, it is tried 5 times.
+            let mut pause = RETRY_FIRST;
+            let mut tries = 0u32;
+            loop {
+                match store.insert(&rows).await {
+                    Ok(()) => {
+                        written.fetch_add(n, Ordering::Relaxed);
+                        if tries > 0 {
+                            tracing::info!(
+                                records = n,
+                                tries,
+                                "request logs written after the database came back"
+                            );
+                        }
+                        break;
+                    }
+                    Err(e) if stopping && tries >= 4 => {
+                        dropped.fetch_add(n, Ordering::Relaxed);
+                        tracing::error!(error = %e, records = n, "writing request logs failed at shutdown; these records are lost");
+                        break;
+                    }
+                    Err(e) => {
+                        tries += 1;
+                        if tries.is_power_of_two() {
+                            tracing::warn!(error = %e, records = n, tries, "writing request logs failed; trying again (records wait in the queue)");
+                        }
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(RETRY_MAX);
+                    }
                 }
-                Err(e) => tracing::error!(error = %e, records = n, "writing request logs failed"),
             }
         }
         if stopping && rx.is_empty() {
@@ -539,5 +577,32 @@ mod tests {
         logger.flush_and_stop().await;
         assert!(logger.dropped() >= 900, "{}", logger.dropped());
         assert_eq!(logger.written() + logger.dropped(), 1_000);
+    }
+
+    #[tokio::test]
+    async fn a_database_that_goes_away_is_waited_for_and_nothing_is_lost() {
+        let dir = std::env::temp_dir().join(format!("switchyard-logger-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.db", crate::request_id::new_v7()));
+        let db = switchyard_store::Db::open_sqlite(&path).await.unwrap();
+        let logger = Logger::start(LogStore::new(db.clone()), 1_000);
+        // The table is gone for a while: every write fails.
+        db.execute("ALTER TABLE logs RENAME TO logs_away")
+            .await
+            .unwrap();
+        for i in 0..50 {
+            logger.submit(Finished {
+                record: record(i),
+                body: None,
+                screening: None,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(logger.written(), 0);
+        db.execute("ALTER TABLE logs_away RENAME TO logs")
+            .await
+            .unwrap();
+        logger.flush_and_stop().await;
+        assert_eq!((logger.written(), logger.dropped()), (50, 0));
     }
 }

@@ -38,6 +38,11 @@ pub type Events = Pin<Box<dyn Stream<Item = Result<Bytes, std::convert::Infallib
 
 /// How long a reader of a Redis stream waits for news before checking the stream still exists.
 const BLOCK_MS: u64 = 2_000;
+/// A live stream's writer adds a heartbeat entry when it has written nothing for this long…
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// …and a reader on another replica gives up on a stream that shows no entry for this long
+/// (its replica died).
+const STALLED: Duration = Duration::from_secs(16);
 
 pub struct Streams {
     policy: StreamsPolicy,
@@ -47,6 +52,8 @@ pub struct Streams {
     active: AtomicUsize,
     idle: Notify,
     resumes: AtomicU64,
+    /// How long a stream on another replica may show no entry before a reader gives up.
+    stalled: Duration,
 }
 
 impl std::fmt::Debug for Streams {
@@ -90,6 +97,7 @@ impl Streams {
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             resumes: AtomicU64::new(0),
+            stalled: STALLED,
         }
     }
 
@@ -156,7 +164,7 @@ impl Streams {
         let Some(shared) = self.shared.clone().filter(|s| s.available()) else {
             return Err(Missing::NotFound);
         };
-        let events = read_shared(shared, id, after, caller).await?;
+        let events = read_shared(shared, id, after, caller, self.stalled).await?;
         self.resumes.fetch_add(1, Ordering::Relaxed);
         Ok(events)
     }
@@ -347,10 +355,21 @@ async fn mirror(
     let mut first = true;
     let mut batch = Vec::new();
     loop {
-        if ops.recv_many(&mut batch, 256).await == 0 {
-            return;
+        match tokio::time::timeout(HEARTBEAT, ops.recv_many(&mut batch, 256)).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            // Nothing for a while (a model thinking): tell readers the stream is alive.
+            Err(_) => {}
         }
         let mut pipe = redis::pipe();
+        if batch.is_empty() && !first {
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg("hb")
+                .arg(1)
+                .ignore();
+        }
         if first {
             pipe.cmd("XADD")
                 .arg(&key)
@@ -459,6 +478,7 @@ async fn read_shared(
     id: uuid::Uuid,
     after: u64,
     caller: Option<&str>,
+    stalled: Duration,
 ) -> Result<Events, Missing> {
     let key = stream_key(&shared, id);
     let mut conn = shared.conn();
@@ -502,6 +522,7 @@ async fn read_shared(
         Some((shared, key, last, None::<redis::aio::MultiplexedConnection>)),
         move |state| async move {
             let (shared, key, mut last, mut conn) = state?;
+            let mut heard = Instant::now();
             loop {
                 if conn.is_none() {
                     conn = shared.dedicated().await.ok();
@@ -530,11 +551,12 @@ async fn read_shared(
                 };
                 if news.is_empty() {
                     let exists: i64 = redis::cmd("EXISTS").arg(&key).query_async(c).await.ok()?;
-                    if exists == 0 {
+                    if exists == 0 || heard.elapsed() >= stalled {
                         return None;
                     }
                     continue;
                 }
+                heard = Instant::now();
                 let mut frame = BytesMut::new();
                 let mut ended = false;
                 for entry in &news {
@@ -559,4 +581,121 @@ async fn read_shared(
         },
     );
     Ok(Box::pin(futures_util::StreamExt::chain(first, live)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    async fn shared(test: &str) -> Option<Arc<Shared>> {
+        let Ok(url) = std::env::var("SWITCHYARD_TEST_REDIS") else {
+            eprintln!("\n*** SKIPPED {test}: SWITCHYARD_TEST_REDIS is not set (run .ci/run).\n");
+            return None;
+        };
+        let prefix = format!("sytest:streams:{}:", crate::request_id::new_v7());
+        Some(Arc::new(Shared::connect(&url, &prefix).await.unwrap()))
+    }
+
+    fn text(frames: &[Bytes]) -> String {
+        frames
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn events_are_numbered_buffered_and_read_from_any_point() {
+        let streams = Arc::new(Streams::new(StreamsPolicy::default(), None));
+        let id = crate::request_id::new_v7();
+        let mut w = streams.open(id, Some("key_1".into()));
+        // One frame of two events, then one more.
+        w.push(b"data: {\"a\":1}\n\ndata: {\"a\":2}\n\n");
+        w.push(b"event: x\ndata: 3\n\n");
+        assert_eq!(streams.active(), 1);
+        drop(w);
+        assert_eq!(streams.active(), 0);
+        let all: Vec<Bytes> = streams
+            .read(id, 0, Some("key_1"))
+            .await
+            .unwrap()
+            .map(|f| f.unwrap())
+            .collect()
+            .await;
+        assert_eq!(
+            text(&all),
+            "id: 1\ndata: {\"a\":1}\n\nid: 2\ndata: {\"a\":2}\n\nid: 3\nevent: x\ndata: 3\n\n"
+        );
+        let rest: Vec<Bytes> = streams
+            .read(id, 2, Some("key_1"))
+            .await
+            .unwrap()
+            .map(|f| f.unwrap())
+            .collect()
+            .await;
+        assert_eq!(text(&rest), "id: 3\nevent: x\ndata: 3\n\n");
+        assert!(streams.read(id, 0, Some("key_2")).await.is_err());
+        assert!(streams.read(id, 0, None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn ended_streams_beyond_the_bound_are_dropped_oldest_first() {
+        let policy = StreamsPolicy {
+            max_bytes: 120,
+            ..StreamsPolicy::default()
+        };
+        let streams = Arc::new(Streams::new(policy, None));
+        let ids: Vec<uuid::Uuid> = (0..3).map(|_| crate::request_id::new_v7()).collect();
+        for id in &ids {
+            let mut w = streams.open(*id, None);
+            w.push(format!("data: {}\n\n", "x".repeat(40)).as_bytes());
+        }
+        // 54 bytes each: the first went when the third ended.
+        assert!(streams.read(ids[0], 0, None).await.is_err());
+        assert!(streams.read(ids[1], 0, None).await.is_ok());
+        assert!(streams.read(ids[2], 0, None).await.is_ok());
+        assert!(streams.bytes() <= 120, "{}", streams.bytes());
+    }
+
+    #[tokio::test]
+    async fn a_reader_gives_up_on_a_stream_whose_replica_died() {
+        let Some(shared) = shared("a_reader_gives_up_on_a_stream_whose_replica_died").await else {
+            return;
+        };
+        // What a replica that died after two events left in Redis: no end entry.
+        let id = crate::request_id::new_v7();
+        let key = stream_key(&shared, id);
+        let mut conn = shared.conn();
+        for fields in [
+            vec![("owner", "k".as_bytes())],
+            vec![("n", b"1".as_slice()), ("e", b"id: 1\ndata: a\n\n")],
+            vec![("n", b"2".as_slice()), ("e", b"id: 2\ndata: b\n\n")],
+        ] {
+            let mut cmd = redis::cmd("XADD");
+            cmd.arg(&key).arg("*");
+            for (f, v) in fields {
+                cmd.arg(f).arg(v);
+            }
+            let _: String = cmd.query_async(&mut conn).await.unwrap();
+        }
+        let _: i64 = redis::cmd("PEXPIRE")
+            .arg(&key)
+            .arg(60_000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let events = read_shared(shared, id, 1, Some("k"), Duration::from_millis(2500))
+            .await
+            .unwrap();
+        let frames: Vec<Bytes> = events.map(|f| f.unwrap()).collect().await;
+        assert_eq!(text(&frames), "id: 2\ndata: b\n\n");
+        // Given up after the stall time (and at most one more blocking read).
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(2500), "{took:?}");
+        assert!(
+            took < Duration::from_millis(2500 + BLOCK_MS + 1500),
+            "{took:?}"
+        );
+    }
 }

@@ -207,6 +207,13 @@ impl Db {
         self.backend
     }
 
+    /// Runs one SQL statement that returns nothing (maintenance, and tests that need the
+    /// database to misbehave).
+    pub async fn execute(&self, sql: &str) -> Result<(), StoreError> {
+        sqlx::query(sql).execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
