@@ -67,10 +67,13 @@ fn replicas(config: &str) -> (Proc, Proc) {
 fn create_key(config: &str, args: &[&str]) -> String {
     let path = temp_dir("keys").join("switchyard.toml");
     std::fs::write(&path, config).unwrap();
+    // They expire, so that the shared database does not keep live keys of old runs.
     let mut all = vec![
         "keys",
         "create",
         "--json",
+        "--expires-in",
+        "1h",
         "--config",
         path.to_str().unwrap(),
     ];
