@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use switchyard_firewall::{Custom, Detector, Finding, Scanner};
+use switchyard_firewall::{Classifier, Custom, Detector, Finding, Scanner, Training};
 use switchyard_gateway::Env;
 use switchyard_gateway::config::ConfigSource;
 
@@ -26,6 +26,13 @@ enum FirewallCommand {
         /// A configuration file whose [firewall.custom] terms and patterns are added.
         #[arg(long, env = "SWITCHYARD_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Also print the injection classifier's score (needs the local model
+        /// all-minilm-l6-v2 in the data directory).
+        #[arg(long)]
+        classifier: bool,
+        /// Where the local models are installed.
+        #[arg(long, env = "SWITCHYARD_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Run the detectors over labelled corpora and print precision and recall per detector.
     ///
@@ -44,11 +51,39 @@ enum FirewallCommand {
         #[arg(long, value_name = "HALF")]
         half: Option<String>,
     },
+    /// Train the injection classifier (a linear model over all-MiniLM-L6-v2 embeddings) on the
+    /// even lines of DIR's injection.jsonl and benign.jsonl, write its weights, and print its
+    /// precision and recall on the odd lines, which it never saw, beside the rules'.
+    ///
+    /// Needs the local model: `switchyard models pull all-minilm-l6-v2`. The weights built into
+    /// the binary come from this command (crates/firewall/data/injection-classifier.json).
+    Train {
+        #[arg(default_value = "bench/firewall-eval/corpus", value_name = "DIR")]
+        dir: PathBuf,
+        /// Where the local models are installed.
+        #[arg(long, env = "SWITCHYARD_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Where the weights go.
+        #[arg(
+            long,
+            default_value = "crates/firewall/data/injection-classifier.json",
+            value_name = "FILE"
+        )]
+        out: PathBuf,
+    },
 }
+
+/// The local model the classifier reads.
+const CLASSIFIER_EMBEDDER: &str = "all-minilm-l6-v2";
 
 pub fn run(args: FirewallArgs) -> Result<(), String> {
     match args.command {
-        FirewallCommand::Scan { text, config } => scan(text, config.as_deref()),
+        FirewallCommand::Scan {
+            text,
+            config,
+            classifier,
+            data_dir,
+        } => scan(text, config.as_deref(), classifier.then_some(data_dir)),
         FirewallCommand::Eval { dir, errors, half } => {
             let half = match half.as_deref() {
                 None => None,
@@ -58,6 +93,7 @@ pub fn run(args: FirewallArgs) -> Result<(), String> {
             };
             eval(&dir, errors, half)
         }
+        FirewallCommand::Train { dir, data_dir, out } => train(&dir, data_dir, &out),
     }
 }
 
@@ -106,7 +142,11 @@ fn masked(text: &str) -> String {
     }
 }
 
-fn scan(text: Option<String>, config: Option<&Path>) -> Result<(), String> {
+fn scan(
+    text: Option<String>,
+    config: Option<&Path>,
+    classifier: Option<Option<PathBuf>>,
+) -> Result<(), String> {
     let text = match text {
         Some(t) => t,
         None => {
@@ -132,7 +172,46 @@ fn scan(text: Option<String>, config: Option<&Path>) -> Result<(), String> {
             masked(&text[f.range.clone()])
         );
     }
+    if let Some(data_dir) = classifier {
+        let c = Classifier::builtin()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let v = runtime.block_on(async {
+            let embedder = local_embedder(data_dir)?;
+            embedder
+                .embed(vec![text.clone()])
+                .await
+                .map_err(|e| e.to_string())
+        })?;
+        let score = v.vectors.first().map_or(0.0, |x| c.score(x));
+        println!(
+            "classifier   score {score:.3} ({} at {:.2} and above)",
+            if score >= c.threshold {
+                "injection"
+            } else {
+                "not injection"
+            },
+            c.threshold
+        );
+    }
     Ok(())
+}
+
+/// The local embedding model the classifier reads, from the data directory.
+fn local_embedder(data_dir: Option<PathBuf>) -> Result<switchyard_local::Embedder, String> {
+    let data_dir = data_dir
+        .or_else(|| dirs::data_dir().map(|d| d.join("switchyard")))
+        .ok_or("no data directory: pass --data-dir")?;
+    let model = switchyard_local::ModelStore::new(&data_dir)
+        .path(CLASSIFIER_EMBEDDER)
+        .ok_or_else(|| {
+            format!(
+                "the local model {CLASSIFIER_EMBEDDER} is not installed in {}; run `switchyard models pull {CLASSIFIER_EMBEDDER}` first",
+                data_dir.display()
+            )
+        })?;
+    switchyard_local::Embedder::load(&model).map_err(|e| e.to_string())
 }
 
 #[derive(Default)]
@@ -264,4 +343,122 @@ fn eval(dir: &Path, errors: bool, half: Option<usize>) -> Result<(), String> {
         spent.as_secs_f64() * 1e6 / texts.max(1) as f64
     );
     Ok(())
+}
+
+/// Texts, each with whether it is an injection attempt.
+type Labelled = Vec<(String, bool)>;
+
+/// The injection and benign texts of a corpus directory, by half: (even lines, odd lines).
+fn injection_corpus(dir: &Path) -> Result<(Labelled, Labelled), String> {
+    let (mut dev, mut held) = (Vec::new(), Vec::new());
+    for (file, label) in [("injection.jsonl", true), ("benign.jsonl", false)] {
+        let path = dir.join(file);
+        let body = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: {e}; pass the corpus directory", path.display()))?;
+        for (i, line) in body.lines().enumerate() {
+            let row: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("{file} line {}: {e}", i + 1))?;
+            let Some(text) = row["text"].as_str() else {
+                continue;
+            };
+            // Lines numbered from 1: even lines are the development half (as `eval --half even`).
+            let half = if (i + 1) % 2 == 0 {
+                &mut dev
+            } else {
+                &mut held
+            };
+            half.push((text.to_owned(), label));
+        }
+    }
+    Ok((dev, held))
+}
+
+/// Embeds texts with the local model, 32 at a time, with progress on stderr.
+async fn embed_all(
+    embedder: &switchyard_local::Embedder,
+    texts: &[(String, bool)],
+    what: &str,
+) -> Result<Vec<Vec<f32>>, String> {
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(32) {
+        let batch: Vec<String> = chunk.iter().map(|(t, _)| t.clone()).collect();
+        let e = embedder.embed(batch).await.map_err(|e| e.to_string())?;
+        out.extend(e.vectors);
+        eprint!("\rembedding the {what}: {}/{}", out.len(), texts.len());
+    }
+    eprintln!();
+    Ok(out)
+}
+
+/// Precision, recall and false-positive rate of `predicted` against `labels`.
+fn report(name: &str, predicted: &[bool], labels: &[bool]) {
+    let mut t = Tally::default();
+    for (&p, &l) in predicted.iter().zip(labels) {
+        match (l, p) {
+            (true, true) => t.tp += 1,
+            (false, true) => t.fp += 1,
+            (true, false) => t.fn_ += 1,
+            (false, false) => t.tn += 1,
+        }
+    }
+    println!(
+        "{name:<22} {:>6} {:>6} {:>6} {:>10} {:>8} {:>8}",
+        t.tp,
+        t.fp,
+        t.fn_,
+        ratio(t.tp, t.tp + t.fp),
+        ratio(t.tp, t.tp + t.fn_),
+        ratio(t.fp, t.fp + t.tn),
+    );
+}
+
+fn train(dir: &Path, data_dir: Option<PathBuf>, out: &Path) -> Result<(), String> {
+    let (dev, held) = injection_corpus(dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let embedder = local_embedder(data_dir)?;
+        let xs = embed_all(&embedder, &dev, "development half").await?;
+        let ys: Vec<bool> = dev.iter().map(|(_, l)| *l).collect();
+        let mut c = Classifier::train(
+            &format!("local/{CLASSIFIER_EMBEDDER}"),
+            &xs,
+            &ys,
+            Training::default(),
+        )?;
+        let positives = ys.iter().filter(|y| **y).count();
+        c.trained_on = format!(
+            "bench/firewall-eval/corpus, even lines: {positives} injection and {} benign texts; threshold chosen for F1 on them",
+            ys.len() - positives
+        );
+        let json = serde_json::to_string_pretty(&c).map_err(|e| e.to_string())?;
+        std::fs::write(out, json + "\n").map_err(|e| format!("{}: {e}", out.display()))?;
+        eprintln!("wrote {} (threshold {:.2})", out.display(), c.threshold);
+
+        // The held-out half, never seen by the training or by the rules' tuning.
+        let hx = embed_all(&embedder, &held, "held-out half").await?;
+        let labels: Vec<bool> = held.iter().map(|(_, l)| *l).collect();
+        let scanner = scanner(None)?;
+        let rules: Vec<bool> = held
+            .iter()
+            .map(|(t, _)| !scanner.injection(t).is_empty())
+            .collect();
+        let model: Vec<bool> = hx.iter().map(|x| c.is_injection(x)).collect();
+        let either: Vec<bool> = rules.iter().zip(&model).map(|(a, b)| *a || *b).collect();
+        println!(
+            "\nheld-out half (odd lines): {} injection, {} benign",
+            labels.iter().filter(|l| **l).count(),
+            labels.iter().filter(|l| !**l).count()
+        );
+        println!(
+            "{:<22} {:>6} {:>6} {:>6} {:>10} {:>8} {:>8}",
+            "injection by", "tp", "fp", "fn", "precision", "recall", "fp rate"
+        );
+        report("rules", &rules, &labels);
+        report("classifier", &model, &labels);
+        report("rules or classifier", &either, &labels);
+        Ok(())
+    })
 }

@@ -3,6 +3,7 @@
 //! - [`detector`]: what is looked for (injection, secrets, personal data, custom terms).
 //! - [`patterns`] and [`injection`]: the built-in rules and the checks behind them.
 //! - [`scanner`]: the rules compiled once per configuration.
+//! - [`classifier`]: the injection classifier, a linear model over sentence embeddings.
 //! - [`policy`]: an action per detector (`off`, `flag`, `redact`, `block`), for requests and
 //!   answers.
 //! - [`screen`]: whole texts and streams screened under a policy, with typed placeholders
@@ -10,6 +11,7 @@
 //!
 //! Pure: no IO. The gateway applies it to canonical requests and answers.
 
+pub mod classifier;
 pub mod detector;
 pub mod injection;
 pub mod patterns;
@@ -17,6 +19,7 @@ pub mod policy;
 pub mod scanner;
 pub mod screen;
 
+pub use classifier::{Classifier, Training};
 pub use detector::{Detector, Finding};
 pub use policy::{Action, Actions, Policy, Stage};
 pub use scanner::{Custom, Scanner, ScannerError};

@@ -12,8 +12,8 @@ use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use switchyard_firewall::{
-    Action, Actions, Blocked, Detector, Placeholders, Policy, Scanner, Stage, StreamScreen,
-    Verdicts, screen_text,
+    Action, Actions, Blocked, Detector, Finding, Placeholders, Policy, Scanner, Stage,
+    StreamScreen, Verdicts, screen_text,
 };
 use switchyard_protocol::chat::{
     ChatChunk, ChatRequest, ChatResponse, ChunkChoice, Content, Delta, Part, Role, ToolCallDelta,
@@ -142,21 +142,115 @@ fn blocked(b: &Blocked, tokens: Option<Tokens>) -> GatewayError {
 /// terms; user turns and tool results for injection), redacting it in place. A block is a
 /// failure that carries the screening, so its verdicts are logged. (The failure is the
 /// pipeline's, moved once.)
-#[allow(clippy::result_large_err)]
-pub fn screen_request(
+///
+/// Then, with `[firewall] classifier = true`, the injection classifier reads the call's new
+/// input ([`classify`]).
+pub async fn screen_request(
     state: &AppState,
     options: &CallOptions,
     plan: &Plan,
     req: &mut ChatRequest,
 ) -> Result<Option<Arc<Screening>>, Failure> {
-    screen_with(
+    let screening = screen_with(
         state,
         options,
         plan,
         |scanner, policy, placeholders, verdicts| {
             screen_messages(scanner, policy, req, placeholders, verdicts)
         },
-    )
+    )?;
+    if let Some(s) = &screening {
+        classify(state, s, plan, req).await?;
+    }
+    Ok(screening)
+}
+
+/// The injection classifier's reading of what is new in the request: the user turns and tool
+/// results after the last assistant turn (earlier turns were read when they were new), as the
+/// text the provider will see. One embedding call for all of them, by the local model. A text
+/// scored at or above the threshold is an `injection` finding of kind `classifier`, acted on
+/// as the policy says for injection. If the texts cannot be embedded (the model is not
+/// installed, or busy) the call goes on with the rules' verdict alone, and a warning says so.
+async fn classify(
+    state: &AppState,
+    screening: &Arc<Screening>,
+    plan: &Plan,
+    req: &ChatRequest,
+) -> Result<(), Failure> {
+    let action = match screening.policy.input.get(Detector::Injection) {
+        Action::Off => return Ok(()),
+        Action::Redact => Action::Flag,
+        a => a,
+    };
+    let config = state.firewall.load_full();
+    let Some(classifier) = config.as_deref().and_then(|c| c.classifier.clone()) else {
+        return Ok(());
+    };
+    let start = req
+        .messages
+        .iter()
+        .rposition(|m| m.role == Role::Assistant)
+        .map_or(0, |i| i + 1);
+    let (indices, texts): (Vec<usize>, Vec<String>) = req.messages[start..]
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| matches!(m.role, Role::User | Role::Tool))
+        .map(|(i, m)| (start + i, message_text(&m.content)))
+        .filter(|(_, t)| !t.trim().is_empty())
+        .unzip();
+    if texts.is_empty() {
+        return Ok(());
+    }
+    let vectors = match crate::embedding::embed(state, &classifier.model, None, texts).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(model = %classifier.model, error = %e, "the injection classifier could not embed the request; screened by the rules alone");
+            return Ok(());
+        }
+    };
+    for (i, v) in indices.into_iter().zip(vectors) {
+        if !classifier.is_injection(&v) {
+            continue;
+        }
+        let finding = Finding {
+            detector: Detector::Injection,
+            kind: "classifier",
+            range: 0..0,
+        };
+        screening.with_verdicts(|verdicts| verdicts.add(Stage::Input, &finding, action));
+        if action == Action::Block {
+            let b = Blocked {
+                stage: Stage::Input,
+                detector: Detector::Injection,
+                kind: "classifier",
+                location: Some(format!("messages[{i}]")),
+            };
+            let attempts = Attempts {
+                route: plan.route.name.clone(),
+                firewall: Some(screening.clone()),
+                ..Attempts::default()
+            };
+            return Err((attempts, blocked(&b, None)));
+        }
+    }
+    Ok(())
+}
+
+/// A message's text: its string, or its text parts joined.
+fn message_text(content: &Option<Content>) -> String {
+    match content {
+        Some(Content::Text(t)) => t.clone(),
+        Some(Content::Parts(parts)) => parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Text { text } => Some(text.as_str()),
+                Part::Other(v) if v["type"] == "text" => v["text"].as_str(),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        None => String::new(),
+    }
 }
 
 /// Stage 3a for embeddings: the texts to embed, screened like request turns (injection aside:

@@ -13,6 +13,7 @@ pub mod cache;
 pub mod config;
 pub mod conversations;
 pub mod dashboard;
+pub mod embedding;
 pub mod error;
 pub mod firewall;
 pub mod keys;

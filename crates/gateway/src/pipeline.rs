@@ -347,7 +347,7 @@ pub async fn chat(
     validate(&req).map_err(early)?;
     let needs = needs(&req);
     let plan = plan(state, options, &req, &needs).map_err(early)?;
-    let screening = firewall::screen_request(state, options, &plan, &mut req)?;
+    let screening = firewall::screen_request(state, options, &plan, &mut req).await?;
     let meter = limit(state, options, needs.tokens()).await.map_err(early)?;
     let call = || {
         routing::run(&plan, &state.metrics, |target| {
@@ -395,7 +395,7 @@ pub async fn chat_stream(
     validate(&req).map_err(early)?;
     let needs = needs(&req);
     let plan = plan(state, options, &req, &needs).map_err(early)?;
-    let screening = firewall::screen_request(state, options, &plan, &mut req)?;
+    let screening = firewall::screen_request(state, options, &plan, &mut req).await?;
     let result = chat_stream_planned(state, options, &req, &needs, &plan).await;
     firewall::screen_stream(screening, result)
 }

@@ -19,15 +19,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
-use serde_json::Map;
 use switchyard_protocol::chat::{ChatRequest, Content, Part, Role};
-use switchyard_protocol::embeddings::{EmbeddingInput, EmbeddingRequest, Vector};
 
 use super::Entry;
 use super::key::{self, Key};
 use crate::app::AppState;
 use crate::config::SemanticPolicy;
-use crate::routing::{self, CallOptions, Needs, Route};
+use crate::routing::{CallOptions, Route};
 
 /// What a call's answer is indexed under, once stored.
 #[derive(Debug, Clone)]
@@ -258,50 +256,21 @@ pub async fn lookup(
     Semantic::Miss(Probe { context, vector })
 }
 
-/// The embedding of `text` by the configured model, through its route (retries included).
+/// The embedding of `text` by the configured model.
 async fn embed(
     state: &AppState,
     policy: &SemanticPolicy,
     text: String,
 ) -> Result<Vec<f32>, String> {
-    let plan = state
-        .routes
-        .load()
-        .plan(
-            &policy.embedding_model,
-            &CallOptions::default(),
-            &Needs::default(),
-        )
-        .map_err(|e| e.to_string())?;
-    let req = EmbeddingRequest {
-        model: policy.embedding_model.clone(),
-        input: EmbeddingInput::Text(text),
-        encoding_format: None,
-        dimensions: policy.dimensions,
-        user: None,
-        extra: Map::new(),
-    };
-    let (_, resp) = routing::run(&plan, &state.metrics, |target| {
-        let mut req = req.clone();
-        req.model.clone_from(&target.target.model);
-        target.target.provider.embed(req)
-    })
-    .await
-    .map_err(|(_, e)| e.to_string())?;
-    match resp.data.into_iter().next().map(|e| e.embedding) {
-        Some(Vector::Float(v)) if !v.is_empty() => Ok(v.into_iter().map(|x| x as f32).collect()),
-        Some(Vector::Base64(b)) => {
-            use base64::Engine as _;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b)
-                .map_err(|e| e.to_string())?;
-            Ok(bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
-        }
-        _ => Err("the embedding model answered no vector".to_owned()),
-    }
+    crate::embedding::embed(
+        state,
+        &policy.embedding_model,
+        policy.dimensions,
+        vec![text],
+    )
+    .await?
+    .pop()
+    .ok_or_else(|| "the embedding model answered no vector".to_owned())
 }
 
 #[cfg(test)]

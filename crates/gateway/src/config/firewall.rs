@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use switchyard_firewall::{Action, Actions, Custom, Detector, Policy, Scanner};
+use switchyard_firewall::{Action, Actions, Classifier, Custom, Detector, Policy, Scanner};
 
 use super::raw::{RawFirewall, RawFirewallPolicy};
 use super::{ConfigError, err};
@@ -24,6 +24,8 @@ pub struct FirewallConfig {
     pub hold_max: usize,
     /// The detectors, compiled with the custom terms and patterns.
     pub scanner: Arc<Scanner>,
+    /// `classifier = true`: the injection classifier, with its threshold.
+    pub classifier: Option<Arc<Classifier>>,
 }
 
 impl fmt::Debug for FirewallConfig {
@@ -32,6 +34,7 @@ impl fmt::Debug for FirewallConfig {
             .field("default", &self.default)
             .field("policies", &self.policies)
             .field("hold_max", &self.hold_max)
+            .field("classifier", &self.classifier.as_ref().map(|c| c.threshold))
             .finish_non_exhaustive()
     }
 }
@@ -86,11 +89,34 @@ pub fn firewall(raw: Option<RawFirewall>) -> Result<Option<FirewallConfig>, Conf
             "must be at least 64 bytes, or patterns split across chunks could be missed",
         ));
     }
+    let classifier = match (raw.classifier, raw.classifier_threshold) {
+        (Some(true), threshold) => {
+            let mut c = Classifier::builtin().map_err(ConfigError)?;
+            if let Some(t) = threshold {
+                if !(t > 0.0 && t < 1.0) {
+                    return Err(err(
+                        "firewall.classifier_threshold",
+                        format!("{t}: give a score above 0 and below 1, e.g. 0.7"),
+                    ));
+                }
+                c.threshold = t;
+            }
+            Some(Arc::new(c))
+        }
+        (_, Some(_)) => {
+            return Err(err(
+                "firewall.classifier_threshold",
+                "is set but the classifier is off; add `classifier = true`",
+            ));
+        }
+        _ => None,
+    };
     Ok(Some(FirewallConfig {
         default,
         policies,
         hold_max,
         scanner: Arc::new(scanner),
+        classifier,
     }))
 }
 
@@ -232,6 +258,16 @@ restore = true
                 "[firewall]\npolicy = \"strict\"",
                 "firewall.policy",
                 "[firewall.policies.strict]",
+            ),
+            (
+                "[firewall]\nclassifier_threshold = 0.8",
+                "firewall.classifier_threshold",
+                "add `classifier = true`",
+            ),
+            (
+                "[firewall]\nclassifier = true\nclassifier_threshold = 1.5",
+                "firewall.classifier_threshold",
+                "above 0 and below 1",
             ),
             (
                 "[firewall.custom]\npatterns = [\"(\"]",

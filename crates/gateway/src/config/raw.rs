@@ -84,6 +84,12 @@ pub struct RawFirewall {
     pub policy: Option<String>,
     /// Bytes a stream screen may hold back while a possible finding is still arriving.
     pub hold_max: Option<usize>,
+    /// Also read user turns and tool results with the injection classifier (a linear model
+    /// over the local all-MiniLM-L6-v2 embeddings), where a policy screens for injection.
+    pub classifier: Option<bool>,
+    /// The classifier's score, 0 to 1, at or above which a text is an injection attempt
+    /// (default: the one chosen when it was trained).
+    pub classifier_threshold: Option<f32>,
     #[serde(default)]
     pub policies: BTreeMap<String, RawFirewallPolicy>,
     #[serde(default)]
