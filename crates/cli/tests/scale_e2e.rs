@@ -551,6 +551,40 @@ async fn a_stream_started_on_one_replica_is_resumed_on_the_other() {
     assert_eq!(again, whole);
     assert_eq!(resume(&b, 0, &other).await.unwrap().status(), 404);
     assert_eq!(mock_requests(&m).await, 1, "one upstream call in all");
+
+    // An Anthropic Messages stream from A, read whole on B after its end, in Anthropic's events.
+    let resp = client()
+        .post(format!("{}/v1/messages", a.url))
+        .bearer_auth(&key)
+        .header("x-switchyard-resumable", "true")
+        .json(&json!({"model": "up/stream-5", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let original = resp.text().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let resumed = loop {
+        let r = client()
+            .get(format!("{}/v1/streams/{id}?after=0", b.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // The last batch reaches Redis just after the stream ends on A.
+        if r.contains("event: message_stop") || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(original.contains("event: message_stop"), "{original}");
+    assert_eq!(resumed, original);
 }
 
 #[tokio::test]

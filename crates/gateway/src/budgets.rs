@@ -156,8 +156,20 @@ async fn worker(store: SpendStore, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 period,
                 usd,
             } => {
-                if let Err(e) = store.add(&key_id, &period, usd).await {
-                    tracing::warn!(error = %e, key_id, "recording spend failed");
+                // A database that is briefly away (a failover) is waited for, a few times.
+                let mut pause = std::time::Duration::from_millis(100);
+                for attempt in 1..=5 {
+                    match store.add(&key_id, &period, usd).await {
+                        Ok(()) => break,
+                        Err(e) if attempt == 5 => {
+                            tracing::error!(error = %e, key_id, period, usd, "recording spend failed 5 times; this amount is missing from the database's totals");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, key_id, attempt, "recording spend failed; trying again");
+                            tokio::time::sleep(pause).await;
+                            pause *= 2;
+                        }
+                    }
                 }
             }
             Job::Alert {
@@ -624,5 +636,44 @@ mod spend_tests {
                 .to_string()
                 .contains("total budget")
         );
+    }
+
+    #[tokio::test]
+    async fn spend_waits_for_a_database_that_went_away() {
+        let dir = std::env::temp_dir().join(format!("switchyard-budget-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.db", crate::request_id::new_v7()));
+        let db = switchyard_store::Db::open_sqlite(&path).await.unwrap();
+        let clock = crate::limits::system_clock();
+        let spend = Spend::load(SpendStore::new(db.clone()), clock.clone())
+            .await
+            .unwrap();
+        let k = key(Budgets {
+            total_usd: Some(100.0),
+            ..Budgets::default()
+        });
+        db.execute("ALTER TABLE spend RENAME TO spend_away")
+            .await
+            .unwrap();
+        spend.record(&k, 2.5);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        db.execute("ALTER TABLE spend_away RENAME TO spend")
+            .await
+            .unwrap();
+        // The retries land it: a new process sees the spend.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let again = Spend::load(SpendStore::new(db.clone()), clock.clone())
+                .await
+                .unwrap();
+            if again.current(&k.id)["total_usd"] == 2.5 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the spend never landed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }
