@@ -263,11 +263,12 @@ async fn without_a_token_the_admin_api_is_off() {
         .send()
         .await
         .unwrap();
-    assert!(
-        error_message(resp, 403)
-            .await
-            .contains("SWITCHYARD_ADMIN_TOKEN")
-    );
+    assert_eq!(resp.status(), 403);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "admin_disabled", "{body}");
+    assert!(body["error"]["param"].is_null(), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("SWITCHYARD_ADMIN_TOKEN"), "{message}");
 }
 
 #[tokio::test]

@@ -282,7 +282,7 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let Some(token) = &state.admin_token else {
-            return Err(GatewayError::Forbidden {
+            return Err(GatewayError::AdminDisabled {
                 message: "the admin API is off: set SWITCHYARD_ADMIN_TOKEN (or admin.token in the configuration) to a long random token and restart".into(),
             });
         };

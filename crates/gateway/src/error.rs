@@ -19,6 +19,9 @@ pub enum GatewayError {
     /// The key may not do this (403).
     #[error("{message}")]
     Forbidden { message: String },
+    /// The admin API is off: no admin token is configured (403, `admin_disabled`).
+    #[error("{message}")]
+    AdminDisabled { message: String },
     /// A virtual key's budget is spent (429, OpenAI's `insufficient_quota`).
     #[error("{message}")]
     QuotaExceeded { message: String },
@@ -69,7 +72,9 @@ impl GatewayError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::RateLimited(_) | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Forbidden { .. } | Self::Blocked { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden { .. } | Self::Blocked { .. } | Self::AdminDisabled { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::ModelNotFound { .. } | Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -126,6 +131,12 @@ impl GatewayError {
                 "invalid_request_error",
                 Some("model".to_owned()),
                 Some("model_not_allowed"),
+            ),
+            Self::AdminDisabled { message } => ErrorBody::new(
+                message.clone(),
+                "invalid_request_error",
+                None,
+                Some("admin_disabled"),
             ),
             Self::PayloadTooLarge { .. } => ErrorBody::new(
                 format!("{self}; send a smaller body or raise server.max_body_bytes"),
@@ -292,7 +303,7 @@ impl GatewayError {
             Self::Unauthorized { .. } => "unauthorized",
             Self::RateLimited(_) => "rate_limited",
             Self::QuotaExceeded { .. } => "insufficient_quota",
-            Self::Forbidden { .. } => "forbidden",
+            Self::Forbidden { .. } | Self::AdminDisabled { .. } => "forbidden",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::NotFound { .. } => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
