@@ -204,7 +204,12 @@ async fn classify(
     let vectors = match crate::embedding::embed(state, &classifier.model, None, texts).await {
         Ok(v) => v,
         Err(e) => {
-            tracing::warn!(model = %classifier.model, error = %e, "the injection classifier could not embed the request; screened by the rules alone");
+            // Told at the first failure and at every power of two after, not on every call.
+            static FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(model = %classifier.model, error = %e, failures = n, "the injection classifier could not embed the request; screened by the rules alone (is the model installed? `switchyard models pull all-minilm-l6-v2`)");
+            }
             return Ok(());
         }
     };
