@@ -18,6 +18,8 @@
 //! | `switchyard_cache_lookups_total`              | `status`           | calls the cache was on for: `hit`, `miss`, `bypass` |
 //! | `switchyard_cache_saved_usd_total`            |                    | list price of the answers served from the cache |
 //! | `switchyard_cache_entries`, `switchyard_cache_bytes`, `switchyard_cache_max_bytes`, `switchyard_cache_semantic_entries` | | the in-process cache's size and bound, the semantic index's size |
+//! | `switchyard_state_degraded`                   |                    | 1 while `[state] redis` is unreachable and the replica serves on its own state |
+//! | `switchyard_state_errors_total`, `switchyard_state_recoveries_total` | | failed shared-state commands; returns of Redis after a degraded spell |
 //!
 //! `target` is `provider/model`. Callers choose model names, so the label's values are bounded:
 //! beyond the first 4096 targets seen, new ones are counted as `other`.
