@@ -180,17 +180,8 @@ async fn sigterm_under_streaming_load_finishes_the_streams_and_loses_no_record()
     };
     assert!(status.success(), "{status:?}: {}", g.stderr_text());
     let again = common::gateway_with_file(&path, &env, &data);
-    let logs: Value = client()
-        .get(format!("{}/admin/logs?limit=100", again.url))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rows = logs["data"].as_array().unwrap();
-    assert_eq!(rows.len(), 16, "{logs}");
+    let rows = common::wait_for_logs(&again.url, "", 16, Some(ADMIN)).await;
+    assert_eq!(rows.len(), 16, "{rows:?}");
     for r in rows {
         assert_eq!(r["status"], 200, "{r}");
         assert!(r["error_class"].is_null(), "{r}");

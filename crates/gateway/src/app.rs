@@ -66,8 +66,9 @@ pub struct AppState {
     /// `[firewall]`: policies and the compiled detectors, when configured (replaced by a
     /// reload).
     pub firewall: arc_swap::ArcSwapOption<crate::config::firewall::FirewallConfig>,
-    /// What was read at start-up and is not reloaded.
-    pub started: StartupSettings,
+    /// The configuration loaded at start-up: what a reload compares the keys it cannot apply
+    /// against.
+    pub started: crate::config::Config,
     /// Successful reloads since start-up.
     pub reloads: std::sync::atomic::AtomicU64,
     pub logs: LogStore,
@@ -122,78 +123,6 @@ impl AppState {
 pub struct Reloaded {
     /// Keys whose new values wait for a restart.
     pub restart_needed: Vec<&'static str>,
-}
-
-/// The settings read once at start-up, to tell a reload which of them changed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StartupSettings {
-    pub listen: std::net::SocketAddr,
-    pub store_url: Option<Secret>,
-    pub state: crate::config::StatePolicy,
-    pub streams: crate::config::StreamsPolicy,
-    pub cache_redis: Option<Secret>,
-    pub cache_max_bytes: u64,
-    pub max_body_bytes: usize,
-    pub admin_token: Option<Secret>,
-    pub auth_open: bool,
-    pub log_queue: usize,
-    pub log_enabled: bool,
-    pub log_retention: Option<std::time::Duration>,
-    pub telemetry: Option<crate::telemetry::TelemetryConfig>,
-    /// Breakers keep the thresholds they were made with.
-    pub breaker: crate::config::BreakerPolicy,
-}
-
-impl StartupSettings {
-    pub fn of(c: &crate::config::Config) -> Self {
-        Self {
-            listen: c.listen,
-            store_url: c.store_url.clone(),
-            state: c.state.clone(),
-            streams: c.streams.clone(),
-            cache_redis: c.cache.redis_url.clone(),
-            cache_max_bytes: c.cache.max_bytes,
-            max_body_bytes: c.max_body_bytes,
-            admin_token: c.admin_token.clone(),
-            auth_open: c.auth_open,
-            log_queue: c.log_queue,
-            log_enabled: c.log_enabled,
-            log_retention: c.log_retention,
-            telemetry: c.telemetry.clone(),
-            breaker: c.breaker,
-        }
-    }
-
-    /// The configuration keys whose values in `new` differ from the running ones.
-    fn restart_needed(&self, new: &crate::config::Config) -> Vec<&'static str> {
-        let n = Self::of(new);
-        let mut out = Vec::new();
-        let checks: [(&'static str, bool); 14] = [
-            ("circuit_breaker", self.breaker != n.breaker),
-            ("server.listen", self.listen != n.listen),
-            ("store", self.store_url != n.store_url),
-            ("state", self.state != n.state),
-            ("streams", self.streams != n.streams),
-            ("cache.redis_url", self.cache_redis != n.cache_redis),
-            ("cache.max_mb", self.cache_max_bytes != n.cache_max_bytes),
-            (
-                "server.max_body_bytes",
-                self.max_body_bytes != n.max_body_bytes,
-            ),
-            ("admin.token", self.admin_token != n.admin_token),
-            ("auth.open", self.auth_open != n.auth_open),
-            ("logs.queue", self.log_queue != n.log_queue),
-            ("logs.enabled", self.log_enabled != n.log_enabled),
-            ("logs.retention_days", self.log_retention != n.log_retention),
-            ("telemetry", self.telemetry != n.telemetry),
-        ];
-        for (key, changed) in checks {
-            if changed {
-                out.push(key);
-            }
-        }
-        out
-    }
 }
 
 /// The request id of the call and the caller's address, in the request's extensions.

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use switchyard_firewall::{
-    Action, Actions, Blocked, Detector, Finding, Placeholders, Policy, Scanner, Stage,
+    Action, Actions, Blocked, Classifier, Detector, Finding, Placeholders, Policy, Scanner, Stage,
     StreamScreen, Verdicts, screen_text,
 };
 use switchyard_protocol::chat::{
@@ -36,6 +36,8 @@ pub struct Screening {
     hold_max: usize,
     verdicts: Mutex<Verdicts>,
     placeholders: Mutex<Placeholders>,
+    /// `[firewall] classifier = true`: the injection classifier, of the same configuration.
+    classifier: Option<Arc<Classifier>>,
 }
 
 impl fmt::Debug for Screening {
@@ -182,8 +184,7 @@ async fn classify(
         Action::Redact => Action::Flag,
         a => a,
     };
-    let config = state.firewall.load_full();
-    let Some(classifier) = config.as_deref().and_then(|c| c.classifier.clone()) else {
+    let Some(classifier) = &screening.classifier else {
         return Ok(());
     };
     let start = req
@@ -322,6 +323,7 @@ fn screen_with(
         hold_max: config.hold_max,
         verdicts: Mutex::default(),
         placeholders: Mutex::default(),
+        classifier: config.classifier.clone(),
     });
     if policy.input.any() {
         let mut verdicts = Verdicts::default();
@@ -704,6 +706,7 @@ mod tests {
             hold_max: 4096,
             verdicts: Mutex::default(),
             placeholders: Mutex::default(),
+            classifier: None,
         })
     }
 

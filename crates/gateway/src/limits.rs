@@ -8,7 +8,7 @@
 //! usage after it, streams included, in the window the reservation was taken from.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -186,6 +186,11 @@ end
 return 0
 ";
 
+/// The scripts with their SHA-1 (sent as `EVALSHA`, the text only when Redis lacks it),
+/// hashed once.
+static ACQUIRE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(ACQUIRE));
+static SETTLE_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SETTLE));
+
 impl Limiter {
     pub fn new(clock: Clock) -> Self {
         Self {
@@ -342,8 +347,7 @@ impl Limiter {
                 .collect();
             handle.spawn(async move {
                 let mut conn = shared.conn();
-                let script = redis::Script::new(SETTLE);
-                let mut inv = script.prepare_invoke();
+                let mut inv = SETTLE_SCRIPT.prepare_invoke();
                 for k in &keys {
                     inv.key(k);
                 }
@@ -410,8 +414,7 @@ async fn acquire_shared(
     checks: &[Check],
     now: u64,
 ) -> redis::RedisResult<Vec<u64>> {
-    let script = redis::Script::new(ACQUIRE);
-    let mut inv = script.prepare_invoke();
+    let mut inv = ACQUIRE_SCRIPT.prepare_invoke();
     for c in checks {
         let window = now / c.id.period.millis();
         inv.key(redis_key(shared, &c.id, window));

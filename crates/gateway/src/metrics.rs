@@ -18,6 +18,7 @@
 //! | `switchyard_cache_lookups_total`              | `status`           | calls the cache was on for: `hit`, `miss`, `bypass` |
 //! | `switchyard_cache_saved_usd_total`            |                    | list price of the answers served from the cache |
 //! | `switchyard_cache_entries`, `switchyard_cache_bytes`, `switchyard_cache_max_bytes`, `switchyard_cache_semantic_entries` | | the in-process cache's size and bound, the semantic index's size |
+//! | `switchyard_streams_producing`, `switchyard_stream_buffer_bytes`, `switchyard_stream_resumes_total` | | resumable streams still running, the bytes their buffers hold, reads through `GET /v1/streams/{id}` |
 //! | `switchyard_state_degraded`                   |                    | 1 while `[state] redis` is unreachable and the replica serves on its own state |
 //! | `switchyard_state_errors_total`, `switchyard_state_recoveries_total` | | failed shared-state commands; returns of Redis after a degraded spell |
 //!
@@ -173,6 +174,12 @@ impl Metrics {
             .register_collector(Box::new(SharedCollector(shared)));
     }
 
+    /// Reports the resumable streams at each scrape.
+    pub fn watch_streams(&mut self, streams: Arc<crate::streams::Streams>) {
+        self.registry
+            .register_collector(Box::new(StreamsCollector(streams)));
+    }
+
     /// Counts a finished call.
     pub fn call(&self, r: &Record) {
         let provider = r.provider.clone().unwrap_or_default();
@@ -294,6 +301,38 @@ impl Collector for CacheCollector {
             g.encode(m)?;
         }
         Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct StreamsCollector(Arc<crate::streams::Streams>);
+
+impl Collector for StreamsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, value) in [
+            (
+                "switchyard_streams_producing",
+                "Resumable streams whose upstream call is still running (their callers may have gone)",
+                self.0.active() as i64,
+            ),
+            (
+                "switchyard_stream_buffer_bytes",
+                "Bytes of events the in-process stream buffers hold",
+                self.0.bytes() as i64,
+            ),
+        ] {
+            let g = ConstGauge::new(value);
+            let m = encoder.encode_descriptor(name, help, None, g.metric_type())?;
+            g.encode(m)?;
+        }
+        let c = ConstCounter::new(self.0.resumes());
+        let m = encoder.encode_descriptor(
+            "switchyard_stream_resumes",
+            "Reads of a buffered stream through GET /v1/streams/{id}",
+            None,
+            c.metric_type(),
+        )?;
+        c.encode(m)
     }
 }
 

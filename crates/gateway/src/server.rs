@@ -193,6 +193,10 @@ impl Gateway {
                 )
             }
         };
+        let streams = Arc::new(crate::streams::Streams::new(
+            config.streams.clone(),
+            shared.clone(),
+        ));
         let state = Arc::new(AppState {
             routes: ArcSwap::from_pointee(routes),
             vault,
@@ -204,6 +208,7 @@ impl Gateway {
                 let mut m = Metrics::new(health.clone());
                 m.watch_logger(logger.clone());
                 m.watch_cache(cache.clone());
+                m.watch_streams(streams.clone());
                 if let Some(s) = &shared {
                     m.watch_shared(s.clone());
                 }
@@ -211,7 +216,7 @@ impl Gateway {
             },
             cache,
             firewall: arc_swap::ArcSwapOption::from(config.firewall.clone().map(Arc::new)),
-            started: crate::app::StartupSettings::of(config),
+            started: config.clone(),
             reloads: std::sync::atomic::AtomicU64::new(0),
             telemetry,
             logger,
@@ -219,10 +224,7 @@ impl Gateway {
             responses,
             keys,
             limiter,
-            streams: Arc::new(crate::streams::Streams::new(
-                config.streams.clone(),
-                shared.clone(),
-            )),
+            streams,
             shared,
             spend,
             auth,

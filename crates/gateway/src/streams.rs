@@ -192,6 +192,7 @@ impl Streams {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// Reads through `GET /v1/streams/{id}` so far.
     pub fn resumes(&self) -> u64 {
         self.resumes.load(Ordering::Relaxed)
     }

@@ -166,6 +166,40 @@ impl ConfigSource {
 }
 
 impl Config {
+    /// The keys read only at start-up whose values in `new` differ from these: a reload
+    /// applies the rest and names these as waiting for a restart.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        let checks: [(&'static str, bool); 14] = [
+            ("circuit_breaker", self.breaker != new.breaker),
+            ("server.listen", self.listen != new.listen),
+            ("store", self.store_url != new.store_url),
+            ("state", self.state != new.state),
+            ("streams", self.streams != new.streams),
+            (
+                "cache.redis_url",
+                self.cache.redis_url != new.cache.redis_url,
+            ),
+            ("cache.max_mb", self.cache.max_bytes != new.cache.max_bytes),
+            (
+                "server.max_body_bytes",
+                self.max_body_bytes != new.max_body_bytes,
+            ),
+            ("admin.token", self.admin_token != new.admin_token),
+            ("auth.open", self.auth_open != new.auth_open),
+            ("logs.queue", self.log_queue != new.log_queue),
+            ("logs.enabled", self.log_enabled != new.log_enabled),
+            (
+                "logs.retention_days",
+                self.log_retention != new.log_retention,
+            ),
+            ("telemetry", self.telemetry != new.telemetry),
+        ];
+        checks
+            .into_iter()
+            .filter_map(|(key, changed)| changed.then_some(key))
+            .collect()
+    }
+
     /// Reads and validates a configuration file.
     pub fn load(path: &Path, env: &Env) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
