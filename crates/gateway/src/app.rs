@@ -167,6 +167,9 @@ pub fn build_app(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn(request_id))
 }
 
+const REQUEST_ID: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-switchyard-request-id");
+
 async fn request_id(mut req: Request, next: Next) -> Response {
     let id = crate::request_id::new_v7();
     let started = Instant::now();
@@ -180,7 +183,7 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let mut buf = uuid::Uuid::encode_buffer();
     if let Ok(v) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)) {
-        resp.headers_mut().insert("x-switchyard-request-id", v);
+        resp.headers_mut().insert(REQUEST_ID, v);
     }
     let error = resp.extensions().get::<ErrorKind>().map(|k| k.0);
     tracing::debug!(

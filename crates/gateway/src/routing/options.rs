@@ -85,7 +85,15 @@ pub struct CallOptions {
 impl CallOptions {
     /// Reads the overrides; a malformed header is a 400 naming it.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, GatewayError> {
+        // Most calls carry none of these: one pass over the names instead of a look-up (and a
+        // parse of the name) per option.
+        let any = headers
+            .keys()
+            .any(|k| k.as_str().starts_with("x-switchyard-"));
         let text = |name: &str| -> Result<Option<&str>, GatewayError> {
+            if !any {
+                return Ok(None);
+            }
             headers
                 .get(name)
                 .map(|v| {

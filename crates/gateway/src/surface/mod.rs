@@ -96,40 +96,47 @@ fn options(
         .with_key(key))
 }
 
+// Parsed once: inserting by `&str` parses (and checks) the name on every call.
+const PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
+const MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
+const ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+const ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
+const HEDGED: HeaderName = HeaderName::from_static("x-switchyard-hedged");
+const CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
+const CACHE_AGE: HeaderName = HeaderName::from_static("x-switchyard-cache-age");
+const CACHE_SIMILARITY: HeaderName = HeaderName::from_static("x-switchyard-cache-similarity");
+
 /// Adds the headers every answer carries once a call was attempted: the target that answered
 /// (or was tried last), how many attempts were made, the route, and whether a hedge ran.
 fn served(headers: &mut HeaderMap, attempts: &Attempts) {
     if let Some(target) = &attempts.target {
         if let Ok(v) = HeaderValue::from_str(target.provider_name()) {
-            headers.insert("x-switchyard-provider", v);
+            headers.insert(PROVIDER, v);
         }
         if let Ok(v) = HeaderValue::from_str(&target.model) {
-            headers.insert("x-switchyard-model", v);
+            headers.insert(MODEL, v);
         }
     }
     if attempts.count > 0 {
-        headers.insert("x-switchyard-attempts", HeaderValue::from(attempts.count));
+        headers.insert(ATTEMPTS, HeaderValue::from(attempts.count));
     }
     if let Some(route) = &attempts.route
         && let Ok(v) = HeaderValue::from_str(route)
     {
-        headers.insert("x-switchyard-route", v);
+        headers.insert(ROUTE, v);
     }
     if attempts.hedged {
-        headers.insert("x-switchyard-hedged", HeaderValue::from_static("true"));
+        headers.insert(HEDGED, HeaderValue::from_static("true"));
     }
     if let Some(c) = &attempts.cache {
-        headers.insert(
-            "x-switchyard-cache",
-            HeaderValue::from_static(c.status.header()),
-        );
+        headers.insert(CACHE, HeaderValue::from_static(c.status.header()));
         if let Some(age) = c.age {
-            headers.insert("x-switchyard-cache-age", HeaderValue::from(age.as_secs()));
+            headers.insert(CACHE_AGE, HeaderValue::from(age.as_secs()));
         }
         if let Some(similarity) = c.similarity
             && let Ok(v) = HeaderValue::from_str(&format!("{similarity:.4}"))
         {
-            headers.insert("x-switchyard-cache-similarity", v);
+            headers.insert(CACHE_SIMILARITY, v);
         }
     }
     crate::limits::headers(headers, &attempts.rate);
