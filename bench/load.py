@@ -133,6 +133,34 @@ def rss_kib(pid, field):
     return 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU of a process and its children's processes (nginx's workers)."""
+    pids = [pid] + [int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == pid]
+    ticks = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _ppid(pid):
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def measured(pid, fn):
+    """Runs `fn` (an oha run) and adds the CPU `pid` used per answered request, in µs."""
+    before = cpu_seconds(pid)
+    r = summarize(fn())
+    r["cpu_us"] = (cpu_seconds(pid) - before) * 1e6 / max(r["total"], 1)
+    return r
+
+
 def run_oha(oha, url, body, rate, duration, connections, headers=()):
     """oha at a fixed rate; `headers` are extra `name: value` request headers."""
     args = [oha, "--no-tui", "--output-format", "json", "--latency-correction", "-m", "POST",
@@ -168,6 +196,7 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--binary", help="switchyard binary (default: build release)")
     ap.add_argument("--reference-nginx", action="store_true", help="also measure nginx as a reverse proxy")
+    ap.add_argument("--modes", default="plain,stream", help="which of plain,stream to measure")
     ap.add_argument("--gateway-threads", type=int, help="TOKIO_WORKER_THREADS for the gateway")
     a = ap.parse_args()
 
@@ -181,6 +210,8 @@ def main():
         idle_rss = rss_kib(gw.pid, "VmRSS")
         rows = []
         for mode, model in (("plain", "echo"), ("stream", "stream-5")):
+            if mode not in a.modes.split(","):
+                continue
             for rate in [int(x) for x in a.rates.split(",")]:
                 stream = "true" if mode == "stream" else "false"
                 body = lambda m: json.dumps({"model": m, "stream": stream == "true",
@@ -189,14 +220,14 @@ def main():
                 run_oha(oha, f"{mock_url}/v1/chat/completions", body(model), rate, 2, a.connections)
                 run_oha(oha, f"{gw_url}/v1/chat/completions", body("up/" + model), rate, 2, a.connections)
                 log(f"{mode} @ {rate} req/s: direct...")
-                direct = summarize(run_oha(oha, f"{mock_url}/v1/chat/completions", body(model), rate, a.duration, a.connections))
+                direct = measured(mock.pid, lambda: run_oha(oha, f"{mock_url}/v1/chat/completions", body(model), rate, a.duration, a.connections))
                 log(f"{mode} @ {rate} req/s: through the gateway...")
-                via = summarize(run_oha(oha, f"{gw_url}/v1/chat/completions", body("up/" + model), rate, a.duration, a.connections))
+                via = measured(gw.pid, lambda: run_oha(oha, f"{gw_url}/v1/chat/completions", body("up/" + model), rate, a.duration, a.connections))
                 ref = None
                 if nginx:
                     run_oha(oha, f"{nginx_url}/v1/chat/completions", body(model), rate, 2, a.connections)
                     log(f"{mode} @ {rate} req/s: through nginx...")
-                    ref = summarize(run_oha(oha, f"{nginx_url}/v1/chat/completions", body(model), rate, a.duration, a.connections))
+                    ref = measured(nginx.pid, lambda: run_oha(oha, f"{nginx_url}/v1/chat/completions", body(model), rate, a.duration, a.connections))
                 rows.append((mode, rate, direct, via, ref))
         peak_rss = rss_kib(gw.pid, "VmHWM")
     finally:
@@ -210,19 +241,32 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"machine: {os.cpu_count()} cores; mock, gateway and oha share them; {a.duration} s per measurement, {a.connections} connections")
-    print("| mode | offered req/s | direct p50 / p99 / p99.9 (µs) | gateway p50 / p99 / p99.9 (µs) | added p50 / p99 / p99.9 (µs) | throughput ratio | errors (direct / gateway) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| mode | offered req/s | direct p50 / p99 / p99.9 (µs) | gateway p50 / p99 / p99.9 (µs) | added p50 / p99 / p99.9 (µs) | gateway ÷ direct p50 / p99 | throughput ratio | errors (direct / gateway) |")
+    print("|---|---|---|---|---|---|---|---|")
     for mode, rate, d, g, _ in rows:
         print(f"| {mode} | {rate} | {d['p50']:.0f} / {d['p99']:.0f} / {d['p999']:.0f} | {g['p50']:.0f} / {g['p99']:.0f} / {g['p999']:.0f} "
               f"| {g['p50'] - d['p50']:.0f} / {g['p99'] - d['p99']:.0f} / {g['p999'] - d['p999']:.0f} "
+              f"| {g['p50'] / d['p50']:.2f} / {g['p99'] / d['p99']:.2f} "
               f"| {g['rps'] / d['rps']:.3f} | {d['errors']} / {g['errors']} of {g['total']} |")
     if a.reference_nginx:
         print()
-        print("| mode | offered req/s | nginx added p50 / p99 / p99.9 (µs) | switchyard added p50 / p99 / p99.9 (µs) | errors (nginx) |")
-        print("|---|---|---|---|---|")
+        print("| mode | offered req/s | nginx added p50 / p99 / p99.9 (µs) | switchyard added p50 / p99 / p99.9 (µs) | switchyard ÷ nginx added p50 / p99 | errors (nginx) |")
+        print("|---|---|---|---|---|---|")
+        ratio = lambda x, y: f"{x / y:.2f}" if y > 0 else "n/a"
         for mode, rate, d, g, n in rows:
             print(f"| {mode} | {rate} | {n['p50'] - d['p50']:.0f} / {n['p99'] - d['p99']:.0f} / {n['p999'] - d['p999']:.0f} "
-                  f"| {g['p50'] - d['p50']:.0f} / {g['p99'] - d['p99']:.0f} / {g['p999'] - d['p999']:.0f} | {n['errors']} of {n['total']} |")
+                  f"| {g['p50'] - d['p50']:.0f} / {g['p99'] - d['p99']:.0f} / {g['p999'] - d['p999']:.0f} "
+                  f"| {ratio(g['p50'] - d['p50'], n['p50'] - d['p50'])} / {ratio(g['p99'] - d['p99'], n['p99'] - d['p99'])} "
+                  f"| {n['errors']} of {n['total']} |")
+    print()
+    print("CPU per request (user + system, from /proc, over the measured window):")
+    print("| mode | offered req/s | mock, direct (µs) | gateway (µs) | gateway ÷ mock |" + (" nginx (µs) | gateway ÷ nginx |" if a.reference_nginx else ""))
+    print("|---|---|---|---|---|" + ("---|---|" if a.reference_nginx else ""))
+    for mode, rate, d, g, n in rows:
+        line = f"| {mode} | {rate} | {d['cpu_us']:.0f} | {g['cpu_us']:.0f} | {g['cpu_us'] / max(d['cpu_us'], 1e-9):.2f} |"
+        if n:
+            line += f" {n['cpu_us']:.0f} | {g['cpu_us'] / max(n['cpu_us'], 1e-9):.2f} |"
+        print(line)
     print(f"gateway RSS: idle {idle_rss / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB")
 
 
