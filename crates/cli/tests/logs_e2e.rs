@@ -55,20 +55,14 @@ async fn every_call_leaves_a_faithful_record() {
     )
     .await;
     assert_eq!(resp.status(), 200);
-    let id = resp.headers()["x-switchyard-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let id = common::request_id(&resp);
     let body: Value = resp.json().await.unwrap();
     let usage = body["usage"].clone();
     // Streamed.
     let mut streamed = hello("mock/stream-5");
     streamed["stream"] = json!(true);
     let resp = chat(&g, streamed, None).await;
-    let stream_id = resp.headers()["x-switchyard-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let stream_id = common::request_id(&resp);
     resp.text().await.unwrap();
     // Retried through a route, and a failure.
     assert_eq!(chat(&g, hello("sturdy"), None).await.status(), 200);
@@ -195,14 +189,8 @@ log_bodies = "none"
     let g = gateway_on(config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN)], &data);
     let secret = "sk-proj-PLANTEDsecret0123456789abcdef";
     let say = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": format!("my key is {secret}")}]});
-    let id_of = |r: &reqwest::Response| {
-        r.headers()["x-switchyard-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned()
-    };
     let full = chat(&g, say("mock/echo"), Some(r#"{"team":"a"}"#)).await;
-    let full_id = id_of(&full);
+    let full_id = common::request_id(&full);
     assert!(
         full.text().await.unwrap().contains(secret),
         "the caller gets its answer as is"
@@ -210,7 +198,7 @@ log_bodies = "none"
     let mut streamed = say("mock/echo");
     streamed["stream"] = json!(true);
     let s = chat(&g, streamed, None).await;
-    let stream_id = id_of(&s);
+    let stream_id = common::request_id(&s);
     s.text().await.unwrap();
     let opted_out = client()
         .post(format!("{}/v1/chat/completions", g.url))
@@ -220,9 +208,9 @@ log_bodies = "none"
         .send()
         .await
         .unwrap();
-    let opted_out_id = id_of(&opted_out);
+    let opted_out_id = common::request_id(&opted_out);
     let quiet = chat(&g, say("quiet"), None).await;
-    let quiet_id = id_of(&quiet);
+    let quiet_id = common::request_id(&quiet);
     logs(&g, "", 4).await;
 
     let rec = admin_get(&g, &format!("/admin/logs/{full_id}")).await;

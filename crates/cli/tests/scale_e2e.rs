@@ -518,10 +518,7 @@ async fn a_stream_started_on_one_replica_is_resumed_on_the_other() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let id = resp.headers()["x-switchyard-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let id = common::request_id(&resp);
     // Read three events from A, then lose the connection.
     let mut seen = String::new();
     let mut bytes = resp.bytes_stream();
@@ -561,22 +558,11 @@ async fn a_stream_started_on_one_replica_is_resumed_on_the_other() {
         .send()
         .await
         .unwrap();
-    let id = resp.headers()["x-switchyard-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let id = common::request_id(&resp);
     let original = resp.text().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let resumed = loop {
-        let r = client()
-            .get(format!("{}/v1/streams/{id}?after=0", b.url))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let r = common::get_text(format!("{}/v1/streams/{id}?after=0", b.url), Some(&key)).await;
         // The last batch reaches Redis just after the stream ends on A.
         if r.contains("event: message_stop") || Instant::now() > deadline {
             break r;

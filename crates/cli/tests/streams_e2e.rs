@@ -32,10 +32,7 @@ async fn start_and_drop(
     let resp = req.send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-switchyard-resumable"], "true");
-    let id = resp.headers()["x-switchyard-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let id = common::request_id(&resp);
     let mut text = String::new();
     let mut bytes = resp.bytes_stream();
     while text.matches("\n\n").count() < events {
@@ -108,14 +105,7 @@ async fn a_dropped_stream_is_resumed_from_its_last_event_without_a_second_upstre
         .collect();
     assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
     // After the end, the whole answer again, at once (`?after=0`).
-    let again = client()
-        .get(format!("{}/v1/streams/{id}?after=0", g.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = common::get_text(format!("{}/v1/streams/{id}?after=0", g.url), None).await;
     assert_eq!(again, whole);
     assert_eq!(
         mock_requests(&m).await - before,
@@ -201,10 +191,7 @@ async fn a_stream_is_only_its_keys_and_bad_requests_say_what_to_send() {
         .send()
         .await
         .unwrap();
-    let id = resp.headers()["x-switchyard-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let id = common::request_id(&resp);
     let whole = resp.text().await.unwrap();
     let ok = resume(&g, &id, None, Some(&mine)).await;
     assert_eq!(ok.status(), 200);
@@ -231,10 +218,7 @@ async fn a_stream_is_only_its_keys_and_bad_requests_say_what_to_send() {
         .await
         .unwrap();
     assert!(plain.headers().get("x-switchyard-resumable").is_none());
-    let id = plain.headers()["x-switchyard-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let id = common::request_id(&plain);
     assert!(!plain.text().await.unwrap().contains("id: "));
     assert_eq!(resume(&g, &id, None, Some(&mine)).await.status(), 404);
 }

@@ -75,10 +75,7 @@ async fn each_call_is_a_genai_span_in_the_callers_trace() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let request_id = resp.headers()["x-switchyard-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let request_id = common::request_id(&resp);
     let failed = client()
         .post(format!("{}/v1/chat/completions", g.url))
         .header("x-switchyard-max-attempts", "1")

@@ -200,6 +200,14 @@ pub async fn get_text(url: String, token: Option<&str>) -> String {
     req.send().await.unwrap().text().await.unwrap()
 }
 
+/// The `x-switchyard-request-id` an answer carries.
+pub fn request_id(resp: &reqwest::Response) -> String {
+    resp.headers()["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// The gateway's `/metrics` text.
 pub async fn metrics(base: &str) -> String {
     get_text(format!("{base}/metrics"), None).await
