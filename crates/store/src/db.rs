@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 /// Which engine is behind the handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +105,44 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, "ALTER TABLE logs ADD COLUMN firewall TEXT"),
 ];
 
+/// Any number stands for "the schema" in PostgreSQL's advisory locks; this one is ours.
+const SCHEMA_LOCK: i64 = 0x5357_5943_4844; // "SWYCHD"
+
+/// Creates the tables and applies the migrations. On PostgreSQL, replicas starting at once
+/// take turns: concurrent `CREATE TABLE IF NOT EXISTS` of one table can fail there (a unique
+/// violation in `pg_type`), so the work runs under a session advisory lock, released when done
+/// or when the connection closes.
+async fn create_schema(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        // SQLite's own locks serialise writers (and `busy_timeout` waits for them).
+        for statement in SCHEMA {
+            pool.execute(*statement).await?;
+        }
+        return migrate(pool).await;
+    }
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT 1 FROM pg_advisory_lock($1)")
+        .bind(SCHEMA_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let work = async {
+        for statement in SCHEMA {
+            pool.execute(*statement).await?;
+        }
+        migrate(pool).await
+    };
+    let result = work.await;
+    let unlocked = sqlx::query("SELECT 1 FROM pg_advisory_unlock($1)")
+        .bind(SCHEMA_LOCK)
+        .execute(&mut *conn)
+        .await;
+    if unlocked.is_err() {
+        // The lock must not outlive this start-up: closing the connection releases it.
+        let _ = conn.detach().close().await;
+    }
+    result
+}
+
 /// Applies the migrations not yet recorded. Two processes may start on the same database at
 /// once: one of them applies a migration, and the other, whose attempt fails, finds it recorded.
 async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
@@ -196,10 +234,7 @@ impl Db {
                 .await
                 .map_err(open_err)?;
         }
-        for statement in SCHEMA {
-            pool.execute(*statement).await.map_err(open_err)?;
-        }
-        migrate(&pool).await.map_err(open_err)?;
+        create_schema(&pool, backend).await.map_err(open_err)?;
         Ok(Self { pool, backend })
     }
 
@@ -242,5 +277,67 @@ mod tests {
             "postgres://sy:***@db:5432/sy"
         );
         assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_replicas_starting_at_once_on_a_new_database_all_open_it() {
+        let Ok(url) = std::env::var("SWITCHYARD_TEST_POSTGRES") else {
+            eprintln!(
+                "\n*** SKIPPED postgres_replicas_starting_at_once_on_a_new_database_all_open_it: SWITCHYARD_TEST_POSTGRES is not set (.ci/run sets it).\n"
+            );
+            return;
+        };
+        let admin = Db::connect(&url).await.unwrap();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!("switchyard_fresh_{}_{nanos}", std::process::id());
+        admin
+            .execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let (base, _) = url.rsplit_once('/').unwrap();
+        let fresh = format!("{base}/{name}");
+        // Concurrent CREATE TABLE IF NOT EXISTS of one table can fail with a unique violation
+        // in pg_type: the schema lock makes the starts take turns.
+        let starts: Vec<_> = (0..6)
+            .map(|_| {
+                let url = fresh.clone();
+                tokio::spawn(async move { Db::connect(&url).await })
+            })
+            .collect();
+        let mut opened = Vec::new();
+        for start in starts {
+            match start.await.unwrap() {
+                Ok(db) => opened.push(db),
+                Err(e) => panic!("a replica could not open the new database: {e}"),
+            }
+        }
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .fetch_one(opened[0].pool())
+        .await
+        .unwrap();
+        let created = SCHEMA
+            .iter()
+            .filter(|s| s.starts_with("CREATE TABLE"))
+            .count();
+        assert_eq!(
+            tables,
+            created as i64 + 1,
+            "the tables and schema_migrations"
+        );
+        let versions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
+            .fetch_one(opened[0].pool())
+            .await
+            .unwrap();
+        assert_eq!(versions, MIGRATIONS.len() as i64);
+        drop(opened);
+        admin
+            .execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap();
     }
 }
