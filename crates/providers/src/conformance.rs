@@ -289,3 +289,58 @@ async fn upstreams_with_counting_endpoints_count_tokens() {
         ErrorClass::Unsupported
     );
 }
+
+#[tokio::test]
+async fn calls_go_through_a_configured_proxy() {
+    // The mock stands in for the proxy (it serves absolute-form request targets); the upstream
+    // named in the base URL has nothing listening, so an answer can only come through the proxy.
+    let (proxy, stats) = switchyard_mock::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = closed.local_addr().unwrap();
+    drop(closed);
+    let client = crate::HttpClient::with_route(
+        Duration::from_secs(2),
+        crate::Route::Proxy(format!("http://{proxy}")),
+    )
+    .unwrap();
+    assert!(client.is_proxied());
+    let settings = ProviderSettings {
+        name: "up".into(),
+        base_url: format!("http://{nowhere}/v1"),
+        api_key: Some(Secret::new("sk-upstream-test")),
+        auth: AuthStyle::Bearer,
+        headers: Vec::new(),
+        request_timeout: Duration::from_secs(10),
+        stream_usage: true,
+    };
+    let p = Provider::new(WireKind::OpenAi, settings, client).unwrap();
+    let resp = p.chat(chat("echo", json!({}))).await.unwrap();
+    assert_eq!(resp.choices[0].message.text(), "hello there world");
+    let last = stats.last().unwrap();
+    assert_eq!(last.path, "/v1/chat/completions");
+    assert_eq!(
+        last.authorization.as_deref(),
+        Some("Bearer sk-upstream-test")
+    );
+    let (text, _, _, _, tokens) =
+        collect(p.chat_stream(chat("stream-3", json!({}))).await.unwrap()).await;
+    assert_eq!((text.as_str(), tokens), ("tok1 tok2 tok3", Some(3)));
+    let err = p.chat(chat("fail-503", json!({}))).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::UpstreamServer);
+
+    // Without a proxy the same provider cannot connect.
+    let direct =
+        crate::HttpClient::with_route(Duration::from_secs(2), crate::Route::FromEnvironment)
+            .unwrap();
+    if !direct.is_proxied() {
+        let p = provider_at(
+            WireKind::OpenAi,
+            &format!("http://{nowhere}/v1"),
+            Duration::from_secs(2),
+        );
+        let err = p.chat(chat("echo", json!({}))).await.unwrap_err();
+        assert_eq!(err.class(), ErrorClass::Connect);
+    }
+}

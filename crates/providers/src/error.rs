@@ -120,23 +120,13 @@ impl ProviderError {
         }
     }
 
-    pub(crate) fn from_reqwest(provider: &str, err: reqwest::Error, after: Duration) -> Self {
+    /// A failure of the proxied transport (reqwest). Its only own timeout is the connect
+    /// timeout, which is a connect failure, as on the direct transport.
+    pub(crate) fn from_reqwest(provider: &str, err: reqwest::Error) -> Self {
         let provider = provider.to_owned();
-        if err.is_timeout() {
-            return Self::Timeout { provider, after };
-        }
         let err = err.without_url();
-        // The chain carries the useful part ("connection refused", "dns error").
-        let mut detail = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(s) = source {
-            detail.push_str(": ");
-            detail.push_str(&s.to_string());
-            source = s.source();
-        }
-        if err.is_connect() {
-            Self::Connect { provider, detail }
-        } else if err.is_body() || err.is_decode() {
+        let detail = crate::client::chain(&err);
+        if err.is_body() || err.is_decode() {
             Self::Interrupted { provider, detail }
         } else {
             Self::Connect { provider, detail }

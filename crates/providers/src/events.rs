@@ -4,11 +4,11 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream;
 use switchyard_protocol::chat::ChatChunk;
 use switchyard_protocol::sse::{SseDecoder, SseEvent};
 
+use crate::client::{Body, chain};
 use crate::{ChatStream, ProviderError};
 
 /// What one event means.
@@ -32,7 +32,7 @@ pub(crate) trait EventParser: Send + 'static {
 
 struct State<P> {
     provider: String,
-    body: BoxStream<'static, reqwest::Result<Bytes>>,
+    body: Body,
     decoder: SseDecoder,
     parser: P,
     pending: VecDeque<ChatChunk>,
@@ -46,12 +46,12 @@ struct State<P> {
 /// or a connection that breaks before the answer is complete yields one `Err` and ends it.
 pub(crate) fn chunks<P: EventParser>(
     provider: String,
-    resp: reqwest::Response,
+    resp: http::Response<Body>,
     parser: P,
 ) -> ChatStream {
     let state = State {
         provider,
-        body: resp.bytes_stream().boxed(),
+        body: resp.into_body(),
         decoder: SseDecoder::new(),
         parser,
         pending: VecDeque::new(),
@@ -75,7 +75,7 @@ pub(crate) fn chunks<P: EventParser>(
                 }
                 return None;
             }
-            match st.body.next().await {
+            match st.body.chunk().await {
                 Some(Ok(bytes)) => match st.decoder.feed(&bytes) {
                     Ok(events) => {
                         for ev in events {
@@ -104,7 +104,7 @@ pub(crate) fn chunks<P: EventParser>(
                 Some(Err(e)) => {
                     st.failed = Some(ProviderError::Interrupted {
                         provider: st.provider.clone(),
-                        detail: e.without_url().to_string(),
+                        detail: chain(&*e),
                     });
                 }
                 None if st.parser.complete() => {
@@ -133,7 +133,7 @@ impl<P> State<P> {
         loop {
             tokio::select! {
                 _ = &mut limit => return,
-                next = self.body.next() => match next {
+                next = self.body.chunk() => match next {
                     Some(Ok(b)) if b.len() <= budget => budget -= b.len(),
                     _ => return,
                 },

@@ -8,6 +8,7 @@
 
 pub mod anthropic;
 pub mod catalog;
+mod client;
 #[cfg(test)]
 mod conformance;
 mod error;
@@ -28,6 +29,7 @@ use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_protocol::models::ModelList;
 
+pub use client::{HttpClient, Route};
 pub use error::{ErrorClass, ProviderError, UpstreamStatus};
 pub use presets::{PRESETS, Preset};
 pub use secret::Secret;
@@ -101,7 +103,7 @@ impl Provider {
     pub fn new(
         kind: WireKind,
         settings: ProviderSettings,
-        client: reqwest::Client,
+        client: HttpClient,
     ) -> Result<Self, ProviderError> {
         Ok(match kind {
             WireKind::OpenAi => Self::OpenAi(openai::OpenAiProvider::new(settings, client)?),
@@ -197,17 +199,7 @@ impl Provider {
 }
 
 /// The one pooled HTTP client every provider shares: keep-alive, HTTP/2 where the upstream
-/// offers it (ALPN), connect timeout, no automatic redirects to other hosts.
-pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, ProviderError> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(256)
-        .tcp_nodelay(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ProviderError::Internal {
-            detail: format!("building the HTTP client: {e}"),
-        })
+/// offers it (ALPN), connect timeout, no redirects, a proxy when the environment names one.
+pub fn http_client(connect_timeout: Duration) -> Result<HttpClient, ProviderError> {
+    HttpClient::new(connect_timeout)
 }

@@ -13,7 +13,8 @@ use switchyard_protocol::chat::{ChatRequest, ChatResponse};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_protocol::models::{Model, ModelList};
 
-use crate::{ChatStream, ProviderError, ProviderSettings, events, http};
+use crate::http::{self, Upstream};
+use crate::{ChatStream, HttpClient, ProviderError, ProviderSettings, events};
 
 #[derive(Debug, Clone)]
 pub struct AnthropicProvider {
@@ -23,16 +24,16 @@ pub struct AnthropicProvider {
 #[derive(Debug)]
 struct Inner {
     settings: ProviderSettings,
-    client: reqwest::Client,
-    messages_url: reqwest::Url,
-    count_url: reqwest::Url,
-    models_url: reqwest::Url,
+    upstream: Upstream,
+    messages_url: ::http::Uri,
+    count_url: ::http::Uri,
+    models_url: ::http::Uri,
 }
 
 impl AnthropicProvider {
     /// `base_url` is the API root (`https://api.anthropic.com`, as `ANTHROPIC_BASE_URL` is for
     /// the official SDK); a trailing `/v1` is accepted too.
-    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Result<Self, ProviderError> {
+    pub fn new(settings: ProviderSettings, client: HttpClient) -> Result<Self, ProviderError> {
         let base = settings.base_url.trim_end_matches('/');
         let base = base.strip_suffix("/v1").unwrap_or(base);
         let url = |path: &str| http::endpoint(&settings.name, base, path);
@@ -40,8 +41,8 @@ impl AnthropicProvider {
             messages_url: url("v1/messages")?,
             count_url: url("v1/messages/count_tokens")?,
             models_url: url("v1/models")?,
+            upstream: Upstream::new(client, &settings, &[("anthropic-version", API_VERSION)])?,
             settings,
-            client,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -67,27 +68,14 @@ impl AnthropicProvider {
         })
     }
 
-    fn request(&self, http: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        http::authorize(
-            http.header("anthropic-version", API_VERSION),
-            &self.inner.settings,
-        )
-    }
-
-    fn post(&self, body: Vec<u8>) -> reqwest::RequestBuilder {
-        self.request(
-            self.inner
-                .client
-                .post(self.inner.messages_url.clone())
-                .header(::http::header::CONTENT_TYPE, "application/json")
-                .body(body),
-        )
+    fn post(&self, body: Vec<u8>) -> ::http::Request<bytes::Bytes> {
+        self.inner.upstream.post(&self.inner.messages_url, body)
     }
 
     pub async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = self.body(&req, false)?;
         let s = &self.inner.settings;
-        let v: Value = http::json(&s.name, self.post(body), s.request_timeout).await?;
+        let v: Value = self.inner.upstream.json(self.post(body)).await?;
         let mut resp =
             upstream::response_to_canonical(&v).map_err(|detail| ProviderError::Decode {
                 provider: s.name.clone(),
@@ -100,7 +88,7 @@ impl AnthropicProvider {
     pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream, ProviderError> {
         let body = self.body(&req, true)?;
         let s = &self.inner.settings;
-        let resp = http::start(&s.name, self.post(body), s.request_timeout).await?;
+        let resp = self.inner.upstream.start(self.post(body)).await?;
         Ok(events::chunks(
             s.name.clone(),
             resp,
@@ -132,17 +120,10 @@ impl AnthropicProvider {
                 obj.remove(k);
             }
         }
-        let bytes = serde_json::to_vec(&body).map_err(|e| ProviderError::Internal {
-            detail: format!("encoding the request: {e}"),
-        })?;
-        let http = self.request(
-            self.inner
-                .client
-                .post(self.inner.count_url.clone())
-                .header(::http::header::CONTENT_TYPE, "application/json")
-                .body(bytes),
-        );
-        let v: Value = http::json(&s.name, http, s.request_timeout).await?;
+        let up = &self.inner.upstream;
+        let v: Value = up
+            .json(up.post_value(&self.inner.count_url, &body)?)
+            .await?;
         v["input_tokens"]
             .as_u64()
             .ok_or_else(|| ProviderError::Decode {
@@ -160,8 +141,8 @@ impl AnthropicProvider {
 
     pub async fn models(&self) -> Result<ModelList, ProviderError> {
         let s = &self.inner.settings;
-        let http = self.request(self.inner.client.get(self.inner.models_url.clone()));
-        let v: Value = http::json(&s.name, http, s.request_timeout).await?;
+        let up = &self.inner.upstream;
+        let v: Value = up.json(up.get(&self.inner.models_url)).await?;
         let data = v["data"]
             .as_array()
             .map(|models| {

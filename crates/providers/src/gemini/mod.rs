@@ -13,7 +13,8 @@ use switchyard_protocol::models::{Model, ModelList};
 use switchyard_protocol::sse::SseEvent;
 
 use crate::events::{self, EventParser, Parsed};
-use crate::{ChatStream, ProviderError, ProviderSettings, http};
+use crate::http::{self, Upstream};
+use crate::{ChatStream, HttpClient, ProviderError, ProviderSettings};
 
 #[derive(Debug, Clone)]
 pub struct GeminiProvider {
@@ -23,26 +24,36 @@ pub struct GeminiProvider {
 #[derive(Debug)]
 struct Inner {
     settings: ProviderSettings,
-    client: reqwest::Client,
+    upstream: Upstream,
     /// `{base}/v1beta`
-    root: String,
+    root: reqwest::Url,
+    models_url: ::http::Uri,
 }
 
 impl GeminiProvider {
     /// `base_url` is the API host (`https://generativelanguage.googleapis.com`); a trailing
     /// `/v1beta` is accepted too.
-    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Result<Self, ProviderError> {
+    pub fn new(settings: ProviderSettings, client: HttpClient) -> Result<Self, ProviderError> {
         let base = settings.base_url.trim_end_matches('/');
         let base = base
             .strip_suffix("/v1beta")
             .or_else(|| base.strip_suffix("/v1"))
             .unwrap_or(base);
-        let root = http::endpoint(&settings.name, base, "v1beta")?.to_string();
+        let root = reqwest::Url::parse(&format!("{base}/v1beta")).map_err(|e| {
+            ProviderError::Internal {
+                detail: format!(
+                    "provider `{}`: base URL `{base}` is not a valid URL: {e}",
+                    settings.name
+                ),
+            }
+        })?;
+        let models_url = http::endpoint(&settings.name, base, "v1beta/models")?;
         Ok(Self {
             inner: Arc::new(Inner {
+                upstream: Upstream::new(client, &settings, &[])?,
                 settings,
-                client,
                 root,
+                models_url,
             }),
         })
     }
@@ -51,39 +62,22 @@ impl GeminiProvider {
         &self.inner.settings.name
     }
 
-    fn url(&self, model: &str, action: &str) -> Result<reqwest::Url, ProviderError> {
-        let mut url =
-            reqwest::Url::parse(&self.inner.root).map_err(|e| ProviderError::Internal {
-                detail: e.to_string(),
-            })?;
+    /// `{root}/models/{model}:{action}`, the model name percent-encoded as one path segment.
+    fn url(
+        &self,
+        model: &str,
+        action: &str,
+        query: Option<&str>,
+    ) -> Result<::http::Uri, ProviderError> {
+        let mut url = self.inner.root.clone();
         url.path_segments_mut()
             .map_err(|()| ProviderError::Internal {
                 detail: "base URL cannot take a path".into(),
             })?
             .push("models")
             .push(&format!("{model}:{action}"));
-        Ok(url)
-    }
-
-    fn request(&self, http: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        http::authorize(http, &self.inner.settings)
-    }
-
-    fn post(
-        &self,
-        url: reqwest::Url,
-        body: &Value,
-    ) -> Result<reqwest::RequestBuilder, ProviderError> {
-        let bytes = serde_json::to_vec(body).map_err(|e| ProviderError::Internal {
-            detail: format!("encoding the request: {e}"),
-        })?;
-        Ok(self.request(
-            self.inner
-                .client
-                .post(url)
-                .header(::http::header::CONTENT_TYPE, "application/json")
-                .body(bytes),
-        ))
+        url.set_query(query);
+        http::uri(self.name(), &url)
     }
 
     fn body(&self, req: &ChatRequest) -> Result<Value, ProviderError> {
@@ -97,8 +91,9 @@ impl GeminiProvider {
     pub async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = self.body(&req)?;
         let s = &self.inner.settings;
-        let http = self.post(self.url(&req.model, "generateContent")?, &body)?;
-        let v: Value = http::json(&s.name, http, s.request_timeout).await?;
+        let up = &self.inner.upstream;
+        let url = self.url(&req.model, "generateContent", None)?;
+        let v: Value = up.json(up.post_value(&url, &body)?).await?;
         gemini::response_to_canonical(&v, &req.model, now()).map_err(|detail| {
             ProviderError::Decode {
                 provider: s.name.clone(),
@@ -110,9 +105,9 @@ impl GeminiProvider {
     pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream, ProviderError> {
         let body = self.body(&req)?;
         let s = &self.inner.settings;
-        let mut url = self.url(&req.model, "streamGenerateContent")?;
-        url.set_query(Some("alt=sse"));
-        let resp = http::start(&s.name, self.post(url, &body)?, s.request_timeout).await?;
+        let up = &self.inner.upstream;
+        let url = self.url(&req.model, "streamGenerateContent", Some("alt=sse"))?;
+        let resp = up.start(up.post_value(&url, &body)?).await?;
         Ok(events::chunks(
             s.name.clone(),
             resp,
@@ -131,8 +126,9 @@ impl GeminiProvider {
             }
         }
         let body = serde_json::json!({ "generateContentRequest": inner });
-        let http = self.post(self.url(&req.model, "countTokens")?, &body)?;
-        let v: Value = http::json(&s.name, http, s.request_timeout).await?;
+        let up = &self.inner.upstream;
+        let url = self.url(&req.model, "countTokens", None)?;
+        let v: Value = up.json(up.post_value(&url, &body)?).await?;
         v["totalTokens"]
             .as_u64()
             .ok_or_else(|| ProviderError::Decode {
@@ -150,8 +146,9 @@ impl GeminiProvider {
                 message: e.message,
             }
         })?;
-        let http = self.post(self.url(&req.model, "batchEmbedContents")?, &body)?;
-        let v: Value = http::json(&s.name, http, s.request_timeout).await?;
+        let up = &self.inner.upstream;
+        let url = self.url(&req.model, "batchEmbedContents", None)?;
+        let v: Value = up.json(up.post_value(&url, &body)?).await?;
         let base64 = req.encoding_format == Some(EncodingFormat::Base64);
         gemini::embed_response(&v, &req.model, base64).map_err(|detail| ProviderError::Decode {
             provider: s.name.clone(),
@@ -161,13 +158,8 @@ impl GeminiProvider {
 
     pub async fn models(&self) -> Result<ModelList, ProviderError> {
         let s = &self.inner.settings;
-        let url = format!("{}/models", self.inner.root);
-        let v: Value = http::json(
-            &s.name,
-            self.request(self.inner.client.get(url)),
-            s.request_timeout,
-        )
-        .await?;
+        let up = &self.inner.upstream;
+        let v: Value = up.json(up.get(&self.inner.models_url)).await?;
         let data = v["models"]
             .as_array()
             .map(|models| {

@@ -15,7 +15,8 @@ use switchyard_protocol::chat::{ChatRequest, ChatResponse, StreamOptions};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_protocol::models::ModelList;
 
-use crate::{ChatStream, ProviderError, ProviderSettings, events, http as response};
+use crate::http::{self as upstream, Upstream};
+use crate::{ChatStream, HttpClient, ProviderError, ProviderSettings, events};
 
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
@@ -25,24 +26,24 @@ pub struct OpenAiProvider {
 #[derive(Debug)]
 struct Inner {
     settings: ProviderSettings,
-    client: reqwest::Client,
+    upstream: Upstream,
     // Parsed once: parsing (with IDNA) on every request showed in profiles.
-    chat_url: reqwest::Url,
-    embeddings_url: reqwest::Url,
-    models_url: reqwest::Url,
+    chat_url: http::Uri,
+    embeddings_url: http::Uri,
+    models_url: http::Uri,
 }
 
 impl OpenAiProvider {
     /// Fails when the base URL does not parse (the configuration checks the scheme, not more).
-    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Result<Self, ProviderError> {
+    pub fn new(settings: ProviderSettings, client: HttpClient) -> Result<Self, ProviderError> {
         let base = settings.base_url.trim_end_matches('/');
-        let url = |path: &str| response::endpoint(&settings.name, base, path);
+        let url = |path: &str| upstream::endpoint(&settings.name, base, path);
         let inner = Inner {
             chat_url: url("chat/completions")?,
             embeddings_url: url("embeddings")?,
             models_url: url("models")?,
+            upstream: Upstream::new(client, &settings, &[])?,
             settings,
-            client,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -57,10 +58,9 @@ impl OpenAiProvider {
         request::to_wire(&mut req);
         req.stream = None;
         req.stream_options = None;
-        let s = &self.inner.settings;
-        let body = request::encode(&s.name, &req)?;
-        let http = self.inner.post(&self.inner.chat_url, body);
-        response::json(&s.name, http, s.request_timeout).await
+        let body = request::encode(self.name(), &req)?;
+        let up = &self.inner.upstream;
+        up.json(up.post(&self.inner.chat_url, body)).await
     }
 
     pub async fn chat_stream(&self, mut req: ChatRequest) -> Result<ChatStream, ProviderError> {
@@ -75,8 +75,8 @@ impl OpenAiProvider {
             opts.include_usage = Some(true);
         }
         let body = request::encode(&s.name, &req)?;
-        let http = self.inner.post(&self.inner.chat_url, body);
-        let resp = response::start(&s.name, http, s.request_timeout).await?;
+        let up = &self.inner.upstream;
+        let resp = up.start(up.post(&self.inner.chat_url, body)).await?;
         Ok(events::chunks(
             s.name.clone(),
             resp,
@@ -85,26 +85,13 @@ impl OpenAiProvider {
     }
 
     pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
-        let s = &self.inner.settings;
-        let body = request::encode(&s.name, &req)?;
-        let http = self.inner.post(&self.inner.embeddings_url, body);
-        response::json(&s.name, http, s.request_timeout).await
+        let body = request::encode(self.name(), &req)?;
+        let up = &self.inner.upstream;
+        up.json(up.post(&self.inner.embeddings_url, body)).await
     }
 
     pub async fn models(&self) -> Result<ModelList, ProviderError> {
-        let s = &self.inner.settings;
-        let http = response::authorize(self.inner.client.get(self.inner.models_url.clone()), s);
-        response::json(&s.name, http, s.request_timeout).await
-    }
-}
-
-impl Inner {
-    fn post(&self, url: &reqwest::Url, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let http = self
-            .client
-            .post(url.clone())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        response::authorize(http, &self.settings)
+        let up = &self.inner.upstream;
+        up.json(up.get(&self.inner.models_url)).await
     }
 }

@@ -16,8 +16,9 @@ use switchyard_protocol::responses::upstream::{
 use switchyard_protocol::sse::SseEvent;
 
 use crate::events::{self, EventParser, Parsed};
+use crate::http::{self, Upstream};
 use crate::openai::OpenAiProvider;
-use crate::{ChatStream, ProviderError, ProviderSettings, http};
+use crate::{ChatStream, HttpClient, ProviderError, ProviderSettings};
 
 #[derive(Debug, Clone)]
 pub struct ResponsesProvider {
@@ -27,21 +28,21 @@ pub struct ResponsesProvider {
 #[derive(Debug)]
 struct Inner {
     settings: ProviderSettings,
-    client: reqwest::Client,
-    url: reqwest::Url,
+    upstream: Upstream,
+    url: ::http::Uri,
     /// The same host's chat-completions endpoints, for embeddings and the model list.
     openai: OpenAiProvider,
 }
 
 impl ResponsesProvider {
-    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Result<Self, ProviderError> {
+    pub fn new(settings: ProviderSettings, client: HttpClient) -> Result<Self, ProviderError> {
         let base = settings.base_url.trim_end_matches('/');
         let url = http::endpoint(&settings.name, base, "responses")?;
         let openai = OpenAiProvider::new(settings.clone(), client.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
+                upstream: Upstream::new(client, &settings, &[])?,
                 settings,
-                client,
                 url,
                 openai,
             }),
@@ -52,29 +53,20 @@ impl ResponsesProvider {
         &self.inner.settings.name
     }
 
-    fn post(&self, req: &ChatRequest) -> Result<reqwest::RequestBuilder, ProviderError> {
+    fn post(&self, req: &ChatRequest) -> Result<::http::Request<bytes::Bytes>, ProviderError> {
         let s = &self.inner.settings;
         let body = request_from_canonical(req).map_err(|e| ProviderError::Request {
             provider: s.name.clone(),
             param: e.param,
             message: e.message,
         })?;
-        let bytes = serde_json::to_vec(&body).map_err(|e| ProviderError::Internal {
-            detail: format!("encoding the request: {e}"),
-        })?;
-        let http = self
-            .inner
-            .client
-            .post(self.inner.url.clone())
-            .header(::http::header::CONTENT_TYPE, "application/json")
-            .body(bytes);
-        Ok(http::authorize(http, s))
+        self.inner.upstream.post_value(&self.inner.url, &body)
     }
 
     pub async fn chat(&self, mut req: ChatRequest) -> Result<ChatResponse, ProviderError> {
         req.stream = None;
         let s = &self.inner.settings;
-        let v: Value = http::json(&s.name, self.post(&req)?, s.request_timeout).await?;
+        let v: Value = self.inner.upstream.json(self.post(&req)?).await?;
         response_to_canonical(&v).map_err(|detail| ProviderError::Decode {
             provider: s.name.clone(),
             detail,
@@ -84,7 +76,7 @@ impl ResponsesProvider {
     pub async fn chat_stream(&self, mut req: ChatRequest) -> Result<ChatStream, ProviderError> {
         req.stream = Some(true);
         let s = &self.inner.settings;
-        let resp = http::start(&s.name, self.post(&req)?, s.request_timeout).await?;
+        let resp = self.inner.upstream.start(self.post(&req)?).await?;
         Ok(events::chunks(
             s.name.clone(),
             resp,
