@@ -506,10 +506,10 @@ async fn write(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record(i: usize) -> Record {
+    pub(crate) fn record(i: usize) -> Record {
         Record {
             id: format!("rec-{i:06}"),
             ts: 1_000 + i as i64,
