@@ -511,6 +511,31 @@ async fn a_provider_that_is_down_is_a_502_naming_it() {
 }
 
 #[tokio::test]
+async fn a_proxy_named_in_the_environment_carries_upstream_calls() {
+    // The mock stands in for the proxy (it answers absolute-form requests); nothing listens at
+    // the provider's own address, so an answer can only come through the proxy.
+    let proxy = common::mock();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let g = gateway(
+        &format!("[providers.far]\nkind = \"openai\"\nbase_url = \"http://{addr}/v1\"\n"),
+        &[("HTTP_PROXY", proxy.url.as_str()), ("NO_PROXY", "")],
+    );
+    let resp = post(
+        &g,
+        json!({"model": "far/echo", "messages": user("via the proxy")}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "via the proxy");
+    assert_eq!(common::mock_requests(&proxy).await, 1);
+    let log = std::fs::read_to_string(&g.stderr).unwrap();
+    assert!(log.contains("upstream calls go through the proxy"), "{log}");
+}
+
+#[tokio::test]
 async fn health_readiness_and_graceful_shutdown() {
     let (g, _m) = setup();
     let c = client();

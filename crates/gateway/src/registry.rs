@@ -64,6 +64,11 @@ impl Registry {
         local: Option<&LocalProvider>,
     ) -> Result<Self, ProviderError> {
         let client = switchyard_providers::http_client(config.connect_timeout)?;
+        if client.is_proxied() {
+            tracing::info!(
+                "upstream calls go through the proxy named by HTTPS_PROXY / HTTP_PROXY / ALL_PROXY (hosts in NO_PROXY directly)"
+            );
+        }
         let mut providers = HashMap::new();
         let mut models = Vec::new();
         for alias in config.aliases.keys() {
