@@ -74,7 +74,8 @@ impl SseDecoder {
     }
 
     fn consume(&mut self, mut rest: &[u8], events: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+        // memchr scans a word (or a vector) at a time: a stream's bytes are mostly JSON text.
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
             let ending_cr = rest[pos] == b'\r';
             if self.buf.is_empty() {
                 self.process_line(&rest[..pos], events);
@@ -120,14 +121,19 @@ impl SseDecoder {
         if line[0] == b':' {
             return;
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
+        let (field, value) = match memchr::memchr(b':', line) {
             Some(i) => {
                 let v = &line[i + 1..];
                 (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
             }
             None => (line, &b""[..]),
         };
-        let value = String::from_utf8_lossy(value);
+        // Valid UTF-8 is the rule; `from_utf8` checks it much faster than the lossy decoder,
+        // which is kept for the exception.
+        let value = match std::str::from_utf8(value) {
+            Ok(v) => std::borrow::Cow::Borrowed(v),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         match field {
             b"data" => {
                 self.data.push_str(&value);
@@ -223,6 +229,15 @@ mod tests {
         let mut d = SseDecoder::new();
         assert!(d.feed(b"data: partial").unwrap().is_empty());
         assert!(d.has_partial());
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_characters_even_split_mid_character() {
+        // "é" is C3 A9; a lone C3 and a stray FF are not UTF-8.
+        let events = decode_all(&[b"data: caf\xC3", b"\xA9 \xFF!\nevent: \xC3\n\n"]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data, "caf\u{e9} \u{fffd}!");
+        assert_eq!(events[0].event.as_deref(), Some("\u{fffd}"));
     }
 
     #[test]
