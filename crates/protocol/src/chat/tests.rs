@@ -163,3 +163,53 @@ fn image_url_as_bare_string_is_accepted() {
         matches!(&parts[0], Part::ImageUrl { image_url } if image_url.url.starts_with("data:"))
     );
 }
+
+#[test]
+fn chunks_keep_unknown_fields_at_every_level_and_refuse_malformed_ones() {
+    let text = r#"{"id":"c1","model":"m","service_tier":"default","x_top":{"a":[1,2]},
+        "choices":[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":"hm",
+        "tool_calls":[{"index":0,"id":"t1","type":"function","function":{"name":"f","arguments":"{}"},"extra_content":{"sig":"s"}}]},
+        "finish_reason":null,"logprobs":null,"x_choice":true}],"usage":null,"obfuscation":"\u0041b"}"#;
+    let c: ChatChunk = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        (c.id.as_str(), c.object.as_str(), c.created),
+        ("c1", "chat.completion.chunk", 0)
+    );
+    assert_eq!(
+        c.extra.keys().collect::<Vec<_>>(),
+        ["obfuscation", "service_tier", "x_top"]
+    );
+    assert_eq!(c.extra["obfuscation"], "Ab");
+    assert!(c.usage.is_none());
+    let choice = &c.choices[0];
+    assert_eq!(choice.extra["x_choice"], true);
+    assert_eq!(choice.delta.content, None);
+    assert_eq!(choice.delta.extra["reasoning_content"], "hm");
+    let call = &choice.delta.tool_calls.as_ref().unwrap()[0];
+    assert_eq!(call.kind.as_deref(), Some("function"));
+    assert_eq!(call.extra["extra_content"]["sig"], "s");
+    // What was read is what is written back, unknown fields included.
+    let again: Value = serde_json::to_value(&c).unwrap();
+    assert_eq!(again["x_top"]["a"][1], 2);
+    assert_eq!(again["choices"][0]["delta"]["reasoning_content"], "hm");
+    assert_eq!(serde_json::from_value::<ChatChunk>(again).unwrap(), c);
+
+    for (bad, says) in [
+        (r#"{"model":"m"}"#, "missing field `id`"),
+        (r#"{"id":"a","id":"b","model":"m"}"#, "duplicate field `id`"),
+        (
+            r#"{"id":"a","model":"m","choices":[{"delta":{}}]}"#,
+            "missing field `index`",
+        ),
+        (
+            r#"{"id":"a","model":"m","choices":null}"#,
+            "invalid type: null",
+        ),
+        (r#"[1]"#, "invalid type: sequence"),
+    ] {
+        let err = serde_json::from_str::<ChatChunk>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+}
