@@ -579,6 +579,19 @@ fn secret(key: &str, reference: &str, env: &Env) -> Result<Secret, ConfigError> 
 
 fn base_url(key: &str, url: &str) -> Result<String, ConfigError> {
     let trimmed = url.trim().trim_end_matches('/');
+    let after_scheme = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest);
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    if authority.contains('@') {
+        // The URL is not repeated: it holds a password.
+        return Err(err(
+            key,
+            "holds a user name or password; put the credential in `api_key`, or send it with \
+             `headers = { authorization = \"Basic ...\" }`",
+        ));
+    }
     if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) || trimmed.len() < 10 {
         return Err(err(
             key,

@@ -145,6 +145,15 @@ fn errors_name_the_key_the_value_and_the_fix() {
         "[providers.myco]\nkind = \"openai\"\nbase_url = \"https://x.example/v1\"\napi_key = \"env:NOPE\"\n",
     );
     assert!(e.contains("NOPE is not set"), "{e}");
+    let e = error_of(
+        "[providers.myco]\nkind = \"openai\"\nbase_url = \"https://me:hunter2@x.example/v1\"\n",
+    );
+    assert!(
+        e.contains("providers.myco.base_url")
+            && e.contains("user name or password")
+            && !e.contains("hunter2"),
+        "{e}"
+    );
     let e = error_of("[aliases]\nfast = \"groq/llama\"\n");
     assert!(
         e.contains("aliases.fast") && e.contains("set GROQ_API_KEY"),
