@@ -113,25 +113,22 @@ const SCHEMA_LOCK: i64 = 0x5357_5943_4844; // "SWYCHD"
 /// violation in `pg_type`), so the work runs under a session advisory lock, released when done
 /// or when the connection closes.
 async fn create_schema(pool: &AnyPool, backend: Backend) -> Result<(), sqlx::Error> {
-    if backend == Backend::Sqlite {
-        // SQLite's own locks serialise writers (and `busy_timeout` waits for them).
+    let apply = async {
         for statement in SCHEMA {
             pool.execute(*statement).await?;
         }
-        return migrate(pool).await;
+        migrate(pool).await
+    };
+    if backend == Backend::Sqlite {
+        // SQLite's own locks serialise writers (and `busy_timeout` waits for them).
+        return apply.await;
     }
     let mut conn = pool.acquire().await?;
     sqlx::query("SELECT 1 FROM pg_advisory_lock($1)")
         .bind(SCHEMA_LOCK)
         .execute(&mut *conn)
         .await?;
-    let work = async {
-        for statement in SCHEMA {
-            pool.execute(*statement).await?;
-        }
-        migrate(pool).await
-    };
-    let result = work.await;
+    let result = apply.await;
     let unlocked = sqlx::query("SELECT 1 FROM pg_advisory_unlock($1)")
         .bind(SCHEMA_LOCK)
         .execute(&mut *conn)
@@ -254,6 +251,17 @@ impl Db {
     }
 }
 
+/// The PostgreSQL URL the store's tests use (`SWITCHYARD_TEST_POSTGRES`, which `.ci/run` sets);
+/// without it the test says loudly that it skipped.
+#[cfg(test)]
+pub(crate) fn test_postgres(test: &str) -> Option<String> {
+    let url = std::env::var("SWITCHYARD_TEST_POSTGRES").ok();
+    if url.is_none() {
+        eprintln!("\n*** SKIPPED {test}: SWITCHYARD_TEST_POSTGRES is not set (.ci/run sets it).\n");
+    }
+    url
+}
+
 /// A connection URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -281,10 +289,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_replicas_starting_at_once_on_a_new_database_all_open_it() {
-        let Ok(url) = std::env::var("SWITCHYARD_TEST_POSTGRES") else {
-            eprintln!(
-                "\n*** SKIPPED postgres_replicas_starting_at_once_on_a_new_database_all_open_it: SWITCHYARD_TEST_POSTGRES is not set (.ci/run sets it).\n"
-            );
+        let Some(url) = crate::db::test_postgres(
+            "postgres_replicas_starting_at_once_on_a_new_database_all_open_it",
+        ) else {
             return;
         };
         let admin = Db::connect(&url).await.unwrap();

@@ -196,10 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_key_lifecycle() {
-        let Ok(url) = std::env::var("SWITCHYARD_TEST_POSTGRES") else {
-            eprintln!(
-                "\n*** SKIPPED postgres_key_lifecycle: SWITCHYARD_TEST_POSTGRES is not set (.ci/run sets it).\n"
-            );
+        let Some(url) = crate::db::test_postgres("postgres_key_lifecycle") else {
             return;
         };
         let db = Db::connect(&url).await.unwrap();

@@ -358,10 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_logs_filter_and_page() {
-        let Ok(url) = std::env::var("SWITCHYARD_TEST_POSTGRES") else {
-            eprintln!(
-                "\n*** SKIPPED postgres_logs_filter_and_page: SWITCHYARD_TEST_POSTGRES is not set (.ci/run sets it).\n"
-            );
+        let Some(url) = crate::db::test_postgres("postgres_logs_filter_and_page") else {
             return;
         };
         let db = Db::connect(&url).await.unwrap();

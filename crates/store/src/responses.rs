@@ -133,10 +133,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_responses_belong_to_their_key() {
-        let Ok(url) = std::env::var("SWITCHYARD_TEST_POSTGRES") else {
-            eprintln!(
-                "\n*** SKIPPED postgres_responses_belong_to_their_key: SWITCHYARD_TEST_POSTGRES is not set (.ci/run sets it).\n"
-            );
+        let Some(url) = crate::db::test_postgres("postgres_responses_belong_to_their_key") else {
             return;
         };
         let tag = format!(

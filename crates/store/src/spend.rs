@@ -79,10 +79,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_spend_adds_up() {
-        let Ok(url) = std::env::var("SWITCHYARD_TEST_POSTGRES") else {
-            eprintln!(
-                "\n*** SKIPPED postgres_spend_adds_up: SWITCHYARD_TEST_POSTGRES is not set (.ci/run sets it).\n"
-            );
+        let Some(url) = crate::db::test_postgres("postgres_spend_adds_up") else {
             return;
         };
         let db = Db::connect(&url).await.unwrap();
