@@ -47,10 +47,10 @@ type Labels = Vec<(&'static str, String)>;
 
 /// One provider's series, looked up once per call: a label-set look-up allocates its label
 /// strings and hashes them, and a call touched six (callgrind: 6.3 k instructions a call).
-/// The handles share their values with the families, which render them.
+/// The handles share their values with the families, which render them. A series appears when
+/// it first counts something, as it does through a label-set look-up (a provider without
+/// prices shows no cost).
 #[derive(Debug)]
-/// A series appears when it first counts something, as it does through a label-set look-up
-/// (a provider without prices shows no cost).
 struct ProviderSeries {
     latency: Histogram,
     ttft: OnceLock<Histogram>,

@@ -331,10 +331,7 @@ async fn calls_go_through_a_configured_proxy() {
     assert_eq!(err.class(), ErrorClass::UpstreamServer);
 
     // Without a proxy the same provider cannot connect.
-    let direct =
-        crate::HttpClient::with_route(Duration::from_secs(2), crate::Route::FromEnvironment)
-            .unwrap();
-    if !direct.is_proxied() {
+    if !http_client(Duration::from_secs(2)).unwrap().is_proxied() {
         let p = provider_at(
             WireKind::OpenAi,
             &format!("http://{nowhere}/v1"),

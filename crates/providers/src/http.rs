@@ -83,10 +83,13 @@ impl Upstream {
         let bad = |what: String| ProviderError::Internal {
             detail: format!("provider `{}`: {what}", s.name),
         };
+        let header_name = |name: &str| {
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| bad(format!("`{name}` is not a valid HTTP header name")))
+        };
         let mut headers = HeaderMap::new();
         for (name, value) in &s.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| bad(format!("`{name}` is not a valid HTTP header name")))?;
+            let name = header_name(name)?;
             let mut value = HeaderValue::from_str(value).map_err(|_| {
                 bad(format!(
                     "the value of header `{name}` cannot be sent in HTTP (a newline?)"
@@ -103,11 +106,7 @@ impl Upstream {
         if let Some(key) = &s.api_key {
             let (name, value) = match &s.auth {
                 AuthStyle::Bearer => (AUTHORIZATION, format!("Bearer {}", key.expose())),
-                AuthStyle::Header(name) => (
-                    HeaderName::from_bytes(name.as_bytes())
-                        .map_err(|_| bad(format!("`{name}` is not a valid HTTP header name")))?,
-                    key.expose().to_owned(),
-                ),
+                AuthStyle::Header(name) => (header_name(name)?, key.expose().to_owned()),
             };
             let mut value = HeaderValue::from_str(&value).map_err(|_| {
                 bad("the API key holds characters that cannot be sent in HTTP (a newline?)".into())
