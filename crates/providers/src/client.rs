@@ -1,7 +1,10 @@
 //! The one pooled HTTP client every provider shares.
 //!
-//! Calls go through hyper-util's pooled client over rustls (keep-alive, HTTP/2 where the
-//! upstream offers it by ALPN, connect timeout, no redirects). When the environment names a
+//! Calls to `https://` upstreams go through hyper-util's pooled client over rustls (keep-alive,
+//! HTTP/2 where the upstream offers it by ALPN, connect timeout, no redirects); calls to
+//! `http://` ones (a local model server) over HTTP/1.1 connections that the call's own task
+//! drives ([`crate::h1pool`]), which saves the hand-offs between tasks that hyper-util's pool
+//! costs per request and per streamed piece. When the environment names a
 //! proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, in either case, honouring `NO_PROXY`), or
 //! one is given, calls go through reqwest instead, which speaks to proxies. The direct path is
 //! the fast one: callgrind counted 13 k instructions per call through it against ~40 k through
@@ -23,6 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::ProviderError;
+use crate::h1pool::{H1Pool, PooledBody, SendError};
 
 /// The environment variables that name a proxy, as reqwest (and curl) read them.
 const PROXY_VARS: [&str; 6] = [
@@ -45,14 +49,17 @@ pub struct HttpClient {
 #[derive(Clone)]
 enum Transport {
     // Behind an `Arc`: the client is over 300 bytes, and every provider holds a clone.
-    Direct(Arc<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>),
+    Direct(
+        Arc<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
+        H1Pool,
+    ),
     Proxied(reqwest::Client),
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let via = match self.transport {
-            Transport::Direct(_) => "direct",
+            Transport::Direct(..) => "direct",
             Transport::Proxied(_) => "proxied",
         };
         f.debug_struct("HttpClient").field("via", &via).finish()
@@ -84,7 +91,10 @@ impl HttpClient {
         let transport = if proxied {
             Transport::Proxied(reqwest_client(connect_timeout, &route)?)
         } else {
-            Transport::Direct(Arc::new(direct_client(connect_timeout)?))
+            Transport::Direct(
+                Arc::new(direct_client(connect_timeout)?),
+                H1Pool::new(connect_timeout),
+            )
         };
         Ok(Self { transport })
     }
@@ -102,7 +112,20 @@ impl HttpClient {
         req: http::Request<Bytes>,
     ) -> Result<http::Response<Body>, ProviderError> {
         match &self.transport {
-            Transport::Direct(client) => match client.request(req.map(Full::new)).await {
+            Transport::Direct(_, pool) if req.uri().scheme() == Some(&http::uri::Scheme::HTTP) => {
+                match pool.send(req).await {
+                    Ok(resp) => Ok(resp.map(Body::Pooled)),
+                    Err(e) => Err(ProviderError::Connect {
+                        provider: provider.to_owned(),
+                        detail: match e {
+                            SendError::Connect(detail) => detail,
+                            SendError::Exchange(e) => chain(&e),
+                            SendError::Closed => "the upstream closed the connection".into(),
+                        },
+                    }),
+                }
+            }
+            Transport::Direct(client, _) => match client.request(req.map(Full::new)).await {
                 Ok(resp) => Ok(resp.map(Body::Direct)),
                 Err(e) => Err(ProviderError::Connect {
                     provider: provider.to_owned(),
@@ -186,6 +209,7 @@ fn reqwest_client(
 
 /// An answer's body, from either transport.
 pub(crate) enum Body {
+    Pooled(PooledBody),
     Direct(hyper::body::Incoming),
     Proxied(reqwest::Body),
 }
@@ -199,6 +223,7 @@ impl http_body::Body for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
+            Self::Pooled(b) => Pin::new(b).poll_frame(cx),
             Self::Direct(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             Self::Proxied(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
         }
@@ -206,6 +231,7 @@ impl http_body::Body for Body {
 
     fn is_end_stream(&self) -> bool {
         match self {
+            Self::Pooled(b) => b.is_end_stream(),
             Self::Direct(b) => b.is_end_stream(),
             Self::Proxied(b) => b.is_end_stream(),
         }

@@ -14,6 +14,7 @@ mod conformance;
 mod error;
 mod events;
 pub mod gemini;
+mod h1pool;
 mod http;
 pub mod local;
 pub mod openai;
