@@ -345,6 +345,62 @@ mod tests {
         );
     }
 
+    /// What goes in comes back, field for field: numbers past 2^53, small floats, nulls and
+    /// quoting.
+    async fn every_field_round_trips(db: Db, tag: &str) {
+        let s = LogStore::new(db);
+        let full = LogRow {
+            id: format!("{tag}-full"),
+            ts: 1_796_181_899_123,
+            key_id: Some("k'1\"; DROP".into()),
+            key_name: Some("naïve \\ key\n".into()),
+            route: Some("smart".into()),
+            requested_model: "smart".into(),
+            provider: Some("up".into()),
+            model: Some("gpt-4o-mini".into()),
+            status: 429,
+            error_class: Some("rate_limited".into()),
+            latency_ms: 12_345,
+            ttft_ms: Some(7),
+            input_tokens: 9_007_199_254_740_993, // above 2^53: no float on the way
+            output_tokens: 0,
+            cost_usd: Some(0.000_123_456_789_012_345_6),
+            cache: Some("miss".into()),
+            saved_usd: Some(1e-12),
+            firewall: Some("redact".into()),
+            metadata: r#"{"team":"a\"b","n":1}"#.into(),
+            record: r#"{"id":"x","text":"\u00e9 \"quoted\""}"#.into(),
+        };
+        let empty = LogRow {
+            id: format!("{tag}-empty"),
+            metadata: "{}".into(),
+            record: "{}".into(),
+            ..LogRow::default()
+        };
+        s.insert(&[full.clone(), empty.clone()]).await.unwrap();
+        assert_eq!(s.get(&full.id).await.unwrap(), Some(full));
+        assert_eq!(s.get(&empty.id).await.unwrap(), Some(empty));
+        s.insert(&[]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sqlite_log_rows_round_trip() {
+        let dir = std::env::temp_dir().join(format!("switchyard-logrow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("logs.db");
+        let _ = std::fs::remove_file(&path);
+        every_field_round_trips(Db::open_sqlite(&path).await.unwrap(), "sq").await;
+    }
+
+    #[tokio::test]
+    async fn postgres_log_rows_round_trip() {
+        let Some(url) = crate::db::test_postgres("postgres_log_rows_round_trip") else {
+            return;
+        };
+        let tag = format!("pg{}", std::process::id());
+        every_field_round_trips(Db::connect(&url).await.unwrap(), &tag).await;
+    }
+
     #[tokio::test]
     async fn sqlite_logs_filter_and_page() {
         let dir = std::env::temp_dir().join(format!("switchyard-logs-{}", std::process::id()));
