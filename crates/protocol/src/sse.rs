@@ -169,6 +169,32 @@ pub fn encode(event: Option<&str>, data: &str) -> Bytes {
     out.freeze()
 }
 
+/// Appends an event whose data is `value` as JSON, serialized straight into `out` (serde_json
+/// never writes a raw line break, so it is one `data:` line). Line breaks in the event's name
+/// are left out, and a name with nothing else is no `event:` field. On an error `out` is left
+/// as it was.
+pub fn put_json_event<T: serde::Serialize + ?Sized>(
+    out: &mut BytesMut,
+    event: Option<&str>,
+    value: &T,
+) -> Result<(), serde_json::Error> {
+    let start = out.len();
+    if let Some(e) = event.filter(|e| e.chars().any(|c| c != '\r' && c != '\n')) {
+        out.put_slice(b"event: ");
+        for part in e.split(['\r', '\n']) {
+            out.put_slice(part.as_bytes());
+        }
+        out.put_u8(b'\n');
+    }
+    out.put_slice(b"data: ");
+    if let Err(e) = serde_json::to_writer((&mut *out).writer(), value) {
+        out.truncate(start);
+        return Err(e);
+    }
+    out.put_slice(b"\n\n");
+    Ok(())
+}
+
 /// Encodes a `data:` event whose payload is a single-line JSON document (serde_json never emits
 /// raw line breaks), without scanning it.
 pub fn encode_json_line(json: &[u8]) -> Bytes {
@@ -262,6 +288,14 @@ mod tests {
             })
     }
 
+    #[test]
+    fn a_json_event_that_fails_to_encode_leaves_the_frame_as_it_was() {
+        let mut frame = BytesMut::from(&b"data: before\n\n"[..]);
+        let bad = std::collections::BTreeMap::from([((1, 2), "a tuple is no JSON key")]);
+        assert!(put_json_event(&mut frame, Some("x"), &bad).is_err());
+        assert_eq!(&frame[..], b"data: before\n\n");
+    }
+
     proptest! {
         /// Whatever the chunking, the decoder yields exactly the encoded events.
         #[test]
@@ -288,6 +322,23 @@ mod tests {
             chunks.push(&wire[last..]);
             let got = decode_all(&chunks);
             prop_assert_eq!(got, events);
+        }
+
+        /// A JSON event written straight into a frame decodes to the same value, whatever the
+        /// strings hold (line breaks included), and its name keeps no line break.
+        #[test]
+        fn json_events_decode_to_their_value(texts in proptest::collection::vec(".*", 0..4),
+                                             name in proptest::option::of("[a-z_.\r\n]{0,12}")) {
+            let value = serde_json::json!({ "texts": texts, "n": texts.len() });
+            let mut frame = BytesMut::from(&b"data: before\n\n"[..]);
+            put_json_event(&mut frame, name.as_deref(), &value).unwrap();
+            let got = decode_all(&[&frame]);
+            prop_assert_eq!(got.len(), 2);
+            prop_assert_eq!(&got[0].data, "before");
+            let back: serde_json::Value = serde_json::from_str(&got[1].data).unwrap();
+            prop_assert_eq!(back, value);
+            let expected = name.map(|n| n.replace(['\r', '\n'], "")).filter(|n| !n.is_empty());
+            prop_assert_eq!(got[1].event.clone(), expected);
         }
 
         #[test]

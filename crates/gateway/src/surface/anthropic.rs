@@ -118,9 +118,8 @@ pub async fn count_tokens(
 }
 
 fn push_event(frame: &mut BytesMut, event: &StreamEvent) {
-    if let Ok(data) = serde_json::to_string(event) {
-        frame.extend_from_slice(&sse::encode(Some(event.name()), &data));
-    }
+    // These types always encode; one that did not would be left out.
+    let _ = sse::put_json_event(frame, Some(event.name()), event);
 }
 
 /// The Messages event stream; a failure mid-stream is an `error` event, then the stream ends.

@@ -166,8 +166,8 @@ fn sse_response(
     super::sse_response(attempts, resume, upstream, move |item, frame| match item {
         Item::Chunk(chunk) => {
             if let Some(chunk) = shape.apply(chunk) {
-                match serde_json::to_vec(&chunk) {
-                    Ok(json) => frame.extend_from_slice(&sse::encode_json_line(&json)),
+                match sse::put_json_event(frame, None, &chunk) {
+                    Ok(()) => {}
                     Err(e) => {
                         let err = GatewayError::Internal {
                             message: format!("encoding a chunk: {e}"),

@@ -192,7 +192,8 @@ struct Done {
 }
 
 fn push_event(frame: &mut BytesMut, (kind, body): &(String, Value)) {
-    frame.extend_from_slice(&sse::encode(Some(kind), &body.to_string()));
+    // A `Value` always serializes.
+    let _ = sse::put_json_event(frame, Some(kind), body);
 }
 
 /// The typed event stream; a failure mid-stream is an `error` event, then the stream ends (and
