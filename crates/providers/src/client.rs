@@ -207,7 +207,7 @@ fn reqwest_client(
     })
 }
 
-/// An answer's body, from either transport.
+/// An answer's body, from whichever transport carried the call.
 pub(crate) enum Body {
     Pooled(PooledBody),
     Direct(hyper::body::Incoming),

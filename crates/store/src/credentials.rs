@@ -62,10 +62,7 @@ mod tests {
 
     #[tokio::test]
     async fn put_replace_list_delete() {
-        let dir = std::env::temp_dir().join(format!("switchyard-cred-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("cred.db");
-        let _ = std::fs::remove_file(&path);
+        let path = crate::db::test_sqlite("cred");
         let s = CredentialStore::new(Db::open_sqlite(&path).await.unwrap());
         s.put("openai", "sealed-1", 1).await.unwrap();
         s.put("openai", "sealed-2", 2).await.unwrap();

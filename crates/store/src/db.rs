@@ -262,6 +262,17 @@ pub(crate) fn test_postgres(test: &str) -> Option<String> {
     url
 }
 
+/// A path for a new SQLite database in the temporary directory, unique to this test process and
+/// `name`; any file a former run left there is removed.
+#[cfg(test)]
+pub(crate) fn test_sqlite(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchyard-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.db"));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
 /// A connection URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

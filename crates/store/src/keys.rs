@@ -180,18 +180,11 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_key_lifecycle_survives_reopening() {
-        let dir = std::env::temp_dir().join(format!(
-            "switchyard-store-{}-{}",
-            std::process::id(),
-            line!()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("keys.db");
-        let _ = std::fs::remove_file(&path);
+        let path = crate::db::test_sqlite("keys");
         lifecycle(Db::open_sqlite(&path).await.unwrap()).await;
         let again = KeyStore::new(Db::open_sqlite(&path).await.unwrap());
         assert_eq!(again.list().await.unwrap().len(), 2);
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&path);
     }
 
     #[tokio::test]

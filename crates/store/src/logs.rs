@@ -385,10 +385,7 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_log_rows_round_trip() {
-        let dir = std::env::temp_dir().join(format!("switchyard-logrow-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("logs.db");
-        let _ = std::fs::remove_file(&path);
+        let path = crate::db::test_sqlite("logrow");
         every_field_round_trips(Db::open_sqlite(&path).await.unwrap(), "sq").await;
     }
 
@@ -403,10 +400,7 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_logs_filter_and_page() {
-        let dir = std::env::temp_dir().join(format!("switchyard-logs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("logs.db");
-        let _ = std::fs::remove_file(&path);
+        let path = crate::db::test_sqlite("logs");
         let db = Db::open_sqlite(&path).await.unwrap();
         filters_and_pages(db.clone(), "sq").await;
         assert_eq!(LogStore::new(db).delete_before(1_005).await.unwrap(), 5);

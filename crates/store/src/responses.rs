@@ -124,10 +124,7 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_responses_belong_to_their_key() {
-        let dir = std::env::temp_dir().join(format!("switchyard-resp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("responses.db");
-        let _ = std::fs::remove_file(&path);
+        let path = crate::db::test_sqlite("responses");
         by_key(Db::open_sqlite(&path).await.unwrap(), "t").await;
     }
 

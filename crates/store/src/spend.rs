@@ -70,10 +70,7 @@ mod tests {
 
     #[tokio::test]
     async fn sqlite_spend_adds_up() {
-        let dir = std::env::temp_dir().join(format!("switchyard-spend-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("spend.db");
-        let _ = std::fs::remove_file(&path);
+        let path = crate::db::test_sqlite("spend");
         totals(Db::open_sqlite(&path).await.unwrap(), "k1").await;
     }
 
