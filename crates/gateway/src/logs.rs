@@ -27,6 +27,13 @@ use crate::routing::attempt::Tried;
 const BATCH: usize = 512;
 /// How long a record may wait for its batch to fill.
 const LINGER: Duration = Duration::from_millis(200);
+/// How many queued records make the writer write without waiting out [`LINGER`]: a batch, or
+/// half of a smaller queue, so that a small queue does not fill while the writer waits. (The
+/// writer holds one more, the record that woke it.)
+fn ready_at(queue: usize) -> usize {
+    BATCH.min(queue.div_ceil(2))
+}
+
 /// The first and the longest pause before a failed batch is written again.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -359,6 +366,8 @@ pub struct Logger {
     tx: Option<mpsc::Sender<Finished>>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    /// Told when a batch's worth of records is queued, so the writer need not wait out LINGER.
+    batch_ready: Arc<Notify>,
     shutdown: Arc<Notify>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -366,14 +375,21 @@ pub struct Logger {
 impl Logger {
     /// Starts the writer; `capacity` bounds the records waiting to be written.
     pub fn start(store: LogStore, capacity: usize) -> Arc<Self> {
+        Self::start_lingering(store, capacity, LINGER)
+    }
+
+    fn start_lingering(store: LogStore, capacity: usize, linger: Duration) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let batch_ready = Arc::new(Notify::new());
         let shutdown = Arc::new(Notify::new());
         let written = Arc::new(AtomicU64::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
         let writer = tokio::spawn(write(
             store,
             rx,
+            batch_ready.clone(),
             shutdown.clone(),
+            linger,
             written.clone(),
             dropped.clone(),
         ));
@@ -381,6 +397,7 @@ impl Logger {
             tx: Some(tx),
             dropped,
             written,
+            batch_ready,
             shutdown,
             writer: Mutex::new(Some(writer)),
         })
@@ -392,6 +409,7 @@ impl Logger {
             tx: None,
             dropped: Arc::new(AtomicU64::new(0)),
             written: Arc::new(AtomicU64::new(0)),
+            batch_ready: Arc::new(Notify::new()),
             shutdown: Arc::new(Notify::new()),
             writer: Mutex::new(None),
         })
@@ -401,14 +419,18 @@ impl Logger {
         let Some(tx) = &self.tx else {
             return;
         };
-        if tx.try_send(call).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
-                tracing::warn!(
-                    dropped = n,
-                    "the request-log queue is full; records are being dropped"
-                );
+        if tx.try_send(call).is_ok() {
+            if tx.max_capacity() - tx.capacity() == ready_at(tx.max_capacity()) {
+                self.batch_ready.notify_one();
             }
+            return;
+        }
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(
+                dropped = n,
+                "the request-log queue is full; records are being dropped"
+            );
         }
     }
 
@@ -434,7 +456,9 @@ impl Logger {
 async fn write(
     store: LogStore,
     mut rx: mpsc::Receiver<Finished>,
+    batch_ready: Arc<Notify>,
     shutdown: Arc<Notify>,
+    linger: Duration,
     written: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
 ) {
@@ -450,16 +474,20 @@ async fn write(
                 () = shutdown.notified() => stopping = true,
             }
         }
-        // Fill the batch: what is queued now, then what arrives within LINGER.
-        let deadline = tokio::time::Instant::now() + LINGER;
+        // Fill the batch: let records gather for LINGER (or until a batch's worth is queued),
+        // then take what is there. Waiting on a timer rather than on the queue keeps callers
+        // from waking this task once per record.
+        if !stopping && !batch.is_empty() && rx.len() < ready_at(rx.max_capacity()) {
+            tokio::select! {
+                () = tokio::time::sleep(linger) => {}
+                () = batch_ready.notified() => {}
+                () = shutdown.notified() => stopping = true,
+            }
+        }
         while batch.len() < BATCH {
             match rx.try_recv() {
                 Ok(row) => batch.push(row),
-                Err(_) if stopping || batch.is_empty() => break,
-                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(row)) => batch.push(row),
-                    Ok(None) | Err(_) => break,
-                },
+                Err(_) => break,
             }
         }
         if !batch.is_empty() {
@@ -561,6 +589,63 @@ pub(crate) mod tests {
         }
         logger.flush_and_stop().await;
         assert_eq!((logger.written(), logger.dropped()), (5_000, 0));
+    }
+
+    fn submit(logger: &Logger, range: std::ops::Range<usize>) {
+        for i in range {
+            logger.submit(Finished {
+                record: record(i),
+                body: None,
+                screening: None,
+            });
+        }
+    }
+
+    async fn written_within(logger: &Logger, n: u64, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while logger.written() < n && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        logger.written() >= n
+    }
+
+    #[tokio::test]
+    async fn records_wait_for_their_batch_and_a_full_batch_goes_at_once() {
+        // A linger of an hour: whatever is written before the stop was written because a
+        // batch's worth was queued, not because the timer ran out.
+        let logger = Logger::start_lingering(store().await, 10_000, Duration::from_secs(3600));
+        submit(&logger, 0..10);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            logger.written(),
+            0,
+            "a trickle is written as one batch, later"
+        );
+        // The writer holds the record that woke it; 512 more in the queue make it write.
+        submit(&logger, 10..(BATCH + 1));
+        assert!(
+            written_within(&logger, BATCH as u64, Duration::from_secs(30)).await,
+            "a full batch was not written: {} written",
+            logger.written()
+        );
+        submit(&logger, (BATCH + 1)..(BATCH + 4));
+        logger.flush_and_stop().await;
+        assert_eq!((logger.written(), logger.dropped()), (BATCH as u64 + 4, 0));
+    }
+
+    #[tokio::test]
+    async fn a_small_queue_is_written_at_half_full() {
+        let logger = Logger::start_lingering(store().await, 8, Duration::from_secs(3600));
+        submit(&logger, 0..1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        submit(&logger, 1..5);
+        assert!(
+            written_within(&logger, 5, Duration::from_secs(30)).await,
+            "{} written",
+            logger.written()
+        );
+        logger.flush_and_stop().await;
+        assert_eq!((logger.written(), logger.dropped()), (5, 0));
     }
 
     #[tokio::test]
