@@ -3,19 +3,29 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+use crate::extra::with_extra;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmbeddingRequest {
     pub model: String,
     pub input: EmbeddingInput,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding_format: Option<EncodingFormat>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dimensions: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(EmbeddingRequest {
+    model: "model" => required,
+    input: "input" => required,
+    encoding_format: "encoding_format" => default,
+    dimensions: "dimensions" => default,
+    user: "user" => default,
+});
 
 /// What to embed: one string, many strings, or pre-tokenized input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,16 +68,23 @@ pub enum EncodingFormat {
     Base64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmbeddingResponse {
     pub object: String,
     pub data: Vec<Embedding>,
     pub model: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<EmbeddingUsage>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(EmbeddingResponse {
+    object: "object" => required,
+    data: "data" => required,
+    model: "model" => required,
+    usage: "usage" => default,
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Embedding {

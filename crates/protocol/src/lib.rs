@@ -14,6 +14,7 @@ pub mod chat;
 pub mod decode;
 pub mod embeddings;
 pub mod error;
+mod extra;
 pub mod gemini;
 pub mod models;
 pub mod responses;

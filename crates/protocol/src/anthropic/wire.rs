@@ -6,37 +6,44 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::extra::with_extra;
+
 // === requests ===
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MessagesRequest {
     pub model: String,
     pub messages: Vec<InputMessage>,
     pub max_tokens: u32,
-    #[serde(default)]
     pub system: Option<TextOrBlocks>,
-    #[serde(default)]
     pub stop_sequences: Option<Vec<String>>,
-    #[serde(default)]
     pub stream: Option<bool>,
-    #[serde(default)]
     pub temperature: Option<f64>,
-    #[serde(default)]
     pub top_p: Option<f64>,
-    #[serde(default)]
     pub top_k: Option<u32>,
-    #[serde(default)]
     pub tools: Option<Vec<ToolDef>>,
-    #[serde(default)]
     pub tool_choice: Option<ToolChoice>,
-    #[serde(default)]
     pub metadata: Option<Metadata>,
-    #[serde(default)]
     pub thinking: Option<Thinking>,
     /// Fields this translation does not know; rejected by name rather than dropped.
-    #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(MessagesRequest {
+    model: "model" => required,
+    messages: "messages" => required,
+    max_tokens: "max_tokens" => required,
+    system: "system" => default,
+    stop_sequences: "stop_sequences" => default,
+    stream: "stream" => default,
+    temperature: "temperature" => default,
+    top_p: "top_p" => default,
+    top_k: "top_k" => default,
+    tools: "tools" => default,
+    tool_choice: "tool_choice" => default,
+    metadata: "metadata" => default,
+    thinking: "thinking" => default,
+});
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Metadata {

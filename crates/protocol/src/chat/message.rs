@@ -6,6 +6,8 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::extra::with_extra;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -18,25 +20,33 @@ pub enum Role {
     Function,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Message {
     pub role: Role,
     /// `None` is sent as `null` (an assistant message that only calls tools).
-    #[serde(default)]
     pub content: Option<Content>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
     /// A tool result that reports a failure (Anthropic's `is_error`). OpenAI's wire has no such
     /// flag; its adapter says so in the text instead.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_false")]
     pub is_error: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(Message {
+    role: "role" => required,
+    content: "content" => default,
+    name: "name" => default,
+    tool_calls: "tool_calls" => default,
+    tool_call_id: "tool_call_id" => default,
+    is_error: "is_error" => default,
+});
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -205,10 +215,10 @@ impl<'de> Deserialize<'de> for Part {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolCall {
     pub id: String,
-    #[serde(rename = "type", default = "function_type")]
+    #[serde(rename = "type")]
     pub kind: String,
     pub function: ToolCallFunction,
     /// Provider data that must come back with the call on the next turn, e.g. Gemini's
@@ -216,6 +226,12 @@ pub struct ToolCall {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(ToolCall {
+    id: "id" => required,
+    kind: "type" => or(function_type),
+    function: "function" => required,
+});
 
 pub(crate) fn function_type() -> String {
     "function".to_owned()

@@ -8,42 +8,63 @@ use serde_json::{Map, Value};
 
 use super::message::{Message, function_type};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+use crate::extra::with_extra;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<Message>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<Tool>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormat>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop: Option<Stop>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Fields the gateway does not interpret; forwarded as they came.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(ChatRequest {
+    model: "model" => required,
+    messages: "messages" => required,
+    stream: "stream" => default,
+    stream_options: "stream_options" => default,
+    tools: "tools" => default,
+    tool_choice: "tool_choice" => default,
+    parallel_tool_calls: "parallel_tool_calls" => default,
+    response_format: "response_format" => default,
+    temperature: "temperature" => default,
+    top_p: "top_p" => default,
+    max_tokens: "max_tokens" => default,
+    max_completion_tokens: "max_completion_tokens" => default,
+    stop: "stop" => default,
+    n: "n" => default,
+    seed: "seed" => default,
+    user: "user" => default,
+});
 
 impl ChatRequest {
     pub fn is_stream(&self) -> bool {
@@ -61,23 +82,32 @@ impl ChatRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StreamOptions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub include_usage: Option<bool>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+with_extra!(StreamOptions {
+    include_usage: "include_usage" => default,
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tool {
-    #[serde(rename = "type", default = "function_type")]
+    #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<FunctionDef>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(Tool {
+    kind: "type" => or(function_type),
+    function: "function" => default,
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FunctionDef {

@@ -5,38 +5,54 @@ use serde_json::{Map, Value};
 
 use super::message::Message;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+use crate::extra::with_extra;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatResponse {
     pub id: String,
-    #[serde(default = "completion_object")]
     pub object: String,
-    #[serde(default)]
     pub created: i64,
     pub model: String,
     pub choices: Vec<Choice>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+with_extra!(ChatResponse {
+    id: "id" => required,
+    object: "object" => or(completion_object),
+    created: "created" => default,
+    model: "model" => required,
+    choices: "choices" => required,
+    usage: "usage" => default,
+    system_fingerprint: "system_fingerprint" => default,
+});
+
 fn completion_object() -> String {
     "chat.completion".to_owned()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Choice {
     pub index: u32,
     pub message: Message,
-    #[serde(default)]
     pub finish_reason: Option<FinishReason>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(Choice {
+    index: "index" => required,
+    message: "message" => required,
+    finish_reason: "finish_reason" => default,
+    logprobs: "logprobs" => default,
+});
 
 /// Why generation stopped. Values the gateway does not know are kept as they came.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,37 +98,50 @@ impl<'de> Deserialize<'de> for FinishReason {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Usage {
-    #[serde(default)]
     pub prompt_tokens: u64,
-    #[serde(default)]
     pub completion_tokens: u64,
-    #[serde(default)]
     pub total_tokens: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_tokens_details: Option<CompletionTokensDetails>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+with_extra!(Usage {
+    prompt_tokens: "prompt_tokens" => default,
+    completion_tokens: "completion_tokens" => default,
+    total_tokens: "total_tokens" => default,
+    prompt_tokens_details: "prompt_tokens_details" => default,
+    completion_tokens_details: "completion_tokens_details" => default,
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct PromptTokensDetails {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cached_tokens: Option<u64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+with_extra!(PromptTokensDetails {
+    cached_tokens: "cached_tokens" => default,
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct CompletionTokensDetails {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_tokens: Option<u64>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(CompletionTokensDetails {
+    reasoning_tokens: "reasoning_tokens" => default,
+});
 
 impl Usage {
     pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {

@@ -6,24 +6,33 @@ use serde_json::{Map, Value};
 use super::message::Role;
 use super::response::{FinishReason, Usage};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+use crate::extra::with_extra;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatChunk {
     pub id: String,
-    #[serde(default = "chunk_object")]
     pub object: String,
-    #[serde(default)]
     pub created: i64,
     pub model: String,
-    #[serde(default)]
     pub choices: Vec<ChunkChoice>,
     /// Present only on the final chunk, when `stream_options.include_usage` was set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(ChatChunk {
+    id: "id" => required,
+    object: "object" => or(chunk_object),
+    created: "created" => default,
+    model: "model" => required,
+    choices: "choices" => default,
+    usage: "usage" => default,
+    system_fingerprint: "system_fingerprint" => default,
+});
 
 impl ChatChunk {
     /// A chunk with one choice (index 0) carrying `delta` and, at the end, a finish reason.
@@ -57,44 +66,62 @@ fn chunk_object() -> String {
     "chat.completion.chunk".to_owned()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChunkChoice {
     pub index: u32,
-    #[serde(default)]
     pub delta: Delta,
-    #[serde(default)]
     pub finish_reason: Option<FinishReason>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<Value>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+with_extra!(ChunkChoice {
+    index: "index" => required,
+    delta: "delta" => default,
+    finish_reason: "finish_reason" => default,
+    logprobs: "logprobs" => default,
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct Delta {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+with_extra!(Delta {
+    role: "role" => default,
+    content: "content" => default,
+    tool_calls: "tool_calls" => default,
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolCallDelta {
     pub index: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<ToolCallFunctionDelta>,
     /// Provider data that must come back with the call (see `ToolCall::extra`).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(ToolCallDelta {
+    index: "index" => required,
+    id: "id" => default,
+    kind: "type" => default,
+    function: "function" => default,
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ToolCallFunctionDelta {

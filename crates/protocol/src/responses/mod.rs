@@ -25,48 +25,54 @@ use crate::chat::{
     Message, Part, ResponseFormat, Role, Tool, ToolCall, ToolCallFunction, ToolChoice, Usage,
 };
 
+use crate::extra::with_extra;
+
 pub use stream::StreamTranslator;
 
 /// A Responses request as callers send it. Items stay JSON until translated, so that every
 /// error can name its place (`input[2].content[0].type`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ResponsesRequest {
     pub model: String,
-    #[serde(default)]
     pub input: Option<Input>,
-    #[serde(default)]
     pub instructions: Option<String>,
-    #[serde(default)]
     pub tools: Option<Vec<Value>>,
-    #[serde(default)]
     pub tool_choice: Option<Value>,
-    #[serde(default)]
     pub parallel_tool_calls: Option<bool>,
-    #[serde(default)]
     pub text: Option<Value>,
-    #[serde(default)]
     pub max_output_tokens: Option<u32>,
-    #[serde(default)]
     pub temperature: Option<f64>,
-    #[serde(default)]
     pub top_p: Option<f64>,
-    #[serde(default)]
     pub reasoning: Option<Value>,
     /// Tags for the call (a flat JSON object), as the other surfaces' `metadata`.
-    #[serde(default)]
     pub metadata: Option<Value>,
-    #[serde(default)]
     pub store: Option<bool>,
-    #[serde(default)]
     pub stream: Option<bool>,
-    #[serde(default)]
     pub previous_response_id: Option<String>,
-    #[serde(default)]
     pub user: Option<String>,
     /// Accepted and not acted on: `truncation`, `include`, `service_tier`, `prompt_cache_key`…
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+with_extra!(ResponsesRequest {
+    model: "model" => required,
+    input: "input" => default,
+    instructions: "instructions" => default,
+    tools: "tools" => default,
+    tool_choice: "tool_choice" => default,
+    parallel_tool_calls: "parallel_tool_calls" => default,
+    text: "text" => default,
+    max_output_tokens: "max_output_tokens" => default,
+    temperature: "temperature" => default,
+    top_p: "top_p" => default,
+    reasoning: "reasoning" => default,
+    metadata: "metadata" => default,
+    store: "store" => default,
+    stream: "stream" => default,
+    previous_response_id: "previous_response_id" => default,
+    user: "user" => default,
+});
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
