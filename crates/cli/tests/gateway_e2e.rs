@@ -846,3 +846,100 @@ async fn the_gemini_preset_speaks_generate_content_upstream() {
     let log = g.stderr_text();
     assert!(!log.contains("gm-secret"), "{log}");
 }
+
+/// An OpenAI-compatible upstream that answers every request with the same stream of events,
+/// written exactly as given. Returns its base URL.
+async fn scripted_stream(events: Vec<String>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let events = events.clone();
+            tokio::spawn(async move {
+                // Read the request: its head, then the body its content-length announces.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn streamed_chunks_reach_the_caller_as_the_upstream_wrote_them() {
+    // Escapes, number spellings and key order that a re-encoding would change.
+    let first = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":"caf\u00e9 \/"},"finish_reason":null}],"x_score":1.50}"#;
+    let last = r#"{"choices":[{"delta":{},"index":0,"finish_reason":"stop"}],"id":"c1","object":"chat.completion.chunk","created":1,"model":"m"}"#;
+    let usage = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+    let url = scripted_stream(vec![
+        first.to_owned(),
+        last.to_owned(),
+        usage.to_owned(),
+        "[DONE]".to_owned(),
+    ])
+    .await;
+    let g = gateway(
+        &format!("[providers.raw]\nkind = \"openai\"\nbase_url = \"{url}\"\n"),
+        &[],
+    );
+    let ask = |usage: bool| {
+        json!({"model": "raw/m", "stream": true, "messages": user("hi"),
+               "stream_options": {"include_usage": usage}})
+    };
+    let text = post(&g, ask(true)).await.text().await.unwrap();
+    assert_eq!(sse_data(&text), [first, last, usage, "[DONE]"], "{text}");
+    // Without `include_usage` the usage chunk (which the gateway asked for, to meter the call)
+    // is left out; the others are still the upstream's own bytes.
+    let text = post(&g, ask(false)).await.text().await.unwrap();
+    assert_eq!(sse_data(&text), [first, last, "[DONE]"], "{text}");
+}
+
+#[tokio::test]
+async fn a_chunk_the_gateway_changes_is_encoded_afresh() {
+    // Usage on a chunk with a choice, for a caller that did not ask for usage: the gateway
+    // takes the usage out, so what the caller gets is the gateway's encoding of the rest.
+    let both = r#"{"id":"c2","object":"chat.completion.chunk","created":2,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4},"x_score":1.50}"#;
+    let url = scripted_stream(vec![both.to_owned(), "[DONE]".to_owned()]).await;
+    let g = gateway(
+        &format!("[providers.raw]\nkind = \"openai\"\nbase_url = \"{url}\"\n"),
+        &[],
+    );
+    let body = json!({"model": "raw/m", "stream": true, "messages": user("hi")});
+    let text = post(&g, body).await.text().await.unwrap();
+    let events = sse_data(&text);
+    assert_eq!(events.len(), 2, "{text}");
+    let chunk: Value = serde_json::from_str(&events[0]).unwrap();
+    assert!(chunk.get("usage").is_none(), "{chunk}");
+    assert_eq!(chunk["choices"][0]["delta"]["content"], "x");
+    assert_eq!(chunk["x_score"], 1.5);
+    assert!(!events[0].contains("1.50"), "{}", events[0]);
+}

@@ -609,6 +609,8 @@ impl Screened {
     }
 
     fn take(&mut self, mut chunk: ChatChunk) -> Result<(), Blocked> {
+        // What leaves the screen is the screen's text, never the upstream's bytes.
+        chunk.changed();
         let mut template = chunk.clone();
         template.choices.clear();
         self.template = Some(template);

@@ -671,10 +671,11 @@ impl StreamShape {
     /// Stage 5: the chunk as the caller should see it, or `None` to drop it.
     pub fn apply(&self, mut chunk: ChatChunk) -> Option<ChatChunk> {
         // Signatures of reasoning blocks mean nothing to OpenAI-shaped callers.
+        let mut changed = false;
         for c in &mut chunk.choices {
             if !c.delta.extra.is_empty() {
-                c.delta.extra.remove(REASONING_SIGNATURE);
-                c.delta.extra.remove(REDACTED_REASONING);
+                changed |= c.delta.extra.remove(REASONING_SIGNATURE).is_some();
+                changed |= c.delta.extra.remove(REDACTED_REASONING).is_some();
             }
         }
         if !self.include_usage && chunk.usage.is_some() {
@@ -682,6 +683,10 @@ impl StreamShape {
                 return None;
             }
             chunk.usage = None;
+            changed = true;
+        }
+        if changed {
+            chunk.changed();
         }
         Some(chunk)
     }
@@ -745,6 +750,39 @@ mod tests {
         let unpriced = RouteTarget::for_test("p/m", 1, None);
         let e = prepare(&req, &unpriced, Some(1.0)).unwrap_err();
         assert!(e.to_string().contains("no price is known"), "{e}");
+    }
+
+    #[test]
+    fn the_stream_shape_drops_the_upstream_json_of_a_chunk_it_changes() {
+        let wired = |delta: serde_json::Value, usage: bool| {
+            let mut v = serde_json::json!({"id": "c", "model": "m", "created": 1,
+                "choices": [{"index": 0, "delta": delta}]});
+            if usage {
+                v["usage"] = serde_json::json!({"prompt_tokens": 1, "completion_tokens": 1});
+            }
+            let mut c: ChatChunk = serde_json::from_value(v.clone()).unwrap();
+            c.wire = switchyard_protocol::chat::WireJson::new(v.to_string().into());
+            c
+        };
+        let shape = StreamShape {
+            include_usage: false,
+        };
+        let kept = shape.apply(wired(serde_json::json!({"content": "x"}), false));
+        assert!(kept.unwrap().wire.get().is_some());
+        let signed = serde_json::json!({"content": "x", "reasoning_signature": "sig"});
+        let out = shape.apply(wired(signed, false)).unwrap();
+        assert!(out.wire.get().is_none() && out.choices[0].delta.extra.is_empty());
+        let out = shape
+            .apply(wired(serde_json::json!({"content": "x"}), true))
+            .unwrap();
+        assert!(out.wire.get().is_none() && out.usage.is_none());
+        let shape = StreamShape {
+            include_usage: true,
+        };
+        let out = shape
+            .apply(wired(serde_json::json!({"content": "x"}), true))
+            .unwrap();
+        assert!(out.wire.get().is_some() && out.usage.is_some());
     }
 
     #[test]

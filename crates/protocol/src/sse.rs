@@ -199,10 +199,16 @@ pub fn put_json_event<T: serde::Serialize + ?Sized>(
 /// raw line breaks), without scanning it.
 pub fn encode_json_line(json: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(json.len() + 8);
+    put_json_line(&mut out, json);
+    out.freeze()
+}
+
+/// Appends a `data:` event whose payload is a single-line JSON document, without scanning it.
+pub fn put_json_line(out: &mut BytesMut, json: &[u8]) {
+    out.reserve(json.len() + 8);
     out.put_slice(b"data: ");
     out.put_slice(json);
     out.put_slice(b"\n\n");
-    out.freeze()
 }
 
 #[cfg(test)]

@@ -243,7 +243,9 @@ impl Leader {
             }
             None => {
                 if let Some(mut l) = leader.take() {
-                    let chunks = std::mem::take(&mut l.flight.tape().chunks);
+                    let mut chunks = std::mem::take(&mut l.flight.tape().chunks);
+                    // The cache keeps the chunks' fields, not the upstream's bytes as well.
+                    chunks.iter_mut().for_each(ChatChunk::changed);
                     let entry = l.keep(Answer::Stream(chunks), &attempts);
                     l.settle(End::Done(entry));
                 }

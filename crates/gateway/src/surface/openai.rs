@@ -165,17 +165,20 @@ fn sse_response(
 ) -> Response {
     super::sse_response(attempts, resume, upstream, move |item, frame| match item {
         Item::Chunk(chunk) => {
-            if let Some(chunk) = shape.apply(chunk) {
-                match sse::put_json_event(frame, None, &chunk) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        let err = GatewayError::Internal {
-                            message: format!("encoding a chunk: {e}"),
-                        };
-                        frame.extend_from_slice(&error_event(&err));
-                        return false;
-                    }
-                }
+            let Some(chunk) = shape.apply(chunk) else {
+                return true;
+            };
+            // Unchanged since the upstream sent it: its own JSON, not a re-encoding.
+            if let Some(json) = chunk.wire.get() {
+                sse::put_json_line(frame, json);
+                return true;
+            }
+            if let Err(e) = sse::put_json_event(frame, None, &chunk) {
+                let err = GatewayError::Internal {
+                    message: format!("encoding a chunk: {e}"),
+                };
+                frame.extend_from_slice(&error_event(&err));
+                return false;
             }
             true
         }

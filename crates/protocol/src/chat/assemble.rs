@@ -123,6 +123,7 @@ pub fn chunks_of(resp: &ChatResponse) -> Vec<ChatChunk> {
         usage: None,
         system_fingerprint: resp.system_fingerprint.clone(),
         extra: Map::new(),
+        wire: Default::default(),
     };
     let one = |index: u32, delta: Delta, finish| ChunkChoice {
         index,

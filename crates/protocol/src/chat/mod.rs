@@ -18,7 +18,7 @@ pub use request::{
 pub use response::{
     ChatResponse, Choice, CompletionTokensDetails, FinishReason, PromptTokensDetails, Usage,
 };
-pub use stream::{ChatChunk, ChunkChoice, Delta, ToolCallDelta, ToolCallFunctionDelta};
+pub use stream::{ChatChunk, ChunkChoice, Delta, ToolCallDelta, ToolCallFunctionDelta, WireJson};
 
 #[cfg(test)]
 mod tests;

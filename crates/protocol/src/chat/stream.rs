@@ -1,5 +1,8 @@
 //! The chunks of a streamed answer (`chat.completion.chunk`).
 
+use std::fmt;
+
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -22,6 +25,9 @@ pub struct ChatChunk {
     pub system_fingerprint: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The upstream's own JSON for this chunk, while nothing has changed it.
+    #[serde(skip)]
+    pub wire: WireJson,
 }
 
 with_extra!(ChatChunk {
@@ -32,9 +38,49 @@ with_extra!(ChatChunk {
     choices: "choices" => default,
     usage: "usage" => default,
     system_fingerprint: "system_fingerprint" => default,
-});
+} default(wire));
+
+/// The JSON a chunk was decoded from, kept by the decoder of OpenAI's stream so that an
+/// OpenAI-shaped caller is sent the upstream's bytes as they came instead of a re-encoding
+/// (which cost as much as the decoding). It is a copy of the chunk's fields, not one of them:
+/// whoever changes a chunk calls [`ChatChunk::changed`], it is never serialized, and it compares
+/// equal to any other.
+#[derive(Clone, Default)]
+pub struct WireJson(Option<Bytes>);
+
+impl WireJson {
+    /// Keeps `json` unless it holds a line break, which would split its `data:` line.
+    pub fn new(json: Bytes) -> Self {
+        Self((memchr::memchr2(b'\n', b'\r', &json).is_none()).then_some(json))
+    }
+
+    /// The upstream's JSON, if the chunk still matches it.
+    pub fn get(&self) -> Option<&Bytes> {
+        self.0.as_ref()
+    }
+}
+
+impl PartialEq for WireJson {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl fmt::Debug for WireJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(b) => write!(f, "WireJson({} bytes)", b.len()),
+            None => f.write_str("WireJson(none)"),
+        }
+    }
+}
 
 impl ChatChunk {
+    /// Drops the upstream's JSON: the chunk no longer matches it.
+    pub fn changed(&mut self) {
+        self.wire = WireJson::default();
+    }
+
     /// A chunk with one choice (index 0) carrying `delta` and, at the end, a finish reason.
     pub fn new(
         id: &str,
@@ -58,6 +104,7 @@ impl ChatChunk {
             usage: None,
             system_fingerprint: None,
             extra: Map::new(),
+            wire: WireJson::default(),
         }
     }
 }
