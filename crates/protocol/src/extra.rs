@@ -2,7 +2,8 @@
 //!
 //! `#[serde(flatten)]` into a map would do it, but serde then buffers the whole object as its
 //! private `Content` tree and decodes it a second time, for every object and again for each
-//! flattened object inside it: callgrind put decoding a one-line answer at ~10 k instructions.
+//! flattened object inside it (callgrind, 2,000 streams: parsing the upstream's events 122.9 M
+//! instructions with flatten, 110.6 M with this; a plain answer's decoding barely changed).
 //! [`with_extra!`] writes the `Deserialize` impl that serde's derive writes for a struct
 //! without flatten (same errors: a missing, duplicate or mistyped field names itself) and puts
 //! every other key into `extra`, in one pass over the input. Serializing keeps serde's derive.

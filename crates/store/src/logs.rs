@@ -65,7 +65,7 @@ const COLUMNS: &str = "id, ts, key_id, key_name, route, requested_model, provide
 
 /// The most rows one `INSERT` carries: 20 parameters each, far below SQLite's 32,766 and
 /// PostgreSQL's 65,535.
-pub const ROWS_PER_INSERT: usize = 64;
+const ROWS_PER_INSERT: usize = 64;
 
 /// The `INSERT` for the next rows of a batch of `len` and how many rows it takes: the largest
 /// power of two up to [`ROWS_PER_INSERT`], so a batch needs few statements and each
