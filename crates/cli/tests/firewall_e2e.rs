@@ -232,6 +232,9 @@ async fn streamed_answers_are_screened_across_chunk_boundaries() {
     assert!(deltas.iter().all(|d| !d.contains("4111")), "{deltas:?}");
     // Text before the finding was not held for the whole answer.
     assert!(deltas.iter().any(|d| d.starts_with("Your")), "{deltas:?}");
+    // The same answer whole is redacted as well.
+    let whole = answer(&g, &ask("answers", &text), None).await;
+    assert_eq!(whole, "Your card [CARD_1] is on file, ref [CUSTOM_1].");
     // A secret in the answer ends the stream with an error event, before the secret is sent.
     let (deltas, last) = stream(
         &g,

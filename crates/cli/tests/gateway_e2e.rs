@@ -850,12 +850,19 @@ async fn the_gemini_preset_speaks_generate_content_upstream() {
 /// An OpenAI-compatible upstream that answers every request with the same stream of events,
 /// written exactly as given. Returns its base URL.
 async fn scripted_stream(events: Vec<String>) -> String {
+    let body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    scripted_upstream("text/event-stream", body).await
+}
+
+/// An upstream that answers every request with the same body, written exactly as given.
+/// Returns its base URL.
+async fn scripted_upstream(content_type: &'static str, body: String) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
-            let events = events.clone();
+            let body = body.clone();
             tokio::spawn(async move {
                 // Read the request: its head, then the body its content-length announces.
                 let mut buf = Vec::new();
@@ -883,8 +890,9 @@ async fn scripted_stream(events: Vec<String>) -> String {
                         }
                     }
                 }
-                let body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
-                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\nconnection: close\r\n\r\n"
+                );
                 let _ = sock.write_all(head.as_bytes()).await;
                 let _ = sock.write_all(body.as_bytes()).await;
                 let _ = sock.shutdown().await;
@@ -921,6 +929,41 @@ async fn streamed_chunks_reach_the_caller_as_the_upstream_wrote_them() {
     // is left out; the others are still the upstream's own bytes.
     let text = post(&g, ask(false)).await.text().await.unwrap();
     assert_eq!(sse_data(&text), [first, last, "[DONE]"], "{text}");
+}
+
+#[tokio::test]
+async fn a_whole_answer_reaches_the_caller_as_the_upstream_wrote_it() {
+    // Pretty-printed, with escapes, a number spelling and a key order a re-encoding would change.
+    let body = r#"{
+  "choices": [{"index": 0, "message": {"role": "assistant", "content": "caf\u00e9 \/"}, "finish_reason": "stop"}],
+  "id": "c3", "object": "chat.completion", "created": 3, "model": "m",
+  "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+  "x_score": 1.50
+}
+"#;
+    let url = scripted_upstream("application/json", body.to_owned()).await;
+    let g = gateway(
+        &format!("[providers.raw]\nkind = \"openai\"\nbase_url = \"{url}\"\n"),
+        &[],
+    );
+    let resp = post(&g, json!({"model": "raw/m", "messages": user("hi")})).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-switchyard-provider"], "raw");
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(resp.text().await.unwrap(), body);
+    // Content in parts is joined into one string for an OpenAI-shaped caller: encoded afresh.
+    let parts = r#"{"id":"c4","object":"chat.completion","created":4,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},"finish_reason":"stop"}]}"#;
+    let url = scripted_upstream("application/json", parts.to_owned()).await;
+    let g = gateway(
+        &format!("[providers.raw]\nkind = \"openai\"\nbase_url = \"{url}\"\n"),
+        &[],
+    );
+    let v: Value = post(&g, json!({"model": "raw/m", "messages": user("hi")}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "ab", "{v}");
 }
 
 #[tokio::test]

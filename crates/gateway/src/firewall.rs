@@ -444,10 +444,15 @@ pub fn screen_answer(
         return Ok((attempts, resp));
     }
     let mut segment = 0u32;
+    let mut changed = false;
     let outcome = screening.with_verdicts(|verdicts| {
         let mut run = |text: &mut String| -> Result<(), Blocked> {
             segment += 1;
-            *text = screen.whole(segment, text, verdicts)?;
+            let screened = screen.whole(segment, text, verdicts)?;
+            if screened != *text {
+                changed = true;
+                *text = screened;
+            }
             Ok(())
         };
         for choice in &mut resp.choices {
@@ -469,6 +474,10 @@ pub fn screen_answer(
         }
         Ok(())
     });
+    // An answer the screen left as it was still goes out as the upstream's bytes.
+    if changed {
+        resp.changed();
+    }
     match outcome {
         Ok(()) => Ok((attempts, resp)),
         Err(b) => {
@@ -776,5 +785,28 @@ mod tests {
         );
         let sent = format!("{:?}", &out[..out.len() - 1]);
         assert!(!sent.contains("sk-proj"), "{sent}");
+    }
+
+    /// A whole answer the screen leaves as it was keeps the upstream's bytes; one it redacts
+    /// does not, so the caller is sent the redaction.
+    #[test]
+    #[allow(clippy::result_large_err)] // screen_answer's own result type
+    fn a_redacted_answer_drops_the_upstream_body() {
+        let answer = |text: &str| {
+            let v = serde_json::json!({"id": "c1", "model": "m", "choices": [{"index": 0,
+                "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]});
+            let mut resp: ChatResponse = serde_json::from_value(v.clone()).unwrap();
+            resp.wire = switchyard_protocol::chat::WireJson::new(v.to_string().into());
+            Ok((Attempts::default(), resp))
+        };
+        let s = screening(&[(Detector::Secrets, Action::Redact)]);
+        let (_, clean) = screen_answer(Some(s.clone()), answer("nothing to hide")).unwrap();
+        assert!(clean.wire.get().is_some());
+        let (_, redacted) = screen_answer(Some(s), answer(&format!("key {KEY}"))).unwrap();
+        assert!(redacted.wire.get().is_none());
+        assert_eq!(
+            redacted.choices[0].message.content,
+            Some(Content::Text("key [SECRET_1]".into()))
+        );
     }
 }

@@ -761,7 +761,7 @@ mod tests {
                 v["usage"] = serde_json::json!({"prompt_tokens": 1, "completion_tokens": 1});
             }
             let mut c: ChatChunk = serde_json::from_value(v.clone()).unwrap();
-            c.wire = switchyard_protocol::chat::WireJson::new(v.to_string().into());
+            c.wire = switchyard_protocol::chat::WireJson::line(v.to_string().into());
             c
         };
         let shape = StreamShape {

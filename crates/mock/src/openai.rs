@@ -320,6 +320,7 @@ pub(crate) fn chat_answer(req: &ChatRequest, s: &Scenario) -> ChatResponse {
         usage: Some(Usage::new(prompt, completion)),
         system_fingerprint: Some("fp_mock".to_owned()),
         extra: Map::new(),
+        wire: Default::default(),
     }
 }
 

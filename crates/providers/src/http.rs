@@ -192,6 +192,14 @@ impl Upstream {
         &self,
         req: http::Request<Bytes>,
     ) -> Result<T, ProviderError> {
+        Ok(self.json_and_body(req).await?.0)
+    }
+
+    /// Like [`Self::json`], and returns the body the answer was decoded from as well.
+    pub(crate) async fn json_and_body<T: DeserializeOwned>(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> Result<(T, Bytes), ProviderError> {
         let provider = self.provider.as_str();
         let work = async {
             let resp = self.client.send(provider, req).await?;
@@ -202,10 +210,11 @@ impl Upstream {
                     detail: chain(&*e),
                 }
             })?;
-            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode {
+            let value = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode {
                 provider: provider.to_owned(),
                 detail: format!("{e} (body starts with {:?})", preview(&bytes)),
-            })
+            })?;
+            Ok((value, bytes))
         };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(r) => r,

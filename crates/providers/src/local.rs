@@ -275,6 +275,7 @@ impl LocalProvider {
                         usage: Some(Usage::new(prompt_tokens, completion_tokens)),
                         system_fingerprint: None,
                         extra: Default::default(),
+                        wire: Default::default(),
                     });
                 }
                 Piece::Failed(detail) => return Err(ProviderError::Internal { detail }),

@@ -211,7 +211,11 @@ impl Leader {
     ) {
         let end = match result {
             Ok((attempts, resp)) => {
-                End::Done(self.keep(Answer::Whole(Box::new(resp.clone())), attempts))
+                // The upstream's body may be a slice of a larger read buffer; a stored answer
+                // does not keep it alive.
+                let mut resp = resp.clone();
+                resp.changed();
+                End::Done(self.keep(Answer::Whole(Box::new(resp)), attempts))
             }
             Err(f) => End::Failed(Box::new(f.clone())),
         };

@@ -269,20 +269,23 @@ fn failure(attempts: &Attempts, err: GatewayError, anthropic: bool) -> Response 
 
 fn json<T: Serialize>(attempts: &Attempts, value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(bytes) => {
-            let content_type = [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )];
-            let mut resp = (StatusCode::OK, content_type, bytes).into_response();
-            served(resp.headers_mut(), attempts);
-            resp
-        }
+        Ok(bytes) => json_body(attempts, bytes.into()),
         Err(e) => GatewayError::Internal {
             message: format!("encoding the answer: {e}"),
         }
         .into_response(),
     }
+}
+
+/// A 200 with a JSON body already encoded.
+fn json_body(attempts: &Attempts, body: Bytes) -> Response {
+    let content_type = [(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    )];
+    let mut resp = (StatusCode::OK, content_type, body).into_response();
+    served(resp.headers_mut(), attempts);
+    resp
 }
 
 /// What the upstream stream delivers to a surface's encoder.

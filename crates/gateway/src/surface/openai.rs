@@ -12,7 +12,7 @@ use switchyard_protocol::embeddings::EmbeddingRequest;
 use switchyard_protocol::sse;
 use switchyard_providers::ChatStream;
 
-use super::{Item, RawBody, authenticate, json};
+use super::{Item, RawBody, authenticate, json, json_body};
 
 use crate::app::{AppState, RequestId};
 use crate::error::GatewayError;
@@ -54,7 +54,10 @@ pub async fn chat_completions(
                 let tokens = resp.usage.as_ref().map(Tokens::of);
                 openai_answer(&mut resp);
                 super::done(&state, log, &attempts, tokens, &resp);
-                json(&attempts, &resp)
+                match resp.wire.get() {
+                    Some(body) => json_body(&attempts, body.clone()),
+                    None => json(&attempts, &resp),
+                }
             }
             Err(f) => failure(&state, log, f),
         }
@@ -66,11 +69,13 @@ pub async fn chat_completions(
 /// `content` and reasoning goes to `reasoning_content`, the field OpenAI-compatible reasoning
 /// hosts use.
 fn openai_answer(resp: &mut ChatResponse) {
+    let mut changed = false;
     for choice in &mut resp.choices {
         let m = &mut choice.message;
         let Some(Content::Parts(parts)) = &m.content else {
             continue;
         };
+        changed = true;
         let mut text = String::new();
         let mut reasoning = String::new();
         for p in parts {
@@ -86,6 +91,9 @@ fn openai_answer(resp: &mut ChatResponse) {
         if !reasoning.is_empty() {
             m.extra.insert("reasoning_content".into(), reasoning.into());
         }
+    }
+    if changed {
+        resp.changed();
     }
 }
 

@@ -450,6 +450,7 @@ pub fn response_to_canonical(v: &Value) -> Result<ChatResponse, String> {
         usage: v.get("usage").map(usage_to_canonical),
         system_fingerprint: None,
         extra: Map::new(),
+        wire: Default::default(),
     })
 }
 

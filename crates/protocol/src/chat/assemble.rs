@@ -53,6 +53,7 @@ pub fn assemble(chunks: &[ChatChunk]) -> ChatResponse {
         usage,
         system_fingerprint: chunks.iter().find_map(|c| c.system_fingerprint.clone()),
         extra: Map::new(),
+        wire: Default::default(),
     }
 }
 
@@ -234,6 +235,7 @@ mod tests {
             usage: usage.then(|| Usage::new(12, 7)),
             system_fingerprint: None,
             extra: Map::new(),
+            wire: Default::default(),
         }
     }
 

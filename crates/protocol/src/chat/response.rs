@@ -4,6 +4,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::message::Message;
+use super::wire::WireJson;
 
 use crate::extra::with_extra;
 
@@ -20,6 +21,9 @@ pub struct ChatResponse {
     pub system_fingerprint: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The upstream's own body for this answer, while nothing has changed it.
+    #[serde(skip)]
+    pub wire: WireJson,
 }
 
 with_extra!(ChatResponse {
@@ -30,7 +34,14 @@ with_extra!(ChatResponse {
     choices: "choices" => required,
     usage: "usage" => default,
     system_fingerprint: "system_fingerprint" => default,
-});
+} default(wire));
+
+impl ChatResponse {
+    /// Drops the upstream's body: the answer no longer matches it.
+    pub fn changed(&mut self) {
+        self.wire = WireJson::default();
+    }
+}
 
 fn completion_object() -> String {
     "chat.completion".to_owned()

@@ -1,13 +1,11 @@
 //! The chunks of a streamed answer (`chat.completion.chunk`).
 
-use std::fmt;
-
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::message::Role;
 use super::response::{FinishReason, Usage};
+use super::wire::WireJson;
 
 use crate::extra::with_extra;
 
@@ -39,41 +37,6 @@ with_extra!(ChatChunk {
     usage: "usage" => default,
     system_fingerprint: "system_fingerprint" => default,
 } default(wire));
-
-/// The JSON a chunk was decoded from, kept by the decoder of OpenAI's stream so that an
-/// OpenAI-shaped caller is sent the upstream's bytes as they came instead of a re-encoding
-/// (which cost as much as the decoding). It is a copy of the chunk's fields, not one of them:
-/// whoever changes a chunk calls [`ChatChunk::changed`], it is never serialized, and it compares
-/// equal to any other.
-#[derive(Clone, Default)]
-pub struct WireJson(Option<Bytes>);
-
-impl WireJson {
-    /// Keeps `json` unless it holds a line break, which would split its `data:` line.
-    pub fn new(json: Bytes) -> Self {
-        Self((memchr::memchr2(b'\n', b'\r', &json).is_none()).then_some(json))
-    }
-
-    /// The upstream's JSON, if the chunk still matches it.
-    pub fn get(&self) -> Option<&Bytes> {
-        self.0.as_ref()
-    }
-}
-
-impl PartialEq for WireJson {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl fmt::Debug for WireJson {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(b) => write!(f, "WireJson({} bytes)", b.len()),
-            None => f.write_str("WireJson(none)"),
-        }
-    }
-}
 
 impl ChatChunk {
     /// Drops the upstream's JSON: the chunk no longer matches it.

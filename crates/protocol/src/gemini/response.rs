@@ -133,6 +133,7 @@ pub fn response_to_canonical(v: &Value, model: &str, created: i64) -> Result<Cha
         usage: v.get("usageMetadata").map(usage),
         system_fingerprint: None,
         extra: Map::new(),
+        wire: Default::default(),
     })
 }
 

@@ -281,6 +281,7 @@ pub fn response_to_canonical(v: &Value) -> Result<ChatResponse, String> {
         usage: usage_of(&v["usage"]),
         system_fingerprint: None,
         extra: Map::new(),
+        wire: Default::default(),
     })
 }
 

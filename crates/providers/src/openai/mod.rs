@@ -11,7 +11,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use switchyard_protocol::chat::{ChatRequest, ChatResponse, StreamOptions};
+use switchyard_protocol::chat::{ChatRequest, ChatResponse, StreamOptions, WireJson};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_protocol::models::ModelList;
 
@@ -60,7 +60,12 @@ impl OpenAiProvider {
         req.stream_options = None;
         let body = request::encode(self.name(), &req)?;
         let up = &self.inner.upstream;
-        up.json(up.post(&self.inner.chat_url, body)).await
+        let (mut resp, body): (ChatResponse, _) = up
+            .json_and_body(up.post(&self.inner.chat_url, body))
+            .await?;
+        // The body goes with the answer, so an OpenAI-shaped caller can be sent it as it came.
+        resp.wire = WireJson::new(body);
+        Ok(resp)
     }
 
     pub async fn chat_stream(&self, mut req: ChatRequest) -> Result<ChatStream, ProviderError> {

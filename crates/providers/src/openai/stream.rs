@@ -44,7 +44,7 @@ impl EventParser for OpenAiEvents {
         // an OpenAI-shaped caller can be sent it as it came.
         let start = data.as_ptr() as usize - ev.data.as_ptr() as usize;
         let end = start + data.len();
-        chunk.wire = WireJson::new(Bytes::from(ev.data).slice(start..end));
+        chunk.wire = WireJson::line(Bytes::from(ev.data).slice(start..end));
         Ok(Parsed::Chunks(vec![chunk]))
     }
 
