@@ -12,6 +12,10 @@ pub struct DecodeError {
 }
 
 /// Decodes a JSON body into `T`. Never panics, whatever the bytes.
+///
+/// A body that decodes is decoded once, by serde_json alone. Only a failure is decoded again
+/// with the path tracked (`serde_path_to_error`), to name the offending field: tracking the
+/// path costs an allocation per field on every body, most of which decode.
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError {
@@ -19,28 +23,37 @@ pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
             message: "the request body is empty; send a JSON object".to_owned(),
         });
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, T>(de) {
-        Ok(value) => Ok(value),
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            let syntax = inner.is_syntax() || inner.is_eof();
-            let path = if path == "." || syntax {
-                String::new()
-            } else {
-                path
-            };
-            let message = if syntax {
-                format!("the request body is not valid JSON: {inner}")
-            } else if path.is_empty() {
-                format!("invalid request body: {inner}")
-            } else {
-                format!("invalid value at `{path}`: {inner}")
-            };
-            Err(DecodeError { path, message })
-        }
+    if let Ok(value) = serde_json::from_slice(body) {
+        return Ok(value);
     }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let (path, inner) = match serde_path_to_error::deserialize::<_, T>(&mut *de) {
+        // The same decoding failed above, so only what follows the value can be wrong.
+        Ok(_) => match de.end() {
+            Err(e) => (String::new(), e),
+            Ok(()) => {
+                return Err(DecodeError {
+                    path: String::new(),
+                    message: "invalid request body".to_owned(),
+                });
+            }
+        },
+        Err(err) => (err.path().to_string(), err.into_inner()),
+    };
+    let syntax = inner.is_syntax() || inner.is_eof();
+    let path = if path == "." || syntax {
+        String::new()
+    } else {
+        path
+    };
+    let message = if syntax {
+        format!("the request body is not valid JSON: {inner}")
+    } else if path.is_empty() {
+        format!("invalid request body: {inner}")
+    } else {
+        format!("invalid value at `{path}`: {inner}")
+    };
+    Err(DecodeError { path, message })
 }
 
 #[cfg(test)]
@@ -70,6 +83,12 @@ mod tests {
         assert!(err.message.contains("not valid JSON"), "{}", err.message);
         let err = decode_json::<ChatRequest>(b"  ").unwrap_err();
         assert!(err.message.contains("empty"), "{}", err.message);
+        let err = decode_json::<ChatRequest>(br#"{"model":"m","messages":[]} x"#).unwrap_err();
+        assert!(
+            err.message.contains("trailing characters"),
+            "{}",
+            err.message
+        );
     }
 
     proptest::proptest! {
@@ -83,6 +102,20 @@ mod tests {
         fn arbitrary_json_values_never_panic(v in arb_json()) {
             let bytes = serde_json::to_vec(&v).unwrap();
             let _ = decode_json::<ChatRequest>(&bytes);
+        }
+
+        /// The fast path and the path-tracking one agree on what decodes, so every failure
+        /// gets the tracked message.
+        #[test]
+        fn both_decoders_agree(v in arb_json(), tail in proptest::prop_oneof![proptest::strategy::Just(""), proptest::strategy::Just(" "), proptest::strategy::Just("x")]) {
+            let mut bytes = serde_json::to_vec(&v).unwrap();
+            bytes.extend_from_slice(tail.as_bytes());
+            let fast = serde_json::from_slice::<ChatRequest>(&bytes).is_ok();
+            let de = &mut serde_json::Deserializer::from_slice(&bytes);
+            let tracked = serde_path_to_error::deserialize::<_, ChatRequest>(&mut *de).is_ok()
+                && de.end().is_ok();
+            proptest::prop_assert_eq!(fast, tracked);
+            proptest::prop_assert_eq!(decode_json::<ChatRequest>(&bytes).is_ok(), fast);
         }
     }
 
