@@ -12,6 +12,13 @@ use clap::{Args, Parser, Subcommand};
 use switchyard_gateway::config::{ConfigSource, parse_listen};
 use switchyard_gateway::{Env, Gateway};
 
+/// With `--features mimalloc`: mimalloc instead of the system's malloc. A call allocates and
+/// frees a few hundred small objects, and glibc's malloc and free are the largest single costs
+/// in a profile of the gateway; the trade-off (idle RSS) is in docs/benchmarks.md.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Switchyard: a self-hosted AI gateway. One OpenAI-compatible endpoint in front of every model
 /// provider; point the official SDKs at http://127.0.0.1:8787/v1 and call models by slug
 /// (`openai/gpt-4o-mini`, `groq/llama-3.1-8b-instant`, `ollama/llama3.2`, `mock/echo`).
