@@ -89,6 +89,8 @@ mod tests {
             "{}",
             err.message
         );
+        // Whitespace after the value is not trailing characters.
+        assert!(decode_json::<ChatRequest>(b"{\"model\":\"m\",\"messages\":[]} \n").is_ok());
     }
 
     proptest::proptest! {

@@ -50,21 +50,10 @@ mod tests {
 
     #[test]
     fn an_event_with_a_line_break_keeps_no_bytes() {
-        assert!(
-            WireJson::line(Bytes::from_static(b"{\"a\":1}"))
-                .get()
-                .is_some()
-        );
-        assert!(
-            WireJson::line(Bytes::from_static(b"{\"a\":\n1}"))
-                .get()
-                .is_none()
-        );
-        assert!(
-            WireJson::line(Bytes::from_static(b"{\"a\":\r1}"))
-                .get()
-                .is_none()
-        );
+        let line = |json: &'static [u8]| WireJson::line(Bytes::from_static(json)).get().is_some();
+        assert!(line(b"{\"a\":1}"));
+        assert!(!line(b"{\"a\":\n1}"));
+        assert!(!line(b"{\"a\":\r1}"));
         // A whole answer's body may be pretty-printed.
         assert!(
             WireJson::new(Bytes::from_static(b"{\n\"a\":1}"))
