@@ -197,12 +197,12 @@ def main():
     ap.add_argument("--binary", help="switchyard binary (default: build release)")
     ap.add_argument("--reference-nginx", action="store_true", help="also measure nginx as a reverse proxy")
     ap.add_argument("--modes", default="plain,stream", help="which of plain,stream to measure")
-    ap.add_argument("--gateway-threads", type=int, help="TOKIO_WORKER_THREADS for the gateway")
+    ap.add_argument("--gateway-threads", type=int, help="the gateway's serving threads (serve --threads; default one per core)")
     a = ap.parse_args()
 
     oha = oha_path()
     binary = a.binary or build()
-    extra_env = {"TOKIO_WORKER_THREADS": str(a.gateway_threads)} if a.gateway_threads else {}
+    extra_env = {"SWITCHYARD_THREADS": str(a.gateway_threads)} if a.gateway_threads else {}
     mock, mock_url, gw, gw_url, work = start_pair(binary, up_provider, extra_env)
     nginx, nginx_url = (start_nginx(work, mock_url) if a.reference_nginx else (None, None))
     try:

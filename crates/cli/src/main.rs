@@ -77,6 +77,10 @@ struct ServeArgs {
     /// Directory for the gateway's data [default: server.data_dir, or the user's data dir].
     #[arg(long, env = "SWITCHYARD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Threads serving callers' connections, each with the connections it was given
+    /// [default: one per core].
+    #[arg(long, env = "SWITCHYARD_THREADS", value_name = "N")]
+    threads: Option<std::num::NonZeroUsize>,
     /// Check the configuration, print what it enables, and exit.
     #[arg(long)]
     validate: bool,
@@ -125,6 +129,16 @@ fn init_tracing() {
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// The runtime of `serve` besides its serving threads: start-up, accepting, the request-log
+/// writer, the embedded mock and the background jobs.
+fn main_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
@@ -208,15 +222,19 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         _ => {}
     }
 
-    runtime()?.block_on(async move {
+    let threads = args
+        .threads
+        .unwrap_or_else(switchyard_gateway::workers::default_threads);
+    main_runtime()?.block_on(async move {
         let gateway = Gateway::bind(source, &data_dir)
             .await
             .map_err(|e| e.to_string())?;
         let addr = gateway.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(data_dir = %data_dir.display(), providers = %gateway.provider_names().join(","), auth = gateway.auth_summary(), "switchyard started");
+        tracing::info!(threads, "serving");
         println!("switchyard listening on http://{addr} (OpenAI-compatible API at http://{addr}/v1)");
         let _ = std::io::stdout().flush();
-        gateway.run(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
+        gateway.run(threads, shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
     })
 }
 

@@ -31,6 +31,7 @@ pub mod streams;
 pub mod surface;
 pub mod telemetry;
 pub mod vault;
+pub mod workers;
 
 pub use app::{AppState, build_app};
 pub use config::{Config, ConfigError, Env};

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use arc_swap::ArcSwap;
@@ -10,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, build_app};
@@ -23,6 +23,7 @@ use switchyard_store::responses::ResponseStore;
 use switchyard_store::spend::SpendStore;
 
 use crate::logs::Logger;
+use crate::workers::Workers;
 
 use crate::budgets::Spend;
 use crate::cache::{Cache, Store};
@@ -263,20 +264,14 @@ impl Gateway {
             .collect()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, marks itself not ready, and
-    /// waits up to [`DRAIN_TIMEOUT`] for in-flight requests to finish.
+    /// Serves on `threads` serving threads (see [`crate::workers`]) until `shutdown`
+    /// completes, then stops accepting, marks itself not ready, and waits up to
+    /// [`DRAIN_TIMEOUT`] for in-flight requests to finish.
     pub async fn run(
         self,
+        threads: NonZeroUsize,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let state = self.state.clone();
-        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            state.draining.store(true, Ordering::Relaxed);
-            tracing::info!("shutting down: draining in-flight requests");
-            let _ = drained_tx.send(());
-        };
         // SIGHUP: read the configuration again.
         #[cfg(unix)]
         {
@@ -300,31 +295,18 @@ impl Gateway {
             });
         }
         let app = build_app(self.state.clone());
-        // Answers and stream chunks go out at once: no Nagle delay waiting for the peer's ACK.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
-        let serve = tokio::spawn(async move { serve.await });
-        tokio::pin!(serve);
-        // The server can finish before the drain signal is seen (nothing was in flight): both
-        // paths end here, and the logs are flushed either way.
-        let finished = tokio::select! {
-            res = &mut serve => Some(res.unwrap_or_else(|e| Err(std::io::Error::other(e)))),
-            _ = drained_rx => None,
-        };
-        let result = match finished {
-            Some(res) => res,
-            None => match tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await {
-                Ok(res) => res.unwrap_or_else(|e| Err(std::io::Error::other(e))),
-                Err(_) => {
-                    tracing::warn!(
-                        "in-flight requests still running after {DRAIN_TIMEOUT:?}; stopping anyway"
-                    );
-                    Ok(())
-                }
-            },
+        let mut workers = Workers::start(threads, app, self.listener.local_addr()?)?;
+        workers.accept(self.listener, shutdown).await;
+        self.state.draining.store(true, Ordering::Relaxed);
+        tracing::info!("shutting down: draining in-flight requests");
+        let result = match tokio::time::timeout(DRAIN_TIMEOUT, workers.drain()).await {
+            Ok(res) => res,
+            Err(_) => {
+                tracing::warn!(
+                    "in-flight requests still running after {DRAIN_TIMEOUT:?}; stopping anyway"
+                );
+                Ok(())
+            }
         };
         // Resumable streams whose callers went away may still be producing: let them end.
         if self.state.streams.active() > 0 {
@@ -348,6 +330,8 @@ impl Gateway {
         // And the traces still queued (the exporter blocks while it sends).
         let traced = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || traced.telemetry.shutdown()).await;
+        // Now the serving threads may end: nothing more runs on their runtimes.
+        drop(workers);
         result
     }
 }

@@ -9,6 +9,10 @@
 //! stream, the caller's connection task). So a call costs the system calls of the exchange
 //! itself, and the events of one upstream read are all ready at once and leave in one write.
 //!
+//! Each Tokio runtime has connections of its own: a connection's I/O wakes the runtime it was
+//! opened in, so a call made on another runtime (the gateway serves on one single-threaded
+//! runtime per thread) would wait for that runtime's thread to pass the wake-up on.
+//!
 //! A connection goes back to the pool when its answer's body has been read to the end; a body
 //! dropped early closes its connection (that is how a caller who goes away cancels the call).
 //! Idle connections are reused newest first and dropped after [`IDLE_TIMEOUT`]. A request
@@ -42,10 +46,28 @@ const KEEPALIVE: Duration = Duration::from_secs(60);
 
 type Connection = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
+/// Where idle connections are kept: by upstream host, and by the runtime that opened them.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    authority: Authority,
+    runtime: Option<tokio::runtime::Id>,
+}
+
+impl Key {
+    fn here(authority: Authority) -> Self {
+        Self {
+            authority,
+            runtime: tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
+        }
+    }
+}
+
 /// One HTTP/1.1 connection: the side that sends requests and the side that does the I/O.
 struct Conn {
     send: http1::SendRequest<Full<Bytes>>,
     io: Connection,
+    /// The pool's key: where it goes back to.
+    key: Key,
     /// Whether the I/O side has finished (closed or failed); it is not polled again then.
     done: bool,
 }
@@ -79,7 +101,7 @@ struct Idle {
 /// The connections to plain-HTTP upstreams; cloning it shares them.
 #[derive(Clone)]
 pub(crate) struct H1Pool {
-    idle: Arc<Mutex<HashMap<Authority, Vec<Idle>>>>,
+    idle: Arc<Mutex<HashMap<Key, Vec<Idle>>>>,
     connect_timeout: Duration,
 }
 
@@ -130,10 +152,11 @@ impl H1Pool {
             }
         }
         let mut req = req.map(Full::new);
+        let key = Key::here(authority);
         loop {
-            let (mut conn, reused) = match self.take(&authority) {
+            let (mut conn, reused) = match self.take(&key) {
                 Some(conn) => (conn, true),
-                None => (self.connect(&authority).await?, false),
+                None => (self.connect(&key).await?, false),
             };
             if let Err(e) = conn.ready().await {
                 if reused {
@@ -154,7 +177,6 @@ impl H1Pool {
                         body,
                         conn: Some(conn),
                         pool,
-                        authority,
                     }));
                 }
                 Err(mut e) => match e.take_message() {
@@ -166,10 +188,10 @@ impl H1Pool {
         }
     }
 
-    /// The newest idle connection to `authority` that has not been idle too long.
-    fn take(&self, authority: &Authority) -> Option<Box<Conn>> {
+    /// The newest idle connection for `key` that has not been idle too long.
+    fn take(&self, key: &Key) -> Option<Box<Conn>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(authority)?;
+        let list = idle.get_mut(key)?;
         while let Some(entry) = list.pop() {
             if entry.since.elapsed() < IDLE_TIMEOUT && !entry.conn.done {
                 return Some(entry.conn);
@@ -178,12 +200,12 @@ impl H1Pool {
         None
     }
 
-    fn put(&self, authority: Authority, conn: Box<Conn>) {
+    fn put(&self, conn: Box<Conn>) {
         if conn.done || conn.send.is_closed() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(authority).or_default();
+        let list = idle.entry(conn.key.clone()).or_default();
         // The oldest are first: those idle too long go, then the oldest over the bound.
         let stale = list
             .iter()
@@ -200,7 +222,8 @@ impl H1Pool {
     }
 
     /// A new connection; boxed once here, so that an answer's body stays small as it moves.
-    async fn connect(&self, authority: &Authority) -> Result<Box<Conn>, SendError> {
+    async fn connect(&self, key: &Key) -> Result<Box<Conn>, SendError> {
+        let authority = &key.authority;
         let port = authority.port_u16().unwrap_or(80);
         // A bracketed IPv6 literal connects without its brackets.
         let host = authority
@@ -229,6 +252,7 @@ impl H1Pool {
         Ok(Box::new(Conn {
             send,
             io,
+            key: key.clone(),
             done: false,
         }))
     }
@@ -240,7 +264,6 @@ pub(crate) struct PooledBody {
     body: Incoming,
     conn: Option<Box<Conn>>,
     pool: H1Pool,
-    authority: Authority,
 }
 
 impl http_body::Body for PooledBody {
@@ -259,7 +282,7 @@ impl http_body::Body for PooledBody {
                     if let Some(mut conn) = this.conn.take() {
                         // Let the connection see that the answer is complete before it waits.
                         conn.drive(cx);
-                        this.pool.put(this.authority.clone(), conn);
+                        this.pool.put(conn);
                     }
                     return Poll::Ready(None);
                 }
@@ -431,6 +454,35 @@ mod tests {
         for _ in 0..4 {
             call(&pool, &uri).await;
         }
+        assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn each_runtime_reuses_only_the_connections_it_opened() {
+        let up = upstream(Script::KeepAlive).await;
+        let pool = H1Pool::new(Duration::from_secs(2));
+        let uri = format!("{}/v1/x", up.base);
+        call(&pool, &uri).await;
+        call(&pool, &uri).await;
+        assert_eq!(up.accepted.load(Ordering::SeqCst), 1);
+        // Another runtime, on another thread, as a serving thread has: one connection of its
+        // own, reused for its second call, while this runtime keeps serving the upstream.
+        let (other, at) = (pool.clone(), uri.clone());
+        tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                call(&other, &at).await;
+                call(&other, &at).await;
+            });
+        })
+        .await
+        .unwrap();
+        assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
+        // And this runtime still has its own.
+        call(&pool, &uri).await;
         assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
     }
 
