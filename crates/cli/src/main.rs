@@ -128,17 +128,17 @@ fn init_tracing() {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+    build_runtime(&mut tokio::runtime::Builder::new_multi_thread())
 }
 
 /// The runtime of `serve` besides its serving threads: start-up, accepting, the request-log
 /// writer, the embedded mock and the background jobs.
 fn main_runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    build_runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(1))
+}
+
+fn build_runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, String> {
+    builder
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))
@@ -230,8 +230,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let addr = gateway.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(data_dir = %data_dir.display(), providers = %gateway.provider_names().join(","), auth = gateway.auth_summary(), "switchyard started");
-        tracing::info!(threads, "serving");
+        tracing::info!(data_dir = %data_dir.display(), providers = %gateway.provider_names().join(","), auth = gateway.auth_summary(), threads, "switchyard started");
         println!("switchyard listening on http://{addr} (OpenAI-compatible API at http://{addr}/v1)");
         let _ = std::io::stdout().flush();
         gateway.run(threads, shutdown_signal()).await.map_err(|e| format!("server error: {e}"))

@@ -8,7 +8,7 @@
 //! Why not Tokio's work-stealing runtime: it does the same work with more wake-ups. A worker
 //! that finds a task ready wakes an idle sibling to steal it; strace counted about one futex
 //! wake and one eventfd write between the two workers per call under load, and on a 2-core
-//! machine one thread used 30-40 % less CPU per call than two stealing workers
+//! machine one thread used 29-39 % less CPU per call than two stealing workers
 //! (`docs/benchmarks.md`). What this gives up is the stealing itself: a thread busy with its
 //! connections does not hand them to an idle one, so one connection uses at most one core.
 
@@ -337,10 +337,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_drain_lets_the_call_in_flight_finish_and_refuses_new_connections() {
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = finished.clone();
         let app = Router::new().route(
             "/",
-            get(|| async {
+            get(move || async move {
                 tokio::time::sleep(Duration::from_millis(300)).await;
+                flag.store(true, Ordering::SeqCst);
                 "done"
             }),
         );
@@ -361,6 +364,10 @@ mod tests {
         tokio::join!(accepting, stopping);
         assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
         workers.drain().await.unwrap();
+        assert!(
+            finished.load(Ordering::SeqCst),
+            "the drain ended before the call"
+        );
         assert_eq!(call.await.unwrap(), "done");
     }
 }
