@@ -334,6 +334,43 @@ async fn embeddings_and_models() {
     assert_eq!(resp.status(), 404);
 }
 
+#[tokio::test]
+async fn the_api_answers_with_and_without_the_v1_prefix() {
+    let (g, _m) = setup();
+    let c = client();
+    for prefix in ["/v1", ""] {
+        let resp = c
+            .post(format!("{}{prefix}/chat/completions", g.url))
+            .json(&json!({"model": "up/echo", "messages": user("both ways")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{prefix}/chat/completions");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["choices"][0]["message"]["content"], "both ways");
+        let one = get_json(format!("{}{prefix}/models/mock/echo", g.url)).await;
+        assert_eq!(one["id"], "mock/echo", "{prefix}/models/mock/echo");
+    }
+    let resp = c
+        .get(format!("{}/v1/nothing-here", g.url))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = error_of(resp).await;
+    assert_eq!(status, 404);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("GET /v1/nothing-here"), "{message}");
+    let resp = c
+        .get(format!("{}/v1/chat/completions", g.url))
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = error_of(resp).await;
+    assert_eq!(status, 405);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("/v1/chat/completions"), "{message}");
+}
+
 async fn error_of(resp: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
