@@ -7,10 +7,12 @@
 //!
 //! Why not Tokio's work-stealing runtime: it does the same work with more wake-ups. A worker
 //! that finds a task ready wakes an idle sibling to steal it; strace counted about one futex
-//! wake and one eventfd write between the two workers per call under load, and on a 2-core
-//! machine one thread used 29-39 % less CPU per call than two stealing workers
-//! (`docs/benchmarks.md`). What this gives up is the stealing itself: a thread busy with its
-//! connections does not hand them to an idle one, so one connection uses at most one core.
+//! wake and one eventfd write between the two workers per call under load (0.14 futex calls
+//! per call with these threads). Measured in one sitting on a 2-core machine
+//! (`docs/benchmarks.md`, 2026-12-03): 94-97 µs of CPU per plain call against 104-116 µs for
+//! two stealing workers, the added p50 the same within the machine's noise. What this gives
+//! up is the stealing itself: a thread busy with its connections does not hand them to an
+//! idle one, so one connection uses at most one core.
 
 use std::future::Future;
 use std::io;
