@@ -1,9 +1,10 @@
 //! The HTTP application: routes, shared state and the layers around them.
 //!
 //! Layers, outermost first:
-//! 1. request id: every response carries `x-switchyard-request-id`; a debug line per request.
-//! 2. panic catcher: a bug becomes a 500 in OpenAI's error shape, never a dropped connection.
-//! 3. body limit: `server.max_body_bytes`, a 413 in OpenAI's error shape.
+//! 1. the envelope ([`crate::envelope`]): every response carries `x-switchyard-request-id`, a
+//!    debug line per request, and a bug becomes a 500 in OpenAI's error shape, never a dropped
+//!    connection.
+//! 2. body limit: `server.max_body_bytes`, a 413 in OpenAI's error shape.
 //!
 //! Domain stages run inside the handlers, in the order `pipeline` documents.
 
@@ -11,17 +12,14 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use switchyard_providers::Secret;
 
 use crate::auth::AuthMode;
@@ -171,47 +169,7 @@ pub fn build_app(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(CatchPanicLayer::custom(|_| {
-            GatewayError::Internal {
-                message: "the gateway hit a bug; the request id identifies it in the logs".into(),
-            }
-            .into_response()
-        }))
-        .layer(middleware::from_fn(request_id))
-}
-
-const REQUEST_ID: axum::http::HeaderName =
-    axum::http::HeaderName::from_static("x-switchyard-request-id");
-
-async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = crate::request_id::new_v7();
-    let started = Instant::now();
-    // Only the debug line below reads these; most deployments log at info.
-    let described = tracing::enabled!(tracing::Level::DEBUG)
-        .then(|| (req.method().clone(), req.uri().path().to_owned()));
-    let client = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0);
-    req.extensions_mut().insert(RequestId(id, client));
-    let mut resp = next.run(req).await;
-    let mut buf = uuid::Uuid::encode_buffer();
-    if let Ok(v) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)) {
-        resp.headers_mut().insert(REQUEST_ID, v);
-    }
-    if let Some((method, path)) = described {
-        let error = resp.extensions().get::<ErrorKind>().map(|k| k.0);
-        tracing::debug!(
-            request_id = %id,
-            %method,
-            path,
-            status = resp.status().as_u16(),
-            error,
-            micros = started.elapsed().as_micros() as u64,
-            "request"
-        );
-    }
-    resp
+        .layer(crate::envelope::EnvelopeLayer)
 }
 
 async fn healthz() -> &'static str {

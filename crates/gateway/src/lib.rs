@@ -14,6 +14,7 @@ pub mod config;
 pub mod conversations;
 pub mod dashboard;
 pub mod embedding;
+pub mod envelope;
 pub mod error;
 pub mod firewall;
 pub mod keys;
