@@ -6,9 +6,14 @@ load and mode runs `oha` at a fixed request rate against the mock directly and a
 (in front of that same mock), back to back in one run, and prints the differences. Everything
 stops by itself: each measurement is bounded by --duration.
 
-    python3 bench/load.py                 # 500 and 2000 req/s, plain and streaming, 10 s each
-    python3 bench/load.py --rates 1000 --duration 5
+    python3 bench/load.py                 # 500 and 2000 req/s, plain and streaming, 3 rounds of 5 s
+    python3 bench/load.py --rates 1000 --rounds 5 --duration 4
     python3 bench/load.py --reference-nginx   # also measure nginx as a plain reverse proxy
+    python3 bench/load.py --binary new/switchyard --against old/switchyard   # two builds, same rounds
+
+Each load is measured in interleaved rounds (direct, gateway, then the others, the order
+rotating each round) and figures are medians over the rounds: on a shared machine the noise
+drifts over seconds, and a difference taken within one round cancels most of it.
 
 Needs `oha` (cargo install oha) on PATH or in bench/.tools/bin (installed there if missing).
 With --reference-nginx, also `nginx` (Debian: apt-get install nginx-light): the same requests
@@ -189,84 +194,135 @@ def summarize(r):
     }
 
 
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def start_gateway(binary, work, mock_url, name, extra_env=None):
+    """Another gateway in front of the same mock (for --against), in its own work dir."""
+    cfg = work / f"{name}.toml"
+    cfg.write_text(up_provider(mock_url))
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "SWITCHYARD_LOG": "warn", **(extra_env or {})}
+    return start([binary, "serve", "--listen", "127.0.0.1:0", "--config", str(cfg), "--data-dir", str(work / name)], env)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", default="500,2000")
-    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--duration", type=int, default=5, help="seconds per measurement, per round")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds per load (the order rotates each round); figures are medians over rounds")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--binary", help="switchyard binary (default: build release)")
+    ap.add_argument("--against", help="a second switchyard binary (another build) measured in the same rounds, in front of the same mock")
     ap.add_argument("--reference-nginx", action="store_true", help="also measure nginx as a reverse proxy")
     ap.add_argument("--modes", default="plain,stream", help="which of plain,stream to measure")
     ap.add_argument("--gateway-threads", type=int, help="the gateway's serving threads (serve --threads; default one per core)")
     a = ap.parse_args()
+    if a.rounds < 1 or a.duration < 1:
+        raise SystemExit("--rounds and --duration must be at least 1")
 
     oha = oha_path()
     binary = a.binary or build()
     extra_env = {"SWITCHYARD_THREADS": str(a.gateway_threads)} if a.gateway_threads else {}
     mock, mock_url, gw, gw_url, work = start_pair(binary, up_provider, extra_env)
-    nginx, nginx_url = (start_nginx(work, mock_url) if a.reference_nginx else (None, None))
+    procs = [gw, mock]
+    # What is measured each round: the mock directly, then everything in front of it.
+    targets = [("direct", mock_url, mock.pid, ""), ("switchyard", gw_url, gw.pid, "up/")]
     try:
+        if a.against:
+            other, other_url = start_gateway(a.against, work, mock_url, "against", extra_env)
+            procs.append(other)
+            targets.append(("against", other_url, other.pid, "up/"))
+        if a.reference_nginx:
+            nginx, nginx_url = start_nginx(work, mock_url)
+            procs.append(nginx)
+            targets.append(("nginx", nginx_url, nginx.pid, ""))
         time.sleep(0.5)
         idle_rss = rss_kib(gw.pid, "VmRSS")
         rows = []
         for mode, model in (("plain", "echo"), ("stream", "stream-5")):
             if mode not in a.modes.split(","):
                 continue
+            body = lambda m: json.dumps({"model": m, "stream": mode == "stream",
+                                          "messages": [{"role": "user", "content": "benchmark the gateway overhead please"}]})
             for rate in [int(x) for x in a.rates.split(",")]:
-                stream = "true" if mode == "stream" else "false"
-                body = lambda m: json.dumps({"model": m, "stream": stream == "true",
-                                              "messages": [{"role": "user", "content": "benchmark the gateway overhead please"}]})
-                # Warm both paths (connection pools, page cache) before measuring.
-                run_oha(oha, f"{mock_url}/v1/chat/completions", body(model), rate, 2, a.connections)
-                run_oha(oha, f"{gw_url}/v1/chat/completions", body("up/" + model), rate, 2, a.connections)
-                log(f"{mode} @ {rate} req/s: direct...")
-                direct = measured(mock.pid, lambda: run_oha(oha, f"{mock_url}/v1/chat/completions", body(model), rate, a.duration, a.connections))
-                log(f"{mode} @ {rate} req/s: through the gateway...")
-                via = measured(gw.pid, lambda: run_oha(oha, f"{gw_url}/v1/chat/completions", body("up/" + model), rate, a.duration, a.connections))
-                ref = None
-                if nginx:
-                    run_oha(oha, f"{nginx_url}/v1/chat/completions", body(model), rate, 2, a.connections)
-                    log(f"{mode} @ {rate} req/s: through nginx...")
-                    ref = measured(nginx.pid, lambda: run_oha(oha, f"{nginx_url}/v1/chat/completions", body(model), rate, a.duration, a.connections))
-                rows.append((mode, rate, direct, via, ref))
+                url = lambda t: f"{t[1]}/v1/chat/completions"
+                # Warm every path (connection pools, page cache) before measuring.
+                for t in targets:
+                    run_oha(oha, url(t), body(t[3] + model), rate, 2, a.connections)
+                rounds = []
+                for i in range(a.rounds):
+                    # Rotate the order so that no target always runs first or last.
+                    order = targets[i % len(targets):] + targets[:i % len(targets)]
+                    got = {}
+                    for t in order:
+                        log(f"{mode} @ {rate} req/s, round {i + 1}/{a.rounds}: {t[0]}...")
+                        got[t[0]] = measured(t[2], lambda: run_oha(oha, url(t), body(t[3] + model), rate, a.duration, a.connections))
+                    rounds.append(got)
+                rows.append((mode, rate, rounds))
         peak_rss = rss_kib(gw.pid, "VmHWM")
     finally:
-        gw.terminate()
-        mock.terminate()
-        if nginx:
-            nginx.terminate()
-            nginx.wait(10)
-        gw.wait(10)
-        mock.wait(10)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"machine: {os.cpu_count()} cores; mock, gateway and oha share them; {a.duration} s per measurement, {a.connections} connections")
-    print("| mode | offered req/s | direct p50 / p99 / p99.9 (µs) | gateway p50 / p99 / p99.9 (µs) | added p50 / p99 / p99.9 (µs) | gateway ÷ direct p50 / p99 | throughput ratio | errors (direct / gateway) |")
+    names = [t[0] for t in targets[1:]]
+
+    def added(rounds, name, q):
+        """The median over rounds of (name's latency − direct's latency in the same round)."""
+        return median([r[name][q] - r["direct"][q] for r in rounds])
+
+    def med(rounds, name, q):
+        return median([r[name][q] for r in rounds])
+
+    def total(rounds, name, key):
+        return sum(r[name][key] for r in rounds)
+
+    def cpu(rounds, name):
+        """CPU per request over all rounds' windows, in µs."""
+        return sum(r[name]["cpu_us"] * r[name]["total"] for r in rounds) / max(total(rounds, name, "total"), 1)
+
+    print(f"machine: {os.cpu_count()} cores; mock, gateway{'s' if a.against else ''}, oha{' and nginx' if a.reference_nginx else ''} share them; "
+          f"{a.rounds} interleaved round(s) of {a.duration} s per measurement, {a.connections} connections; "
+          "latencies are medians over the rounds, an added latency is the median of the per-round differences")
+    print("| mode | offered req/s | direct p50 / p99 / p99.9 (µs) | gateway p50 / p99 / p99.9 (µs) | added p50 / p99 / p99.9 (µs) | added p50 per round (µs) | throughput ratio | errors (direct / gateway) |")
     print("|---|---|---|---|---|---|---|---|")
-    for mode, rate, d, g, _ in rows:
-        print(f"| {mode} | {rate} | {d['p50']:.0f} / {d['p99']:.0f} / {d['p999']:.0f} | {g['p50']:.0f} / {g['p99']:.0f} / {g['p999']:.0f} "
-              f"| {g['p50'] - d['p50']:.0f} / {g['p99'] - d['p99']:.0f} / {g['p999'] - d['p999']:.0f} "
-              f"| {g['p50'] / d['p50']:.2f} / {g['p99'] / d['p99']:.2f} "
-              f"| {g['rps'] / d['rps']:.3f} | {d['errors']} / {g['errors']} of {g['total']} |")
-    if a.reference_nginx:
+    for mode, rate, rr in rows:
+        per_round = ", ".join(f"{r['switchyard']['p50'] - r['direct']['p50']:.0f}" for r in rr)
+        print(f"| {mode} | {rate} | {med(rr, 'direct', 'p50'):.0f} / {med(rr, 'direct', 'p99'):.0f} / {med(rr, 'direct', 'p999'):.0f} "
+              f"| {med(rr, 'switchyard', 'p50'):.0f} / {med(rr, 'switchyard', 'p99'):.0f} / {med(rr, 'switchyard', 'p999'):.0f} "
+              f"| {added(rr, 'switchyard', 'p50'):.0f} / {added(rr, 'switchyard', 'p99'):.0f} / {added(rr, 'switchyard', 'p999'):.0f} "
+              f"| {per_round} "
+              f"| {total(rr, 'switchyard', 'rps') / total(rr, 'direct', 'rps'):.3f} "
+              f"| {total(rr, 'direct', 'errors')} / {total(rr, 'switchyard', 'errors')} of {total(rr, 'switchyard', 'total')} |")
+    others = [n for n in names if n != "switchyard"]
+    if others:
+        label = {"against": f"--against ({a.against})", "nginx": "nginx"}
         print()
-        print("| mode | offered req/s | nginx added p50 / p99 / p99.9 (µs) | switchyard added p50 / p99 / p99.9 (µs) | switchyard ÷ nginx added p50 / p99 | errors (nginx) |")
-        print("|---|---|---|---|---|---|")
+        print("| mode | offered req/s | compared with | its added p50 / p99 / p99.9 (µs) | switchyard added p50 / p99 / p99.9 (µs) | switchyard ÷ it, added p50 / p99 | switchyard ÷ it, CPU per request | its errors |")
+        print("|---|---|---|---|---|---|---|---|")
         ratio = lambda x, y: f"{x / y:.2f}" if y > 0 else "n/a"
-        for mode, rate, d, g, n in rows:
-            print(f"| {mode} | {rate} | {n['p50'] - d['p50']:.0f} / {n['p99'] - d['p99']:.0f} / {n['p999'] - d['p999']:.0f} "
-                  f"| {g['p50'] - d['p50']:.0f} / {g['p99'] - d['p99']:.0f} / {g['p999'] - d['p999']:.0f} "
-                  f"| {ratio(g['p50'] - d['p50'], n['p50'] - d['p50'])} / {ratio(g['p99'] - d['p99'], n['p99'] - d['p99'])} "
-                  f"| {n['errors']} of {n['total']} |")
+        for mode, rate, rr in rows:
+            for n in others:
+                print(f"| {mode} | {rate} | {label[n]} "
+                      f"| {added(rr, n, 'p50'):.0f} / {added(rr, n, 'p99'):.0f} / {added(rr, n, 'p999'):.0f} "
+                      f"| {added(rr, 'switchyard', 'p50'):.0f} / {added(rr, 'switchyard', 'p99'):.0f} / {added(rr, 'switchyard', 'p999'):.0f} "
+                      f"| {ratio(added(rr, 'switchyard', 'p50'), added(rr, n, 'p50'))} / {ratio(added(rr, 'switchyard', 'p99'), added(rr, n, 'p99'))} "
+                      f"| {ratio(cpu(rr, 'switchyard'), cpu(rr, n))} "
+                      f"| {total(rr, n, 'errors')} of {total(rr, n, 'total')} |")
     print()
-    print("CPU per request (user + system, from /proc, over the measured window):")
-    print("| mode | offered req/s | mock, direct (µs) | gateway (µs) | gateway ÷ mock |" + (" nginx (µs) | gateway ÷ nginx |" if a.reference_nginx else ""))
-    print("|---|---|---|---|---|" + ("---|---|" if a.reference_nginx else ""))
-    for mode, rate, d, g, n in rows:
-        line = f"| {mode} | {rate} | {d['cpu_us']:.0f} | {g['cpu_us']:.0f} | {g['cpu_us'] / max(d['cpu_us'], 1e-9):.2f} |"
-        if n:
-            line += f" {n['cpu_us']:.0f} | {g['cpu_us'] / max(n['cpu_us'], 1e-9):.2f} |"
-        print(line)
+    print("CPU per request (user + system, from /proc, over all rounds' measured windows; the mock's is its own, measured direct):")
+    print("| mode | offered req/s | mock (µs) | " + " | ".join(f"{n} (µs)" for n in names) + " | " + " | ".join(f"{n} ÷ mock" for n in names) + " |")
+    print("|---|---|---|" + "---|" * (2 * len(names)))
+    for mode, rate, rr in rows:
+        c = {n: cpu(rr, n) for n in ["direct"] + names}
+        print(f"| {mode} | {rate} | {c['direct']:.0f} | " + " | ".join(f"{c[n]:.0f}" for n in names) + " | "
+              + " | ".join(f"{c[n] / max(c['direct'], 1e-9):.2f}" for n in names) + " |")
     print(f"gateway RSS: idle {idle_rss / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB")
 
 

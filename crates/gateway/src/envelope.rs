@@ -2,7 +2,7 @@
 //! as `x-switchyard-request-id` on the response), a debug line per request, and a panic turned
 //! into a 500 in OpenAI's error shape instead of a dropped connection.
 //!
-//! One hand-written layer rather than `axum::middleware::from_fn` plus tower-http's
+//! One hand-written service rather than `axum::middleware::from_fn` plus tower-http's
 //! `CatchPanicLayer`: `from_fn` clones the boxed inner service and boxes its future on every
 //! request, and the two layers were two more futures around each call (callgrind:
 //! `docs/benchmarks.md`). This one wraps the inner future in place.
@@ -15,13 +15,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Method, Request};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use futures_util::future::{CatchUnwind, Either, Ready};
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::Service;
 use uuid::Uuid;
 
 use crate::app::RequestId;
@@ -29,21 +28,29 @@ use crate::error::{ErrorKind, GatewayError};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-switchyard-request-id");
 
-/// The [`Layer`] that puts every request in an [`Envelope`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EnvelopeLayer;
-
-impl<S> Layer<S> for EnvelopeLayer {
-    type Service = Envelope<S>;
-
-    fn layer(&self, inner: S) -> Envelope<S> {
-        Envelope { inner }
-    }
-}
-
+/// A service whose every request is put in the envelope.
 #[derive(Debug, Clone)]
 pub struct Envelope<S> {
     inner: S,
+    /// The caller's address, for the connection being served.
+    peer: Option<SocketAddr>,
+}
+
+impl<S> Envelope<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner, peer: None }
+    }
+
+    /// The same service, for a connection from `peer`.
+    pub fn for_peer(&self, peer: SocketAddr) -> Self
+    where
+        S: Clone,
+    {
+        Self {
+            inner: self.inner.clone(),
+            peer: Some(peer),
+        }
+    }
 }
 
 type Panic = Box<dyn std::any::Any + Send>;
@@ -68,11 +75,7 @@ where
         // Only the debug line reads these; most deployments log at info.
         let described = tracing::enabled!(tracing::Level::DEBUG)
             .then(|| (req.method().clone(), req.uri().path().to_owned()));
-        let client = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        req.extensions_mut().insert(RequestId(id, client));
+        req.extensions_mut().insert(RequestId(id, self.peer));
         // Routing and the handler's extractors run inside `call` for some services, so a panic
         // there is caught too, not only one while the future is polled.
         let inner = match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
@@ -160,7 +163,10 @@ mod tests {
         }
 
         fn call(&mut self, req: Request<Body>) -> Self::Future {
-            let seen = req.extensions().get::<RequestId>().map(|r| r.0.to_string());
+            let seen = req
+                .extensions()
+                .get::<RequestId>()
+                .map(|r| format!("{} {:?}", r.0, r.1));
             match *self {
                 Self::EchoId => {
                     Box::pin(async move { Ok(seen.unwrap_or_default().into_response()) })
@@ -175,7 +181,7 @@ mod tests {
     }
 
     async fn send(inner: Inner) -> (axum::http::StatusCode, Option<String>, String) {
-        let mut svc = EnvelopeLayer.layer(inner);
+        let mut svc = Envelope::new(inner).for_peer(([127, 0, 0, 1], 9).into());
         let resp = svc
             .call(Request::new(Body::empty()))
             .await
@@ -196,13 +202,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_handler_sees_the_id_that_the_response_carries() {
+    async fn the_handler_sees_the_id_that_the_response_carries_and_the_callers_address() {
         let (status, id, body) = send(Inner::EchoId).await;
         assert_eq!(status, 200);
         let id = id.expect("the response carries x-switchyard-request-id");
         assert_eq!(
-            body, id,
-            "the id in the extensions is the one in the header"
+            body,
+            format!("{id} Some(127.0.0.1:9)"),
+            "the id in the extensions is the one in the header, with the caller's address"
         );
         let parsed = Uuid::parse_str(&id).expect("a UUID");
         assert_eq!(parsed.get_version_num(), 7);

@@ -14,6 +14,7 @@
 //! up is the stealing itself: a thread busy with its connections does not hand them to an
 //! idle one, so one connection uses at most one core.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -24,11 +25,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::Request;
+use axum::response::Response;
 use axum::serve::{Listener, ListenerExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::envelope::Envelope;
 
 /// How many serving threads to run by default: one per core.
 pub fn default_threads() -> NonZeroUsize {
@@ -55,7 +59,14 @@ struct Thread {
 
 impl Workers {
     /// Starts `count` threads serving `app`; `local` is the address callers connect to.
-    pub fn start(count: NonZeroUsize, app: Router, local: SocketAddr) -> io::Result<Self> {
+    pub fn start<S>(count: NonZeroUsize, app: Envelope<S>, local: SocketAddr) -> io::Result<Self>
+    where
+        S: tower::Service<Request, Response = Response, Error = Infallible>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
         let (stop, stopped) = watch::channel(false);
         let (release, released) = watch::channel(());
         let mut threads = Vec::with_capacity(count.get());
@@ -82,7 +93,7 @@ impl Workers {
                             // Answers and stream chunks go out at once: no Nagle delay.
                             let _ = conn.tcp.set_nodelay(true);
                         });
-                        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                        let app = PerConnection(app);
                         let signal = async move {
                             let _ = stopped.wait_for(|stop| *stop).await;
                         };
@@ -172,6 +183,26 @@ fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
     )
+}
+
+/// The app for each connection, knowing the caller's address.
+#[derive(Clone)]
+struct PerConnection<S>(Envelope<S>);
+
+impl<S: Clone, L: Listener<Addr = SocketAddr>> tower::Service<axum::serve::IncomingStream<'_, L>>
+    for PerConnection<S>
+{
+    type Response = Envelope<S>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Envelope<S>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, conn: axum::serve::IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(self.0.for_peer(*conn.remote_addr())))
+    }
 }
 
 /// One thread's end of the hand-off: the connections given to it, as a listener for axum.
@@ -271,6 +302,7 @@ impl AsyncWrite for Counted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -310,7 +342,8 @@ mod tests {
         );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut workers = Workers::start(NonZeroUsize::new(2).unwrap(), app, addr).unwrap();
+        let mut workers =
+            Workers::start(NonZeroUsize::new(2).unwrap(), Envelope::new(app), addr).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let calls = async move {
             let mut conns = Vec::new();
@@ -351,7 +384,8 @@ mod tests {
         );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut workers = Workers::start(NonZeroUsize::new(1).unwrap(), app, addr).unwrap();
+        let mut workers =
+            Workers::start(NonZeroUsize::new(1).unwrap(), Envelope::new(app), addr).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let mut conn = TcpStream::connect(addr).await.unwrap();
         let call = tokio::spawn(async move { get_on(&mut conn).await });

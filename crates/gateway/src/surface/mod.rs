@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt, stream};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use switchyard_protocol::chat::ChatChunk;
 use switchyard_protocol::decode_json;
@@ -32,19 +33,27 @@ use crate::routing::{Attempts, CallOptions};
 /// A request body read within the configured limit (413 beyond it).
 pub struct RawBody(pub Bytes);
 
+impl RawBody {
+    /// Reads `body` whole; more than `limit` bytes is a 413.
+    pub async fn read(body: Body, limit: usize) -> Result<Self, GatewayError> {
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(Self(collected.to_bytes())),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(GatewayError::PayloadTooLarge { limit })
+            }
+            Err(e) => Err(GatewayError::bad_request(
+                format!("failed to read the request body: {e}"),
+                None,
+            )),
+        }
+    }
+}
+
 impl FromRequest<Arc<AppState>> for RawBody {
     type Rejection = GatewayError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(Self(b)),
-            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(GatewayError::PayloadTooLarge {
-                    limit: state.max_body_bytes,
-                })
-            }
-            Err(rej) => Err(GatewayError::bad_request(rej.body_text(), None)),
-        }
+        Self::read(req.into_body(), state.max_body_bytes).await
     }
 }
 
