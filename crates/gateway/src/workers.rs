@@ -89,6 +89,7 @@ impl Workers {
                 .name(format!("serve-{n}"))
                 .spawn(move || {
                     runtime.block_on(async move {
+                        tokio::spawn(keep_timer_armed());
                         let listener = listener.tap_io(|conn: &mut Counted| {
                             // Answers and stream chunks go out at once: no Nagle delay.
                             let _ = conn.tcp.set_nodelay(true);
@@ -172,6 +173,25 @@ impl Workers {
             }
         }
         result
+    }
+}
+
+/// How often [`keep_timer_armed`] wakes its thread.
+const TIMER_KEEPER_PERIOD: Duration = Duration::from_secs(1);
+
+/// Keeps a timer due within [`TIMER_KEEPER_PERIOD`] on this thread's runtime, for ever.
+///
+/// Tokio's timer wakes its own driver (an eventfd write, then an `epoll_wait` that returns at
+/// once) whenever a timer is set earlier than the earliest one it already sleeps towards, or
+/// when it has none: on a serving thread that is idle between calls, that was every call's
+/// timeout. With a timer always due within a second, a call's timeout (seconds or more) is
+/// later than it, and setting it costs no system call. The price is one wake-up per second per
+/// thread.
+async fn keep_timer_armed() {
+    let mut tick = tokio::time::interval(TIMER_KEEPER_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
     }
 }
 
