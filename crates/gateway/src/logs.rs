@@ -201,6 +201,15 @@ impl CallLog {
         self.record.bodies == BodyMode::Full
     }
 
+    /// Whether the log may keep this call's answer, known before routing: the key's setting,
+    /// else the most of any route's (see [`CallLog::attempts`]), within the caller's cap.
+    pub fn may_record_bodies(&self, state: &AppState) -> bool {
+        let configured = self
+            .key_bodies
+            .unwrap_or_else(|| state.routes.load().most_log_bodies());
+        configured.min(self.cap.unwrap_or(BodyMode::Full)) == BodyMode::Full
+    }
+
     /// The answer, for a log that records bodies.
     pub fn response(&mut self, value: Value) {
         self.record.response = Some(value);

@@ -37,7 +37,7 @@ use futures_util::{StreamExt, stream};
 use switchyard_protocol::anthropic::upstream::{REASONING_SIGNATURE, REDACTED_REASONING};
 use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, Content};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
-use switchyard_providers::{ChatStream, ProviderError};
+use switchyard_providers::{ChatStream, ChunkDetail, ProviderError};
 
 use crate::app::AppState;
 use crate::budgets::Spend;
@@ -387,16 +387,28 @@ pub async fn chat(
 
 /// A streamed answer: returns once a target's first chunk arrived, so that a failure before
 /// the caller has received anything is retried, or is an ordinary error response.
+///
+/// `reader` is what the caller's surface reads of each chunk. With [`ChunkDetail::Wire`]
+/// (OpenAI's surface passing events on as they came, its log keeping no answer), the stages
+/// that read more ask for every chunk decoded all the same: the firewall's screen of the answer
+/// and the cache's recording of it. The meter and the stream shape read only usage, which
+/// adapters always decode.
 pub async fn chat_stream(
     state: &AppState,
     options: &CallOptions,
     mut req: ChatRequest,
+    reader: ChunkDetail,
 ) -> Result<(Attempts, ChatStream, StreamShape), Failure> {
     validate(&req).map_err(early)?;
     let needs = needs(&req);
     let plan = plan(state, options, &req, &needs).map_err(early)?;
     let screening = firewall::screen_request(state, options, &plan, &mut req).await?;
-    let result = chat_stream_planned(state, options, &req, &needs, &plan).await;
+    let detail = if screening.is_some() {
+        ChunkDetail::Decoded
+    } else {
+        reader
+    };
+    let result = chat_stream_planned(state, options, &req, &needs, &plan, detail).await;
     firewall::screen_stream(screening, result)
 }
 
@@ -407,24 +419,26 @@ async fn chat_stream_planned(
     req: &ChatRequest,
     needs: &Needs,
     plan: &Plan,
+    detail: ChunkDetail,
 ) -> Result<(Attempts, ChatStream, StreamShape), Failure> {
     let shape = StreamShape {
         include_usage: req.wants_stream_usage(),
     };
     let meter = limit(state, options, needs.tokens()).await.map_err(early)?;
-    let call = || {
-        routing::run(plan, &state.metrics, |target| {
+    let call = |detail| {
+        routing::run(plan, &state.metrics, move |target| {
             let req = prepare(req, target, options.max_cost_usd);
             async move {
-                let upstream = target.target.provider.chat_stream(req?).await?;
+                let provider = &target.target.provider;
+                let upstream = provider.chat_stream_with(req?, detail).await?;
                 first_chunk(upstream, target.target.provider_name()).await
             }
         })
     };
     let result = loop {
         break match lookup(state, options, req, plan).await {
-            Lookup::Off => call().await,
-            Lookup::Bypass => with_cache(call().await, CacheStatus::Bypass),
+            Lookup::Off => call(detail).await,
+            Lookup::Bypass => with_cache(call(detail).await, CacheStatus::Bypass),
             Lookup::Hit(entry) => Ok((entry.served(None), replay(entry.answer.chunks()))),
             Lookup::Lead(leader) => match similar(state, options, req, plan, leader).await {
                 Ok((entry, similarity)) => Ok((
@@ -432,7 +446,8 @@ async fn chat_stream_planned(
                     replay(entry.answer.chunks()),
                 )),
                 Err(leader) => {
-                    let result = match call().await {
+                    // The recording reads every chunk.
+                    let result = match call(ChunkDetail::Decoded).await {
                         Ok((attempts, stream)) => {
                             let stream = leader.record(stream, &attempts);
                             Ok((attempts, stream))

@@ -38,6 +38,20 @@ pub use secret::Secret;
 /// A streamed answer: canonical chunks, then the end of the stream. An `Err` item ends it.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, ProviderError>> + Send>>;
 
+/// How much of each streamed chunk its reader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChunkDetail {
+    /// Every field, decoded.
+    #[default]
+    Decoded,
+    /// The upstream's own JSON (`ChatChunk::wire`) and the usage, nothing else: for a reader
+    /// that passes OpenAI's events on as they came. Adapters of OpenAI's wire format then only
+    /// glance at each event (is it valid JSON, does it finish the answer) and give a
+    /// [`ChatChunk::wire_only`]; events with usage, or that the gateway may have to change, are
+    /// decoded in full all the same. Other adapters make their chunks and ignore this.
+    Wire,
+}
+
 /// How a provider's credential is presented upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthStyle {
@@ -152,8 +166,17 @@ impl Provider {
     /// A streamed answer. Returns once the upstream has accepted the request (status known),
     /// so that a failure before the first byte is an `Err` here, not inside the stream.
     pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream, ProviderError> {
+        self.chat_stream_with(req, ChunkDetail::Decoded).await
+    }
+
+    /// [`Provider::chat_stream`], for a reader that reads `detail` of each chunk.
+    pub async fn chat_stream_with(
+        &self,
+        req: ChatRequest,
+        detail: ChunkDetail,
+    ) -> Result<ChatStream, ProviderError> {
         match self {
-            Self::OpenAi(p) => Box::pin(p.chat_stream(req)).await,
+            Self::OpenAi(p) => Box::pin(p.chat_stream_with(req, detail)).await,
             Self::Anthropic(p) => Box::pin(p.chat_stream(req)).await,
             Self::Gemini(p) => Box::pin(p.chat_stream(req)).await,
             Self::Responses(p) => Box::pin(p.chat_stream(req)).await,

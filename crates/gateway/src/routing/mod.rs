@@ -168,6 +168,15 @@ impl Routes {
 
     /// What the request log keeps of a call to this route (or a slug): the route's setting, or
     /// `logs.bodies`.
+    /// The most that any route's calls leave in the log: what a call may be kept with before
+    /// routing says which route it takes.
+    pub fn most_log_bodies(&self) -> BodyMode {
+        self.routes
+            .values()
+            .filter_map(|r| r.log_bodies)
+            .fold(self.log_bodies, BodyMode::max)
+    }
+
     pub fn log_bodies(&self, route: Option<&str>) -> BodyMode {
         route
             .and_then(|r| self.routes.get(r))

@@ -17,7 +17,7 @@ use switchyard_protocol::anthropic::{
 };
 use switchyard_protocol::chat::{ChatRequest, StreamOptions};
 use switchyard_protocol::sse;
-use switchyard_providers::ChatStream;
+use switchyard_providers::{ChatStream, ChunkDetail};
 
 use super::{Item, RawBody, authenticate, decode, json, options};
 use crate::app::{AppState, RequestId};
@@ -76,7 +76,14 @@ pub async fn messages(
             extra: Map::new(),
         });
         let model = canonical.model.clone();
-        match Box::pin(pipeline::chat_stream(&state, &options, canonical)).await {
+        match Box::pin(pipeline::chat_stream(
+            &state,
+            &options,
+            canonical,
+            ChunkDetail::Decoded,
+        ))
+        .await
+        {
             Ok((attempts, stream, _)) => {
                 let stream = super::logged(&state, log, &attempts, stream);
                 let resume = super::resume(&state, rid.0, &options);

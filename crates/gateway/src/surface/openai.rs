@@ -10,7 +10,7 @@ use bytes::Bytes;
 use switchyard_protocol::chat::{ChatRequest, ChatResponse, Content, Part};
 use switchyard_protocol::embeddings::EmbeddingRequest;
 use switchyard_protocol::sse;
-use switchyard_providers::ChatStream;
+use switchyard_providers::{ChatStream, ChunkDetail};
 
 use super::{Item, RawBody, authenticate, json, json_body};
 
@@ -40,7 +40,14 @@ pub async fn chat_completions(
     };
     log.request(&options, &req.model, req.is_stream());
     if req.is_stream() {
-        match Box::pin(pipeline::chat_stream(&state, &options, req)).await {
+        // Events go out as the upstream sent them; only a log that keeps the answer reads its
+        // text.
+        let reader = if log.may_record_bodies(&state) {
+            ChunkDetail::Decoded
+        } else {
+            ChunkDetail::Wire
+        };
+        match Box::pin(pipeline::chat_stream(&state, &options, req, reader)).await {
             Ok((attempts, stream, shape)) => {
                 let stream = super::logged(&state, log, &attempts, stream);
                 let resume = super::resume(&state, rid.0, &options);

@@ -22,7 +22,7 @@ use switchyard_protocol::responses::{
     to_canonical,
 };
 use switchyard_protocol::sse;
-use switchyard_providers::ChatStream;
+use switchyard_providers::{ChatStream, ChunkDetail};
 use switchyard_store::responses::StoredResponse;
 
 use super::{Item, RawBody, authenticate, json};
@@ -155,7 +155,14 @@ pub async fn create(
             include_usage: Some(true),
             extra: Map::new(),
         });
-        match Box::pin(pipeline::chat_stream(&state, &options, canonical)).await {
+        match Box::pin(pipeline::chat_stream(
+            &state,
+            &options,
+            canonical,
+            ChunkDetail::Decoded,
+        ))
+        .await
+        {
             Ok((attempts, stream, _)) => {
                 let stream = super::logged(&state, log, &attempts, stream);
                 let done = Done {

@@ -44,6 +44,25 @@ impl ChatChunk {
         self.wire = WireJson::default();
     }
 
+    /// A chunk known only by the upstream's JSON for it: every other field is empty (and
+    /// costs nothing to make or to drop). For a stream whose readers read `wire` and nothing
+    /// else; whoever asks an adapter for such chunks (`ChunkDetail::Wire` in the providers
+    /// crate) answers for that. The adapter decodes in full the chunks a reader may still
+    /// need: usage, and anything `wire` cannot carry.
+    pub fn wire_only(wire: WireJson) -> Self {
+        Self {
+            id: String::new(),
+            object: String::new(),
+            created: 0,
+            model: String::new(),
+            choices: Vec::new(),
+            usage: None,
+            system_fingerprint: None,
+            extra: Map::new(),
+            wire,
+        }
+    }
+
     /// A chunk with one choice (index 0) carrying `delta` and, at the end, a finish reason.
     pub fn new(
         id: &str,

@@ -16,7 +16,7 @@ use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_protocol::models::ModelList;
 
 use crate::http::{self as upstream, Upstream};
-use crate::{ChatStream, HttpClient, ProviderError, ProviderSettings, events};
+use crate::{ChatStream, ChunkDetail, HttpClient, ProviderError, ProviderSettings, events};
 
 #[derive(Debug, Clone)]
 pub struct OpenAiProvider {
@@ -68,7 +68,15 @@ impl OpenAiProvider {
         Ok(resp)
     }
 
-    pub async fn chat_stream(&self, mut req: ChatRequest) -> Result<ChatStream, ProviderError> {
+    pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream, ProviderError> {
+        self.chat_stream_with(req, ChunkDetail::Decoded).await
+    }
+
+    pub async fn chat_stream_with(
+        &self,
+        mut req: ChatRequest,
+        detail: ChunkDetail,
+    ) -> Result<ChatStream, ProviderError> {
         request::to_wire(&mut req);
         req.stream = Some(true);
         let s = &self.inner.settings;
@@ -85,7 +93,7 @@ impl OpenAiProvider {
         Ok(events::chunks(
             s.name.clone(),
             resp,
-            stream::OpenAiEvents::default(),
+            stream::OpenAiEvents::new(detail),
         ))
     }
 
