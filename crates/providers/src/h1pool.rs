@@ -47,10 +47,30 @@ const KEEPALIVE: Duration = Duration::from_secs(60);
 type Connection = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
 /// Where idle connections are kept: by upstream host, and by the runtime that opened them.
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// The host compares as written: `Authority`'s own `Hash` lowercases it and feeds the hasher
+/// one byte at a time (callgrind, 2,000 plain calls: 1.5 k instructions a call more for the
+/// look-up and the return). A provider's URL is parsed once, so its calls always write it the
+/// same way.
+#[derive(Clone)]
 struct Key {
     authority: Authority,
     runtime: Option<tokio::runtime::Id>,
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.authority.as_str() == other.authority.as_str() && self.runtime == other.runtime
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.authority.as_str().hash(state);
+        self.runtime.hash(state);
+    }
 }
 
 impl Key {

@@ -210,7 +210,13 @@ impl Upstream {
                     detail: chain(&*e),
                 }
             })?;
-            let value = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode {
+            // UTF-8 checked once, whole (`from_slice` checks string by string); a body that is
+            // not UTF-8 is decoded as bytes for the error that says where.
+            let value = match std::str::from_utf8(&bytes) {
+                Ok(text) => serde_json::from_str(text),
+                Err(_) => serde_json::from_slice(&bytes),
+            };
+            let value = value.map_err(|e| ProviderError::Decode {
                 provider: provider.to_owned(),
                 detail: format!("{e} (body starts with {:?})", preview(&bytes)),
             })?;
