@@ -295,7 +295,7 @@ impl Gateway {
             });
         }
         let app = build_app(self.state.clone());
-        let mut workers = Workers::start(threads, app, self.listener.local_addr()?)?;
+        let mut workers = Workers::start(threads, app)?;
         workers.accept(self.listener, shutdown).await;
         self.state.draining.store(true, Ordering::Relaxed);
         tracing::info!("shutting down: draining in-flight requests");

@@ -14,25 +14,30 @@
 //! up is the stealing itself: a thread busy with its connections does not hand them to an
 //! idle one, so one connection uses at most one core.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::Response;
-use axum::serve::{Listener, ListenerExt};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
+use tower::Service as _;
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, EnvelopeFuture};
 
 /// How many serving threads to run by default: one per core.
 pub fn default_threads() -> NonZeroUsize {
@@ -54,12 +59,12 @@ struct Thread {
     /// Connections handed to this thread and not yet closed.
     open: Arc<AtomicUsize>,
     /// How its server ended; taken by [`Workers::drain`].
-    served: Option<oneshot::Receiver<io::Result<()>>>,
+    served: Option<oneshot::Receiver<()>>,
 }
 
 impl Workers {
-    /// Starts `count` threads serving `app`; `local` is the address callers connect to.
-    pub fn start<S>(count: NonZeroUsize, app: Envelope<S>, local: SocketAddr) -> io::Result<Self>
+    /// Starts `count` threads serving `app`.
+    pub fn start<S>(count: NonZeroUsize, app: Envelope<S>) -> io::Result<Self>
     where
         S: tower::Service<Request, Response = Response, Error = Infallible>
             + Clone
@@ -77,31 +82,20 @@ impl Workers {
             let (handoff, incoming) = mpsc::unbounded_channel();
             let open = Arc::new(AtomicUsize::new(0));
             let (served_tx, served) = oneshot::channel();
-            let listener = Handoff {
+            let handed = Handoff {
                 incoming,
                 open: open.clone(),
-                local,
             };
             let app = app.clone();
-            let mut stopped = stopped.clone();
+            let stopped = stopped.clone();
             let mut released = released.clone();
             std::thread::Builder::new()
                 .name(format!("serve-{n}"))
                 .spawn(move || {
                     runtime.block_on(async move {
                         tokio::spawn(keep_timer_armed());
-                        let listener = listener.tap_io(|conn: &mut Counted| {
-                            // Answers and stream chunks go out at once: no Nagle delay.
-                            let _ = conn.tcp.set_nodelay(true);
-                        });
-                        let app = PerConnection(app);
-                        let signal = async move {
-                            let _ = stopped.wait_for(|stop| *stop).await;
-                        };
-                        let res = axum::serve(listener, app)
-                            .with_graceful_shutdown(signal)
-                            .await;
-                        let _ = served_tx.send(res);
+                        serve(handed, app, stopped).await;
+                        let _ = served_tx.send(());
                         // Keep the runtime (and what was spawned on it) until released.
                         let _ = released.changed().await;
                     })
@@ -165,11 +159,8 @@ impl Workers {
             let Some(served) = thread.served.take() else {
                 continue;
             };
-            let res = served
-                .await
-                .unwrap_or_else(|_| Err(io::Error::other("a serving thread ended early")));
-            if result.is_ok() {
-                result = res;
+            if served.await.is_err() && result.is_ok() {
+                result = Err(io::Error::other("a serving thread ended early"));
             }
         }
         result
@@ -205,54 +196,179 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// The app for each connection, knowing the caller's address.
-#[derive(Clone)]
-struct PerConnection<S>(Envelope<S>);
-
-impl<S: Clone, L: Listener<Addr = SocketAddr>> tower::Service<axum::serve::IncomingStream<'_, L>>
-    for PerConnection<S>
+/// Serves the connections handed to this thread until `stopped` turns `true`, then lets the
+/// open ones finish (each after the request it is serving, if any) and returns.
+///
+/// hyper's HTTP/1 server directly, rather than `axum::serve`: that one looks for HTTP/2 on
+/// each connection (its reads go through a rewinding wrapper), puts a tower-to-hyper adapter
+/// around the service, and polls a watch channel on every wake of every connection to learn
+/// of a shutdown (callgrind: `docs/benchmarks.md`, 2026-12-04). Here a connection reads one
+/// flag when it is polled, and is woken when the flag is set.
+async fn serve<S>(mut handed: Handoff, app: Envelope<S>, mut stopped: watch::Receiver<bool>)
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
 {
-    type Response = Envelope<S>;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Envelope<S>, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    let closing = Arc::new(Closing::default());
+    // Each connection's task holds a sender; once all are dropped, every connection has ended.
+    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => break,
+            accepted = handed.accept() => accepted,
+        };
+        let Some((conn, peer)) = accepted else { break };
+        let service = Hyper(app.for_peer(peer));
+        let served = Served {
+            conn: http1::Builder::new().serve_connection(TokioIo::new(conn), service),
+            closing: Watcher::new(closing.clone()),
+            finishing: false,
+        };
+        let open = open_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = served.await {
+                tracing::trace!(error = %e, "a connection ended with an error");
+            }
+            drop(open);
+        });
     }
+    drop(handed);
+    closing.close();
+    drop(open_tx);
+    let _ = open_rx.recv().await;
+}
 
-    fn call(&mut self, conn: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(self.0.for_peer(*conn.remote_addr())))
+/// The app, as hyper calls it: the request's body as axum's.
+struct Hyper<S>(Envelope<S>);
+
+impl<S> hyper::service::Service<http::Request<Incoming>> for Hyper<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = EnvelopeFuture<S::Future>;
+
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+        // The app is always ready (`Dispatch::poll_ready`, the router's), as `axum::serve`
+        // also assumes of the services it runs.
+        self.0.clone().call(req.map(axum::body::Body::new))
     }
 }
 
-/// One thread's end of the hand-off: the connections given to it, as a listener for axum.
+/// The connections of one thread, told together to finish.
+#[derive(Default)]
+struct Closing {
+    closing: AtomicBool,
+    /// The wakers of the connections that were polled, by connection number.
+    waiting: Mutex<HashMap<u64, Waker>>,
+    numbers: AtomicU64,
+}
+
+impl Closing {
+    /// Sets the flag and wakes every connection so that it reads it.
+    fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+        for waker in waiting.into_values() {
+            waker.wake();
+        }
+    }
+}
+
+/// One connection's view of its thread's [`Closing`].
+struct Watcher {
+    closing: Arc<Closing>,
+    number: u64,
+    registered: bool,
+}
+
+impl Watcher {
+    fn new(closing: Arc<Closing>) -> Self {
+        let number = closing.numbers.fetch_add(1, Ordering::Relaxed);
+        Self {
+            closing,
+            number,
+            registered: false,
+        }
+    }
+
+    /// Whether the connection is to finish. The first call leaves `cx`'s waker to be woken
+    /// when it is: a connection is polled by its own task only, whose waker stays the same.
+    fn is_closing(&mut self, cx: &Context<'_>) -> bool {
+        if !self.registered {
+            self.registered = true;
+            self.closing
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(self.number, cx.waker().clone());
+        }
+        self.closing.closing.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        if self.registered {
+            self.closing
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.number);
+        }
+    }
+}
+
+pin_project! {
+    /// A connection being served, finishing gracefully once its thread closes.
+    struct Served<S>
+    where
+        S: tower::Service<Request, Response = Response, Error = Infallible>,
+        S: Clone,
+    {
+        #[pin]
+        conn: http1::Connection<TokioIo<Counted>, Hyper<S>>,
+        closing: Watcher,
+        finishing: bool,
+    }
+}
+
+impl<S> Future for Served<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone,
+{
+    type Output = hyper::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if !*this.finishing && this.closing.is_closing(cx) {
+            *this.finishing = true;
+            // Ends the connection after the request in flight, or now if it is idle.
+            this.conn.as_mut().graceful_shutdown();
+        }
+        this.conn.poll(cx)
+    }
+}
+
+/// One thread's end of the hand-off: the connections given to it.
 struct Handoff {
     incoming: mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
     open: Arc<AtomicUsize>,
-    local: SocketAddr,
 }
 
-impl Listener for Handoff {
-    type Io = Counted;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Counted, SocketAddr) {
+impl Handoff {
+    /// The next connection, registered with this thread's runtime so that its I/O wakes this
+    /// thread only; `None` once no more will come.
+    async fn accept(&mut self) -> Option<(Counted, SocketAddr)> {
         loop {
-            let Some((tcp, peer)) = self.incoming.recv().await else {
-                // No more connections will come; the shutdown signal ends the server.
-                std::future::pending::<()>().await;
-                continue;
-            };
-            // Registered with this thread's runtime, so its I/O wakes this thread only.
+            let (tcp, peer) = self.incoming.recv().await?;
             match TcpStream::from_std(tcp) {
                 Ok(tcp) => {
-                    return (
-                        Counted {
-                            tcp,
-                            open: self.open.clone(),
-                        },
-                        peer,
-                    );
+                    // Answers and stream chunks go out at once: no Nagle delay.
+                    let _ = tcp.set_nodelay(true);
+                    let open = self.open.clone();
+                    return Some((Counted { tcp, open }, peer));
                 }
                 Err(e) => {
                     self.open.fetch_sub(1, Ordering::Relaxed);
@@ -260,10 +376,6 @@ impl Listener for Handoff {
                 }
             }
         }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
     }
 }
 
@@ -363,7 +475,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut workers =
-            Workers::start(NonZeroUsize::new(2).unwrap(), Envelope::new(app), addr).unwrap();
+            Workers::start(NonZeroUsize::new(2).unwrap(), Envelope::new(app)).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let calls = async move {
             let mut conns = Vec::new();
@@ -405,7 +517,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut workers =
-            Workers::start(NonZeroUsize::new(1).unwrap(), Envelope::new(app), addr).unwrap();
+            Workers::start(NonZeroUsize::new(1).unwrap(), Envelope::new(app)).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let mut conn = TcpStream::connect(addr).await.unwrap();
         let call = tokio::spawn(async move { get_on(&mut conn).await });
@@ -425,5 +537,37 @@ mod tests {
             "the drain ended before the call"
         );
         assert_eq!(call.await.unwrap(), "done");
+    }
+
+    #[tokio::test]
+    async fn a_drain_closes_idle_keep_alive_connections() {
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut workers =
+            Workers::start(NonZeroUsize::new(1).unwrap(), Envelope::new(app)).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let calls = async move {
+            let mut idle = TcpStream::connect(addr).await.unwrap();
+            assert_eq!(get_on(&mut idle).await, "ok");
+            let _ = stop.send(());
+            idle
+        };
+        let accepting = workers.accept(listener, async {
+            let _ = stopped.await;
+        });
+        let (mut idle, ()) = tokio::join!(calls, accepting);
+        // The connection has answered and waits for its next request: the drain must not wait
+        // for it, but close it.
+        tokio::time::timeout(Duration::from_secs(5), workers.drain())
+            .await
+            .expect("the drain waited for an idle connection")
+            .unwrap();
+        let mut rest = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+            .await
+            .expect("the idle connection was left open")
+            .unwrap();
+        assert_eq!(n, 0, "unexpected bytes: {rest:?}");
     }
 }
