@@ -25,7 +25,6 @@
 //! `target` is `provider/model`. Callers choose model names, so the label's values are bounded:
 //! beyond the first 4096 targets seen, new ones are counted as `other`.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus_client::collector::Collector;
@@ -78,8 +77,10 @@ pub struct Metrics {
     cache: Family<Labels, Counter>,
     saved: Counter<f64, AtomicU64>,
     firewall: Family<Labels, Counter>,
-    by_provider: RwLock<HashMap<String, Arc<ProviderSeries>>>,
-    by_target: RwLock<HashMap<String, Arc<AttemptSeries>>>,
+    // foldhash, not SipHash: looked up on every call (SipHash took 160-200 instructions a
+    // look-up here), and what callers can add is bounded (`Routes`'s remembered slugs).
+    by_provider: RwLock<foldhash::HashMap<String, Arc<ProviderSeries>>>,
+    by_target: RwLock<foldhash::HashMap<String, Arc<AttemptSeries>>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -19,7 +19,6 @@
 //! that an idle connection could not take (the upstream closed it meanwhile) is sent again on
 //! another; one that was written is never sent twice.
 
-use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -121,7 +120,7 @@ struct Idle {
 /// The connections to plain-HTTP upstreams; cloning it shares them.
 #[derive(Clone)]
 pub(crate) struct H1Pool {
-    idle: Arc<Mutex<HashMap<Key, Vec<Idle>>>>,
+    idle: Arc<Mutex<foldhash::HashMap<Key, Vec<Idle>>>>,
     connect_timeout: Duration,
 }
 

@@ -13,7 +13,6 @@ pub mod options;
 pub mod shared;
 pub mod strategy;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -96,9 +95,11 @@ pub struct Plan {
 #[derive(Debug)]
 pub struct Routes {
     registry: Registry,
-    routes: HashMap<String, Arc<Route>>,
+    /// foldhash, not SipHash, for the look-up every call makes (callgrind: `docs/benchmarks.md`,
+    /// 2026-12-04); keys come from the configuration, or are bounded (`MAX_REMEMBERED`).
+    routes: foldhash::HashMap<String, Arc<Route>>,
     /// One-target routes for slugs and aliases, built on first use.
-    direct: Mutex<HashMap<String, Arc<Route>>>,
+    direct: Mutex<foldhash::HashMap<String, Arc<Route>>>,
     health: HealthTable,
     retry: RetryPolicy,
     breaker: BreakerPolicy,
@@ -115,8 +116,8 @@ impl Routes {
     ) -> Result<Self, GatewayError> {
         let mut routes = Self {
             registry,
-            routes: HashMap::new(),
-            direct: Mutex::new(HashMap::new()),
+            routes: foldhash::HashMap::default(),
+            direct: Mutex::new(foldhash::HashMap::default()),
             health,
             retry: config.retry,
             breaker: config.breaker,
