@@ -29,8 +29,8 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::response::Response;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -199,16 +199,17 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// Serves the connections handed to this thread until `stopped` turns `true`, then lets the
 /// open ones finish (each after the request it is serving, if any) and returns.
 ///
-/// hyper's HTTP/1 server directly, rather than `axum::serve`: that one looks for HTTP/2 on
-/// each connection (its reads go through a rewinding wrapper), puts a tower-to-hyper adapter
-/// around the service, and polls a watch channel on every wake of every connection to learn
-/// of a shutdown (callgrind: `docs/benchmarks.md`, 2026-12-04). Here a connection reads one
-/// flag when it is polled, and is woken when the flag is set.
+/// hyper's server (HTTP/1.1, and HTTP/2 with prior knowledge) directly, rather than through
+/// `axum::serve`: that one puts a tower-to-hyper adapter around the service and polls a watch
+/// channel on every wake of every connection to learn of a shutdown (callgrind:
+/// `docs/benchmarks.md`, 2026-12-04). Here a connection reads one flag when it is polled, and
+/// is woken when the flag is set.
 async fn serve<S>(mut handed: Handoff, app: Envelope<S>, mut stopped: watch::Receiver<bool>)
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
+    let server = auto::Builder::new(TokioExecutor::new());
     let closing = Arc::new(Closing::default());
     // Each connection's task holds a sender; once all are dropped, every connection has ended.
     let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
@@ -220,7 +221,9 @@ where
         let Some((conn, peer)) = accepted else { break };
         let service = Hyper(app.for_peer(peer));
         let served = Served {
-            conn: http1::Builder::new().serve_connection(TokioIo::new(conn), service),
+            conn: server
+                .serve_connection(TokioIo::new(conn), service)
+                .into_owned(),
             closing: Watcher::new(closing.clone()),
             finishing: false,
         };
@@ -328,7 +331,7 @@ pin_project! {
         S: Clone,
     {
         #[pin]
-        conn: http1::Connection<TokioIo<Counted>, Hyper<S>>,
+        conn: auto::Connection<'static, TokioIo<Counted>, Hyper<S>, TokioExecutor>,
         closing: Watcher,
         finishing: bool,
     }
@@ -337,8 +340,9 @@ pin_project! {
 impl<S> Future for Served<S>
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone,
+    S::Future: Send + 'static,
 {
-    type Output = hyper::Result<()>;
+    type Output = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -569,5 +573,47 @@ mod tests {
             .expect("the idle connection was left open")
             .unwrap();
         assert_eq!(n, 0, "unexpected bytes: {rest:?}");
+    }
+
+    #[tokio::test]
+    async fn http2_with_prior_knowledge_is_served_and_drained() {
+        use http_body_util::BodyExt;
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut workers =
+            Workers::start(NonZeroUsize::new(1).unwrap(), Envelope::new(app)).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let calls = async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let (mut send, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                    .await
+                    .unwrap();
+            let driven = tokio::spawn(conn);
+            let req = http::Request::get("http://test/")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            assert_eq!(resp.version(), http::Version::HTTP_2);
+            assert!(resp.headers().contains_key("x-switchyard-request-id"));
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"ok");
+            let _ = stop.send(());
+            driven
+        };
+        let accepting = workers.accept(listener, async {
+            let _ = stopped.await;
+        });
+        let (driven, ()) = tokio::join!(calls, accepting);
+        tokio::time::timeout(Duration::from_secs(5), workers.drain())
+            .await
+            .expect("the drain waited for an idle HTTP/2 connection")
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), driven)
+            .await
+            .expect("the HTTP/2 connection was left open")
+            .unwrap()
+            .unwrap();
     }
 }
