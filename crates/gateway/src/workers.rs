@@ -253,8 +253,8 @@ where
     type Future = EnvelopeFuture<S::Future>;
 
     fn call(&self, req: http::Request<Incoming>) -> Self::Future {
-        // The app is always ready (`Dispatch::poll_ready`, the router's), as `axum::serve`
-        // also assumes of the services it runs.
+        // Called without asking whether it is ready: `Dispatch::poll_ready` and the router's
+        // answer `Ready` at once, always.
         self.0.clone().call(req.map(axum::body::Body::new))
     }
 }
@@ -598,14 +598,14 @@ mod tests {
             assert_eq!(resp.version(), http::Version::HTTP_2);
             assert!(resp.headers().contains_key("x-switchyard-request-id"));
             let body = resp.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(&body[..], b"ok");
             let _ = stop.send(());
-            driven
+            (body, driven)
         };
         let accepting = workers.accept(listener, async {
             let _ = stopped.await;
         });
-        let (driven, ()) = tokio::join!(calls, accepting);
+        let ((body, driven), ()) = tokio::join!(calls, accepting);
+        assert_eq!(&body[..], b"ok");
         tokio::time::timeout(Duration::from_secs(5), workers.drain())
             .await
             .expect("the drain waited for an idle HTTP/2 connection")
