@@ -470,18 +470,41 @@ mod tests {
         }
     }
 
+    /// Serves `app` on `threads` threads while `calls` (given the address) runs, stops accepting
+    /// when it has ended, then drains, which must end within 5 s; what `calls` returned.
+    async fn serve_while<F, Fut, T>(threads: usize, app: Router, calls: F) -> T
+    where
+        F: FnOnce(SocketAddr) -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut workers =
+            Workers::start(NonZeroUsize::new(threads).unwrap(), Envelope::new(app)).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let calls = async move {
+            let out = calls(addr).await;
+            let _ = stop.send(());
+            out
+        };
+        let accepting = workers.accept(listener, async {
+            let _ = stopped.await;
+        });
+        let (out, ()) = tokio::join!(calls, accepting);
+        tokio::time::timeout(Duration::from_secs(5), workers.drain())
+            .await
+            .expect("the drain waited for a connection with no call in flight")
+            .unwrap();
+        out
+    }
+
     #[tokio::test]
     async fn connections_are_spread_over_the_threads_and_each_stays_on_its_own() {
         let app = Router::new().route(
             "/",
             get(|| async { std::thread::current().name().unwrap_or("?").to_owned() }),
         );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut workers =
-            Workers::start(NonZeroUsize::new(2).unwrap(), Envelope::new(app)).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let calls = async move {
+        let mut seen = serve_while(2, app, |addr| async move {
             let mut conns = Vec::new();
             for _ in 0..4 {
                 conns.push(TcpStream::connect(addr).await.unwrap());
@@ -494,16 +517,11 @@ mod tests {
                 }
                 seen.push(first);
             }
-            let _ = stop.send(());
             seen
-        };
-        let accepting = workers.accept(listener, async {
-            let _ = stopped.await;
-        });
-        let (mut seen, ()) = tokio::join!(calls, accepting);
+        })
+        .await;
         seen.sort();
         assert_eq!(seen, ["serve-0", "serve-0", "serve-1", "serve-1"]);
-        workers.drain().await.unwrap();
     }
 
     #[tokio::test]
@@ -546,27 +564,14 @@ mod tests {
     #[tokio::test]
     async fn a_drain_closes_idle_keep_alive_connections() {
         let app = Router::new().route("/", get(|| async { "ok" }));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut workers =
-            Workers::start(NonZeroUsize::new(1).unwrap(), Envelope::new(app)).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let calls = async move {
+        // The connection has answered and waits for its next request when the drain begins:
+        // the drain must not wait for it, but close it.
+        let mut idle = serve_while(1, app, |addr| async move {
             let mut idle = TcpStream::connect(addr).await.unwrap();
             assert_eq!(get_on(&mut idle).await, "ok");
-            let _ = stop.send(());
             idle
-        };
-        let accepting = workers.accept(listener, async {
-            let _ = stopped.await;
-        });
-        let (mut idle, ()) = tokio::join!(calls, accepting);
-        // The connection has answered and waits for its next request: the drain must not wait
-        // for it, but close it.
-        tokio::time::timeout(Duration::from_secs(5), workers.drain())
-            .await
-            .expect("the drain waited for an idle connection")
-            .unwrap();
+        })
+        .await;
         let mut rest = Vec::new();
         let n = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
             .await
@@ -579,12 +584,7 @@ mod tests {
     async fn http2_with_prior_knowledge_is_served_and_drained() {
         use http_body_util::BodyExt;
         let app = Router::new().route("/", get(|| async { "ok" }));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut workers =
-            Workers::start(NonZeroUsize::new(1).unwrap(), Envelope::new(app)).unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let calls = async move {
+        let (body, driven) = serve_while(1, app, |addr| async move {
             let tcp = TcpStream::connect(addr).await.unwrap();
             let (mut send, conn) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
@@ -598,18 +598,10 @@ mod tests {
             assert_eq!(resp.version(), http::Version::HTTP_2);
             assert!(resp.headers().contains_key("x-switchyard-request-id"));
             let body = resp.into_body().collect().await.unwrap().to_bytes();
-            let _ = stop.send(());
             (body, driven)
-        };
-        let accepting = workers.accept(listener, async {
-            let _ = stopped.await;
-        });
-        let ((body, driven), ()) = tokio::join!(calls, accepting);
+        })
+        .await;
         assert_eq!(&body[..], b"ok");
-        tokio::time::timeout(Duration::from_secs(5), workers.drain())
-            .await
-            .expect("the drain waited for an idle HTTP/2 connection")
-            .unwrap();
         tokio::time::timeout(Duration::from_secs(5), driven)
             .await
             .expect("the HTTP/2 connection was left open")
