@@ -9,6 +9,7 @@ stops by itself: each measurement is bounded by --duration.
     python3 bench/load.py                 # 500 and 2000 req/s, plain and streaming, 3 rounds of 5 s
     python3 bench/load.py --rates 1000 --rounds 5 --duration 4
     python3 bench/load.py --reference-nginx   # also measure nginx as a plain reverse proxy
+    python3 bench/load.py --reference-relay --reference-floor   # and the two reference examples
     python3 bench/load.py --binary new/switchyard --against old/switchyard   # two builds, same rounds
 
 Each load is measured in interleaved rounds (direct, gateway, then the others, the order
@@ -18,7 +19,12 @@ drifts over seconds, and a difference taken within one round cancels most of it.
 Needs `oha` (cargo install oha) on PATH or in bench/.tools/bin (installed there if missing).
 With --reference-nginx, also `nginx` (Debian: apt-get install nginx-light): the same requests
 through nginx proxying to the same mock (keep-alive upstream, no buffering) give the cost of a
-bare loopback proxy hop on this machine, the floor any gateway stands on.
+bare loopback proxy hop on this machine.
+--reference-relay measures crates/gateway/examples/relay.rs, which copies bytes between each
+caller's connection and one of its own to the mock with no parsing at all: the least any proxy
+adds here (two more loopback transits and two more wake-ups per call). --reference-floor measures
+crates/gateway/examples/floor.rs, a bare proxy on the gateway's own HTTP stack (axum's server,
+hyper-util's client) with none of its stages. Both are built by this script when asked for.
 """
 
 import argparse
@@ -73,11 +79,7 @@ def start(args, env=None):
 def start_nginx(work, mock_url):
     """nginx as a bare reverse proxy to the mock: the reference cost of one loopback proxy hop."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     conf = work / "nginx.conf"
     conf.write_text(f"""
 worker_processes 2;
@@ -103,6 +105,35 @@ http {{
 """)
     proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def build_examples(names):
+    """The reference proxies in crates/gateway/examples, built (release); their paths by name."""
+    log(f"building the reference example(s) {', '.join(names)} (release)...")
+    args = ["cargo", "build", "--release", "--locked", "-p", "switchyard-gateway"]
+    for n in names:
+        args += ["--example", n]
+    subprocess.run(args, cwd=ROOT, check=True)
+    return {n: str(target_dir() / "release/examples" / n) for n in names}
+
+
+def start_example(binary, args):
+    """A reference example listening on a free loopback port (its last argument)."""
+    port = free_port()
+    proc = subprocess.Popen([binary, *args, f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    if proc.poll() is not None:
+        raise SystemExit(f"{binary} did not start")
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -218,6 +249,11 @@ def main():
     ap.add_argument("--binary", help="switchyard binary (default: build release)")
     ap.add_argument("--against", help="a second switchyard binary (another build) measured in the same rounds, in front of the same mock")
     ap.add_argument("--reference-nginx", action="store_true", help="also measure nginx as a reverse proxy")
+    ap.add_argument("--reference-relay", action="store_true",
+                    help="also measure the relay example: a byte relay with no parsing, the least any proxy adds here")
+    ap.add_argument("--reference-floor", action="store_true",
+                    help="also measure the floor example: a bare proxy on the gateway's HTTP stack (axum, hyper-util's "
+                         "client) with none of its stages; it reads whole answers, so it is measured in plain mode only")
     ap.add_argument("--modes", default="plain,stream", help="which of plain,stream to measure")
     ap.add_argument("--gateway-threads", type=int, help="the gateway's serving threads (serve --threads; default one per core)")
     a = ap.parse_args()
@@ -226,6 +262,8 @@ def main():
 
     oha = oha_path()
     binary = a.binary or build()
+    wanted = [n for n, on in (("relay", a.reference_relay), ("floor", a.reference_floor)) if on]
+    examples = build_examples(wanted) if wanted else {}
     extra_env = {"SWITCHYARD_THREADS": str(a.gateway_threads)} if a.gateway_threads else {}
     mock, mock_url, gw, gw_url, work = start_pair(binary, up_provider, extra_env)
     procs = [gw, mock]
@@ -240,6 +278,14 @@ def main():
             nginx, nginx_url = start_nginx(work, mock_url)
             procs.append(nginx)
             targets.append(("nginx", nginx_url, nginx.pid, ""))
+        if a.reference_relay:
+            relay, relay_url = start_example(examples["relay"], [mock_url.removeprefix("http://")])
+            procs.append(relay)
+            targets.append(("relay", relay_url, relay.pid, ""))
+        if a.reference_floor:
+            floor, floor_url = start_example(examples["floor"], ["hyper", f"{mock_url}/v1/chat/completions"])
+            procs.append(floor)
+            targets.append(("floor", floor_url, floor.pid, ""))
         time.sleep(0.5)
         idle_rss = rss_kib(gw.pid, "VmRSS")
         rows = []
@@ -248,15 +294,17 @@ def main():
                 continue
             body = lambda m: json.dumps({"model": m, "stream": mode == "stream",
                                           "messages": [{"role": "user", "content": "benchmark the gateway overhead please"}]})
+            # The floor reads whole answers: it is no streaming proxy.
+            measuring = [t for t in targets if not (mode == "stream" and t[0] == "floor")]
             for rate in [int(x) for x in a.rates.split(",")]:
                 url = lambda t: f"{t[1]}/v1/chat/completions"
                 # Warm every path (connection pools, page cache) before measuring.
-                for t in targets:
+                for t in measuring:
                     run_oha(oha, url(t), body(t[3] + model), rate, 2, a.connections)
                 rounds = []
                 for i in range(a.rounds):
                     # Rotate the order so that no target always runs first or last.
-                    order = targets[i % len(targets):] + targets[:i % len(targets)]
+                    order = measuring[i % len(measuring):] + measuring[:i % len(measuring)]
                     got = {}
                     for t in order:
                         log(f"{mode} @ {rate} req/s, round {i + 1}/{a.rounds}: {t[0]}...")
@@ -287,7 +335,7 @@ def main():
         """CPU per request over all rounds' windows, in µs."""
         return sum(r[name]["cpu_us"] * r[name]["total"] for r in rounds) / max(total(rounds, name, "total"), 1)
 
-    print(f"machine: {os.cpu_count()} cores; mock, gateway{'s' if a.against else ''}, oha{' and nginx' if a.reference_nginx else ''} share them; "
+    print(f"machine: {os.cpu_count()} cores; the mock, oha and every proxy measured ({', '.join(names)}) share them; "
           f"{a.rounds} interleaved round(s) of {a.duration} s per measurement, {a.connections} connections; "
           "latencies are medians over the rounds, an added latency is the median of the per-round differences")
     print("| mode | offered req/s | direct p50 / p99 / p99.9 (µs) | gateway p50 / p99 / p99.9 (µs) | added p50 / p99 / p99.9 (µs) | added p50 per round (µs) | throughput ratio | errors (direct / gateway) |")
@@ -302,13 +350,16 @@ def main():
               f"| {total(rr, 'direct', 'errors')} / {total(rr, 'switchyard', 'errors')} of {total(rr, 'switchyard', 'total')} |")
     others = [n for n in names if n != "switchyard"]
     if others:
-        label = {"against": f"--against ({a.against})", "nginx": "nginx"}
+        label = {"against": f"--against ({a.against})", "nginx": "nginx", "floor": "floor (bare proxy, the gateway's HTTP stack)",
+                 "relay": "relay (byte copy, no parsing)"}
         print()
         print("| mode | offered req/s | compared with | its added p50 / p99 / p99.9 (µs) | switchyard added p50 / p99 / p99.9 (µs) | switchyard ÷ it, added p50 / p99 | switchyard ÷ it, CPU per request | its errors |")
         print("|---|---|---|---|---|---|---|---|")
         ratio = lambda x, y: f"{x / y:.2f}" if y > 0 else "n/a"
         for mode, rate, rr in rows:
             for n in others:
+                if n not in rr[0]:
+                    continue
                 print(f"| {mode} | {rate} | {label[n]} "
                       f"| {added(rr, n, 'p50'):.0f} / {added(rr, n, 'p99'):.0f} / {added(rr, n, 'p999'):.0f} "
                       f"| {added(rr, 'switchyard', 'p50'):.0f} / {added(rr, 'switchyard', 'p99'):.0f} / {added(rr, 'switchyard', 'p999'):.0f} "
@@ -320,9 +371,9 @@ def main():
     print("| mode | offered req/s | mock (µs) | " + " | ".join(f"{n} (µs)" for n in names) + " | " + " | ".join(f"{n} ÷ mock" for n in names) + " |")
     print("|---|---|---|" + "---|" * (2 * len(names)))
     for mode, rate, rr in rows:
-        c = {n: cpu(rr, n) for n in ["direct"] + names}
-        print(f"| {mode} | {rate} | {c['direct']:.0f} | " + " | ".join(f"{c[n]:.0f}" for n in names) + " | "
-              + " | ".join(f"{c[n] / max(c['direct'], 1e-9):.2f}" for n in names) + " |")
+        c = {n: cpu(rr, n) for n in ["direct"] + names if n in rr[0]}
+        print(f"| {mode} | {rate} | {c['direct']:.0f} | " + " | ".join(f"{c[n]:.0f}" if n in c else "—" for n in names) + " | "
+              + " | ".join(f"{c[n] / max(c['direct'], 1e-9):.2f}" if n in c else "—" for n in names) + " |")
     print(f"gateway RSS: idle {idle_rss / 1024:.1f} MiB, peak {peak_rss / 1024:.1f} MiB")
 
 
