@@ -81,8 +81,11 @@ impl ModelStore {
         &self.root
     }
 
-    /// The folder of model `name`, if it is installed (has every file).
+    /// The folder of model `name`, if it is installed (has every file). A name that is not a
+    /// model name (see [`check_name`]: no separators, no leading `.`) names no folder, so a
+    /// caller's model slug cannot reach outside the models folder.
     pub fn path(&self, name: &str) -> Option<PathBuf> {
+        check_name(name).ok()?;
         let dir = self.root.join(name);
         FILES.iter().all(|f| dir.join(f).is_file()).then_some(dir)
     }
@@ -360,7 +363,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Model names are folder names: letters, digits, `-`, `_`, `.`, not starting with `.`.
-fn check_name(name: &str) -> Result<(), ModelError> {
+pub fn check_name(name: &str) -> Result<(), ModelError> {
     let ok = !name.is_empty()
         && !name.starts_with('.')
         && name.len() <= 100
@@ -373,5 +376,42 @@ fn check_name(name: &str) -> Result<(), ModelError> {
         Err(ModelError::Invalid(format!(
             "`{name}` is not a model name: use letters, digits, - _ ."
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder with every model file, at `dir`.
+    fn install(dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        for f in FILES {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_model_path_stays_inside_the_models_folder() {
+        let tmp = std::env::temp_dir().join(format!("switchyard-models-{}", std::process::id()));
+        let store = ModelStore::new(&tmp.join("data"));
+        install(&store.root().join("tiny"));
+        // A complete model folder outside the store, which a slug must not reach.
+        let outside = tmp.join("outside");
+        install(&outside);
+
+        assert_eq!(store.path("tiny"), Some(store.root().join("tiny")));
+        for name in [
+            outside.to_str().unwrap(),
+            "../../outside",
+            "./tiny",
+            "tiny/",
+            "tiny/.",
+            ".",
+            "",
+        ] {
+            assert_eq!(store.path(name), None, "{name:?} named a folder");
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 }

@@ -3,7 +3,7 @@
 //! generative ones (a small Llama-architecture model in safetensors) answer chat, whole or
 //! streamed. A model is loaded on its first call and shared.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -90,16 +90,29 @@ impl LocalProvider {
         }
     }
 
-    pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
-        let Some(dir) = self.store.path(&req.model) else {
+    /// The folder of installed model `name`; a 400 naming the fix if it is not a model name or
+    /// not installed.
+    fn folder(&self, name: &str) -> Result<PathBuf, ProviderError> {
+        if switchyard_local::models::check_name(name).is_err() {
             return Err(self.refuse(
                 "model",
                 format!(
-                    "the local model `{}` is not installed; run `switchyard models pull {}`",
-                    req.model, req.model
+                    "`local/{name}` does not name a local model: model names are folder names under the data directory's models/ (letters, digits, - _ .)"
                 ),
             ));
-        };
+        }
+        self.store.path(name).ok_or_else(|| {
+            self.refuse(
+                "model",
+                format!(
+                    "the local model `{name}` is not installed; add a model folder under the data directory's models/ or run `switchyard models pull {name}`"
+                ),
+            )
+        })
+    }
+
+    pub async fn embed(&self, req: EmbeddingRequest) -> Result<EmbeddingResponse, ProviderError> {
+        let dir = self.folder(&req.model)?;
         let texts = match req.input {
             EmbeddingInput::Text(t) => vec![t],
             EmbeddingInput::Texts(t) => t,
@@ -169,14 +182,7 @@ impl LocalProvider {
 
     /// The generator of model `name`, loading it on first use.
     async fn generator(&self, name: &str) -> Result<Generator, ProviderError> {
-        let Some(dir) = self.store.path(name) else {
-            return Err(self.refuse(
-                "model",
-                format!(
-                    "the local model `{name}` is not installed; add a model folder under the data directory's models/ or run `switchyard models pull {name}`"
-                ),
-            ));
-        };
+        let dir = self.folder(name)?;
         if !switchyard_local::generate::is_generative(&dir) {
             return Err(ProviderError::Unsupported {
                 provider: LOCAL.to_owned(),
@@ -375,5 +381,36 @@ impl LocalProvider {
                 .map(|n| Model::new(n, LOCAL))
                 .collect(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_model_name_that_is_a_path_is_refused_as_the_callers_mistake() {
+        let tmp = std::env::temp_dir().join(format!("switchyard-local-{}", std::process::id()));
+        let local = LocalProvider::new(&tmp);
+        for name in ["../../etc", "/srv/models/x", "./all-minilm-l6-v2"] {
+            let req: EmbeddingRequest =
+                serde_json::from_value(serde_json::json!({"model": name, "input": "hi"})).unwrap();
+            match local.embed(req).await {
+                Err(ProviderError::Request { param, message, .. }) => {
+                    assert_eq!(param, "model");
+                    assert!(message.contains("does not name a local model"), "{message}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // A valid name that is not installed says how to install it.
+        let req: EmbeddingRequest =
+            serde_json::from_value(serde_json::json!({"model": "tiny", "input": "hi"})).unwrap();
+        match local.embed(req).await {
+            Err(ProviderError::Request { message, .. }) => {
+                assert!(message.contains("switchyard models pull tiny"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
