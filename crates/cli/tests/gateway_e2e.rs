@@ -1016,3 +1016,60 @@ async fn a_chunk_the_gateway_changes_is_encoded_afresh() {
     assert_eq!(chunk["x_score"], 1.5);
     assert!(!events[0].contains("1.50"), "{}", events[0]);
 }
+
+#[tokio::test]
+async fn pages_from_other_sites_and_rebound_names_cannot_use_a_keyless_gateway() {
+    let (g, m) = setup();
+    let port = g.url.rsplit(':').next().unwrap().to_owned();
+    let before = stats(&m).await["requests"].as_u64().unwrap();
+    let call = |host: String, origin: Option<&'static str>| {
+        let mut req = client()
+            .post(format!("{}/v1/chat/completions", g.url))
+            .header(reqwest::header::HOST, host)
+            .json(&json!({"model": "up/echo", "messages": user("hi")}));
+        if let Some(o) = origin {
+            req = req.header(reqwest::header::ORIGIN, o);
+        }
+        req.send()
+    };
+    // DNS rebinding: the page's own name, resolved to 127.0.0.1.
+    let (status, _, body) =
+        error_of(call(format!("evil.example:{port}"), None).await.unwrap()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("evil.example"),
+        "{body}"
+    );
+    // A cross-site request from a page elsewhere.
+    let resp = call(format!("127.0.0.1:{port}"), Some("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    // The dashboard's data too.
+    let resp = client()
+        .get(format!("{}/admin/logs", g.url))
+        .header(reqwest::header::HOST, format!("evil.example:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        stats(&m).await["requests"].as_u64().unwrap(),
+        before,
+        "a refused call reached the provider"
+    );
+    // This machine's names and pages pass.
+    let resp = call(format!("localhost:{port}"), Some("http://localhost:3000"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = client()
+        .get(format!("{}/admin/logs", g.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}

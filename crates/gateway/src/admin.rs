@@ -104,8 +104,8 @@ impl LogQuery {
                 .collect::<Result<_, _>>()?,
         };
         Ok(LogFilter {
-            from: self.from.map(|s| s * 1000),
-            to: self.to.map(|s| s * 1000),
+            from: self.from.map(|s| s.saturating_mul(1000)),
+            to: self.to.map(|s| s.saturating_mul(1000)),
             key: self.key.clone(),
             model: self.model.clone(),
             provider: self.provider.clone(),
@@ -314,6 +314,9 @@ impl FromRequestParts<Arc<AppState>> for Viewer {
                 .and_then(|r| r.1)
                 .is_some_and(|a| a.ip().is_loopback());
         if local && crate::auth::presented(&parts.headers).is_none() {
+            // A web page that reached the loopback address by another name (DNS rebinding)
+            // or from another site is refused.
+            crate::auth::from_this_machine(&parts.headers)?;
             return Ok(Self);
         }
         Admin::from_request_parts(parts, state).await.map(|_| Self)

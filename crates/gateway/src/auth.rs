@@ -9,6 +9,12 @@
 //!
 //! A presented `sk-sy-…` key must be live whatever the mode; anything else presented in open
 //! mode is ignored (SDKs insist on sending some key).
+//!
+//! A call let in without a key on a gateway that listens on loopback must also come from this
+//! machine by name ([`from_this_machine`]): a `Host` that is a loopback name, and no `Origin`
+//! of another site. Otherwise any web page the user opens could use the gateway: by a
+//! cross-site request, or by DNS rebinding (its own host name made to resolve to 127.0.0.1,
+//! which also lets it read the answers).
 
 use std::sync::Arc;
 
@@ -51,9 +57,11 @@ pub fn presented(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// Stage: the caller's key, or why the call is refused.
+/// Stage: the caller's key, or why the call is refused. `loopback`: the gateway listens on a
+/// loopback address, so a call without a key must come [`from_this_machine`].
 pub fn authenticate(
     mode: AuthMode,
+    loopback: bool,
     keys: &Keys,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<VirtualKey>>, GatewayError> {
@@ -77,6 +85,9 @@ pub fn authenticate(
         AuthMode::OnceKeysExist => keys.any_live(),
     };
     if !required {
+        if loopback {
+            from_this_machine(headers)?;
+        }
         return Ok(None);
     }
     Err(GatewayError::Unauthorized {
@@ -85,6 +96,56 @@ pub fn authenticate(
             Some(_) => "The API key is not a Switchyard virtual key (they start with sk-sy-); provider keys stay in the gateway's configuration. Create a virtual key with `switchyard keys create`.".to_owned(),
         },
     })
+}
+
+/// Whether a call that is let in without a credential names the gateway the way a program on
+/// this machine does: its `Host` (if any: HTTP/2 callers send none) is a loopback name
+/// (`localhost`, `*.localhost`, `127.x.x.x`, `[::1]`), and its `Origin` (sent by browsers) is
+/// absent or also one. A 403 saying what to do otherwise.
+pub fn from_this_machine(headers: &HeaderMap) -> Result<(), GatewayError> {
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or("?"));
+    if let Some(host) = text(axum::http::header::HOST)
+        && !is_loopback_name(host)
+    {
+        return Err(GatewayError::Forbidden {
+            message: format!(
+                "this gateway answers calls without a key only when it is named by a loopback address (localhost, 127.0.0.1, [::1]), not `{host}`: call it at http://127.0.0.1:<port>, or send a virtual key (`switchyard keys create`)"
+            ),
+        });
+    }
+    if let Some(origin) = text(axum::http::header::ORIGIN) {
+        let host = origin.split_once("://").map_or("", |(_, rest)| rest);
+        if !is_loopback_name(host) {
+            return Err(GatewayError::Forbidden {
+                message: format!(
+                    "a web page from `{origin}` may not use this gateway without a key; pages served from this machine (localhost) may, and other callers send a virtual key (`switchyard keys create`)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `host[:port]` names this machine: `localhost`, a name under `.localhost`, or a loopback IP.
+fn is_loopback_name(authority: &str) -> bool {
+    let host = if let Some(rest) = authority.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => v6,
+            _ => return false,
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            Some(_) => return false,
+            None => authority,
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -133,12 +194,12 @@ mod tests {
         let none = HeaderMap::new();
         // No keys yet: loopback is open, a public address is not, `auth.open` always is.
         assert!(
-            authenticate(AuthMode::OnceKeysExist, &keys, &none)
+            authenticate(AuthMode::OnceKeysExist, false, &keys, &none)
                 .unwrap()
                 .is_none()
         );
-        assert!(authenticate(AuthMode::Required, &keys, &none).is_err());
-        assert!(authenticate(AuthMode::Open, &keys, &bearer("sk-provider")).is_ok());
+        assert!(authenticate(AuthMode::Required, false, &keys, &none).is_err());
+        assert!(authenticate(AuthMode::Open, false, &keys, &bearer("sk-provider")).is_ok());
 
         let (key, record) = keys
             .create(crate::keys::NewKey {
@@ -148,14 +209,16 @@ mod tests {
             .await
             .unwrap();
         for mode in [AuthMode::OnceKeysExist, AuthMode::Required, AuthMode::Open] {
-            let got = authenticate(mode, &keys, &bearer(&key)).unwrap().unwrap();
+            let got = authenticate(mode, false, &keys, &bearer(&key))
+                .unwrap()
+                .unwrap();
             assert_eq!(got.id, record.id);
             // A presented virtual key must be live, whatever the mode.
-            assert!(authenticate(mode, &keys, &bearer("sk-sy-unknown")).is_err());
+            assert!(authenticate(mode, false, &keys, &bearer("sk-sy-unknown")).is_err());
         }
-        assert!(authenticate(AuthMode::OnceKeysExist, &keys, &none).is_err());
+        assert!(authenticate(AuthMode::OnceKeysExist, false, &keys, &none).is_err());
         assert!(
-            authenticate(AuthMode::Open, &keys, &none)
+            authenticate(AuthMode::Open, false, &keys, &none)
                 .unwrap()
                 .is_none()
         );
@@ -166,5 +229,73 @@ mod tests {
         assert_eq!(AuthMode::new(true, false), AuthMode::Open);
         assert_eq!(AuthMode::new(false, false), AuthMode::Required);
         assert_eq!(AuthMode::new(false, true), AuthMode::OnceKeysExist);
+    }
+
+    fn with(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.insert(*n, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn calls_without_a_key_must_name_the_gateway_by_a_loopback_address() {
+        for ok in [
+            &[][..],
+            &[("host", "127.0.0.1:8787")],
+            &[("host", "localhost:8787")],
+            &[("host", "LOCALHOST")],
+            &[("host", "app.localhost:8787")],
+            &[("host", "[::1]:8787")],
+            &[("host", "127.0.0.2")],
+            &[
+                ("host", "127.0.0.1:8787"),
+                ("origin", "http://localhost:3000"),
+            ],
+            &[
+                ("host", "127.0.0.1:8787"),
+                ("origin", "http://127.0.0.1:8787"),
+            ],
+        ] {
+            assert!(from_this_machine(&with(ok)).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            &[("host", "evil.example:8787")][..],
+            &[("host", "localhost.evil.example")],
+            &[("host", "127.0.0.1.nip.io")],
+            &[("host", "[::2]:8787")],
+            &[("host", "127.0.0.1:87x")],
+            &[("host", "10.0.0.5:8787")],
+            &[
+                ("host", "127.0.0.1:8787"),
+                ("origin", "https://evil.example"),
+            ],
+            &[("host", "127.0.0.1:8787"), ("origin", "null")],
+        ] {
+            assert!(
+                matches!(
+                    from_this_machine(&with(bad)),
+                    Err(GatewayError::Forbidden { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn on_loopback_a_call_without_a_key_from_a_foreign_page_is_refused() {
+        let keys = keys().await;
+        let page = with(&[
+            ("host", "evil.example:8787"),
+            ("origin", "http://evil.example:8787"),
+        ]);
+        for mode in [AuthMode::OnceKeysExist, AuthMode::Open] {
+            assert!(authenticate(mode, true, &keys, &page).is_err());
+            // A gateway on a public address is reached by other names by design.
+            assert!(authenticate(mode, false, &keys, &page).is_ok());
+        }
+        let local = with(&[("host", "127.0.0.1:8787")]);
+        assert!(authenticate(AuthMode::OnceKeysExist, true, &keys, &local).is_ok());
     }
 }

@@ -73,7 +73,7 @@ fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<VirtualKey>>, GatewayError> {
-    crate::auth::authenticate(state.auth, &state.keys, headers)
+    crate::auth::authenticate(state.auth, state.loopback, &state.keys, headers)
 }
 
 /// The start of an OpenAI-shaped call: the caller's key, the decoded body (kept for the log) and

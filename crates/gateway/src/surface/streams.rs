@@ -42,7 +42,7 @@ async fn read(
     query: Result<Query<After>, axum::extract::rejection::QueryRejection>,
     headers: &HeaderMap,
 ) -> Result<Response, GatewayError> {
-    let key = crate::auth::authenticate(state.auth, &state.keys, headers)?;
+    let key = crate::auth::authenticate(state.auth, state.loopback, &state.keys, headers)?;
     let Query(q) = query.map_err(|e| GatewayError::bad_request(e.body_text(), Some("after")))?;
     let not_found = || GatewayError::NotFound {
         message: format!(
