@@ -57,6 +57,25 @@ pub struct KeyPolicy {
     pub firewall: Option<String>,
 }
 
+/// The latest expiry a key may have: the end of the year 9999, in Unix seconds.
+const MAX_EXPIRES_AT: i64 = 253_402_300_799;
+
+/// A new key's expiry `t` (Unix seconds) must be in the future of `now_ms` and no later than
+/// [`MAX_EXPIRES_AT`] (so that it converts to milliseconds without overflowing).
+fn check_expiry(t: i64, now_ms: i64) -> Result<(), KeyError> {
+    if t > MAX_EXPIRES_AT {
+        return Err(KeyError::Invalid(format!(
+            "expires_at {t} is beyond the year 9999; give a time in Unix seconds"
+        )));
+    }
+    if t.saturating_mul(1000) <= now_ms {
+        return Err(KeyError::Invalid(format!(
+            "expires_at {t} is in the past; give a future time in Unix seconds"
+        )));
+    }
+    Ok(())
+}
+
 /// A key as the gateway and its admin API see it: everything but the secret and its hash.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VirtualKey {
@@ -244,12 +263,8 @@ impl Keys {
             ));
         }
         let now = now_millis();
-        if let Some(t) = new.expires_at
-            && t * 1000 <= now
-        {
-            return Err(KeyError::Invalid(format!(
-                "expires_at {t} is in the past; give a future time in Unix seconds"
-            )));
+        if let Some(t) = new.expires_at {
+            check_expiry(t, now)?;
         }
         new.policy.budgets.validate().map_err(KeyError::Invalid)?;
         if let Some(n) = &new.policy.cache_namespace {
@@ -427,5 +442,18 @@ mod tests {
         assert!(key.allows("fast", Some("mock/echo")));
         assert!(!key.allows("openai/gpt-4o", Some("openai/gpt-4o")));
         assert!(key.is_live(99) && !key.is_live(100));
+    }
+
+    #[test]
+    fn an_expiry_must_be_in_the_future_and_within_reach() {
+        let now_ms = 1_800_000_000_000;
+        assert!(check_expiry(1_800_000_001, now_ms).is_ok());
+        assert!(check_expiry(MAX_EXPIRES_AT, now_ms).is_ok());
+        for t in [1_800_000_000, 0, -5, i64::MIN, MAX_EXPIRES_AT + 1, i64::MAX] {
+            assert!(
+                matches!(check_expiry(t, now_ms), Err(KeyError::Invalid(_))),
+                "{t}"
+            );
+        }
     }
 }

@@ -109,6 +109,21 @@ fn token_text(v: &serde_json::Value) -> Option<String> {
         .or_else(|| v["content"].as_str().map(str::to_owned))
 }
 
+/// How many bytes at the end of `text` to hold back because they begin one of the `stops`
+/// (whole characters only: a stop sequence may be any text).
+fn stop_prefix_held(text: &str, stops: &[String]) -> usize {
+    stops
+        .iter()
+        .map(|s| {
+            (1..s.len())
+                .rev()
+                .find(|n| s.is_char_boundary(*n) && text.ends_with(&s[..*n]))
+                .unwrap_or(0)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 impl Generator {
     /// Loads the model in `dir` (blocking).
     pub fn load(dir: &Path) -> Result<Self, GenerateError> {
@@ -272,18 +287,7 @@ impl Model {
             }
             // Hold back a piece that may still become a stop sequence, and an incomplete
             // character.
-            let hold = g
-                .stop
-                .iter()
-                .map(|s| {
-                    (1..s.len())
-                        .rev()
-                        .find(|n| text.ends_with(&s[..*n]))
-                        .unwrap_or(0)
-                })
-                .max()
-                .unwrap_or(0);
-            let ready = text.len() - hold;
+            let ready = text.len() - stop_prefix_held(&text, &g.stop);
             if ready > sent.len()
                 && text.is_char_boundary(ready)
                 && !text[..ready].ends_with('\u{fffd}')
@@ -313,5 +317,22 @@ impl Model {
             completion_tokens: (tokens.len() - prompt_tokens) as u64,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stop_prefix_held;
+
+    #[test]
+    fn a_stop_sequence_beginning_is_held_back_on_character_boundaries() {
+        let stops = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(stop_prefix_held("Hello wor", &stops(&["world!"])), 3);
+        assert_eq!(stop_prefix_held("Hello", &stops(&["xyz"])), 0);
+        // Multi-byte stop sequences: only whole characters are compared, never half of one.
+        assert_eq!(stop_prefix_held("Bonjour é", &stops(&["é"])), 0);
+        assert_eq!(stop_prefix_held("答え。", &stops(&["。終"])), "。".len());
+        assert_eq!(stop_prefix_held("abc", &stops(&["é", "。", "🙂x"])), 0);
+        assert_eq!(stop_prefix_held("x🙂", &stops(&["🙂x", "c"])), "🙂".len());
     }
 }

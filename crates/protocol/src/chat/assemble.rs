@@ -14,6 +14,8 @@ use super::stream::{ChatChunk, ChunkChoice, Delta, ToolCallDelta, ToolCallFuncti
 pub fn assemble(chunks: &[ChatChunk]) -> ChatResponse {
     let first = chunks.first();
     let mut choices: Vec<Choice> = Vec::new();
+    // Per choice, the stream's index of each of its tool calls, in the order they came.
+    let mut call_indices: Vec<Vec<u32>> = Vec::new();
     let mut usage = None;
     for chunk in chunks {
         if chunk.usage.is_some() {
@@ -33,14 +35,23 @@ pub fn assemble(chunks: &[ChatChunk]) -> ChatResponse {
                         logprobs: None,
                         extra: Map::new(),
                     });
+                    call_indices.push(Vec::new());
                     choices.len() - 1
                 }
             };
             let choice = &mut choices[pos];
-            add_delta(&mut choice.message, &c.delta);
+            add_delta(&mut choice.message, &mut call_indices[pos], &c.delta);
             if c.finish_reason.is_some() {
                 choice.finish_reason.clone_from(&c.finish_reason);
             }
+        }
+    }
+    for (choice, indices) in choices.iter_mut().zip(&call_indices) {
+        if let Some(calls) = &mut choice.message.tool_calls {
+            let mut by_index: Vec<(u32, ToolCall)> =
+                indices.iter().copied().zip(calls.drain(..)).collect();
+            by_index.sort_by_key(|(i, _)| *i);
+            calls.extend(by_index.into_iter().map(|(_, call)| call));
         }
     }
     choices.sort_by_key(|c| c.index);
@@ -57,7 +68,10 @@ pub fn assemble(chunks: &[ChatChunk]) -> ChatResponse {
     }
 }
 
-fn add_delta(m: &mut Message, d: &Delta) {
+/// Adds a delta to the message being assembled; `call_indices` holds the stream's index of each
+/// of its tool calls so far. The index only identifies a call: a stream that numbers its calls
+/// 0, 7 and 4000000000 makes three calls, not four billion.
+fn add_delta(m: &mut Message, call_indices: &mut Vec<u32>, d: &Delta) {
     if let Some(role) = d.role {
         m.role = role;
     }
@@ -77,18 +91,22 @@ fn add_delta(m: &mut Message, d: &Delta) {
     }
     for t in d.tool_calls.iter().flatten() {
         let calls = m.tool_calls.get_or_insert_with(Vec::new);
-        let at = t.index as usize;
-        while calls.len() <= at {
-            calls.push(ToolCall {
-                id: String::new(),
-                kind: "function".to_owned(),
-                function: ToolCallFunction {
-                    name: String::new(),
-                    arguments: String::new(),
-                },
-                extra: Map::new(),
-            });
-        }
+        let at = match call_indices.iter().position(|i| *i == t.index) {
+            Some(at) => at,
+            None => {
+                call_indices.push(t.index);
+                calls.push(ToolCall {
+                    id: String::new(),
+                    kind: "function".to_owned(),
+                    function: ToolCallFunction {
+                        name: String::new(),
+                        arguments: String::new(),
+                    },
+                    extra: Map::new(),
+                });
+                calls.len() - 1
+            }
+        };
         let call = &mut calls[at];
         if let Some(id) = &t.id {
             call.id.clone_from(id);
@@ -274,25 +292,7 @@ mod tests {
     #[test]
     fn tool_call_arguments_streamed_in_pieces_are_joined() {
         let piece = |id: Option<&str>, name: Option<&str>, args: &str| {
-            ChatChunk::new(
-                "c",
-                "m",
-                1,
-                Delta {
-                    tool_calls: Some(vec![ToolCallDelta {
-                        index: 0,
-                        id: id.map(str::to_owned),
-                        kind: id.map(|_| "function".to_owned()),
-                        function: Some(ToolCallFunctionDelta {
-                            name: name.map(str::to_owned),
-                            arguments: Some(args.to_owned()),
-                        }),
-                        extra: Map::new(),
-                    }]),
-                    ..Delta::default()
-                },
-                None,
-            )
+            ChatChunk::tool_call_piece(0, id, name, args)
         };
         let chunks = vec![
             piece(Some("call_a"), Some("get_weather"), ""),
@@ -312,5 +312,25 @@ mod tests {
             Some(FinishReason::ToolCalls)
         );
         assert_eq!(whole.choices[0].message.content, None);
+    }
+
+    #[test]
+    fn tool_calls_are_told_apart_by_index_and_a_huge_index_allocates_nothing() {
+        let piece = |index: u32, id: Option<&str>, args: &str| {
+            ChatChunk::tool_call_piece(index, id, id.map(|_| "f"), args)
+        };
+        let chunks = vec![
+            piece(4_000_000_000, Some("call_big"), "{\"a\":"),
+            piece(1, Some("call_one"), "{}"),
+            piece(4_000_000_000, None, "1}"),
+        ];
+        let whole = assemble(&chunks);
+        let calls = whole.choices[0].message.tool_calls.as_ref().unwrap();
+        let got: Vec<_> = calls
+            .iter()
+            .map(|c| (c.id.as_str(), c.function.arguments.as_str()))
+            .collect();
+        // In the stream's index order, each call's pieces joined, no empty calls in between.
+        assert_eq!(got, [("call_one", "{}"), ("call_big", "{\"a\":1}")]);
     }
 }

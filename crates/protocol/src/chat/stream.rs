@@ -39,6 +39,36 @@ with_extra!(ChatChunk {
 } default(wire));
 
 impl ChatChunk {
+    /// A test chunk carrying one piece of tool call `index`: its id and name when given (the
+    /// first piece), and a piece of its arguments.
+    #[cfg(test)]
+    pub(crate) fn tool_call_piece(
+        index: u32,
+        id: Option<&str>,
+        name: Option<&str>,
+        args: &str,
+    ) -> Self {
+        Self::new(
+            "c",
+            "m",
+            1,
+            Delta {
+                tool_calls: Some(vec![ToolCallDelta {
+                    index,
+                    id: id.map(str::to_owned),
+                    kind: id.map(|_| "function".to_owned()),
+                    function: Some(ToolCallFunctionDelta {
+                        name: name.map(str::to_owned),
+                        arguments: Some(args.to_owned()),
+                    }),
+                    extra: Map::new(),
+                }]),
+                ..Delta::default()
+            },
+            None,
+        )
+    }
+
     /// Drops the upstream's JSON: the chunk no longer matches it.
     pub fn changed(&mut self) {
         self.wire = WireJson::default();

@@ -1,7 +1,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::chat::{ChatChunk, Delta, ToolCallDelta, ToolCallFunctionDelta};
+use crate::chat::{ChatChunk, Delta};
 
 fn req(v: Value) -> ResponsesRequest {
     serde_json::from_value(v).unwrap()
@@ -194,25 +194,7 @@ fn text_chunk(t: &str) -> ChatChunk {
 }
 
 fn call_chunk(index: u32, id: Option<&str>, name: Option<&str>, args: &str) -> ChatChunk {
-    ChatChunk::new(
-        "c",
-        "m",
-        1,
-        Delta {
-            tool_calls: Some(vec![ToolCallDelta {
-                index,
-                id: id.map(str::to_owned),
-                kind: id.map(|_| "function".to_owned()),
-                function: Some(ToolCallFunctionDelta {
-                    name: name.map(str::to_owned),
-                    arguments: Some(args.to_owned()),
-                }),
-                extra: Map::new(),
-            }]),
-            ..Delta::default()
-        },
-        None,
-    )
+    ChatChunk::tool_call_piece(index, id, name, args)
 }
 
 #[test]
