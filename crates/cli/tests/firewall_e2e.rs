@@ -327,7 +327,7 @@ async fn a_key_chooses_its_policy_and_verdicts_are_counted() {
     );
 }
 
-/// `switchyard firewall eval` on the corpora in the repository: the secrets and card
+/// `switchyard firewall eval` on the corpora in the repository: the secrets and personal-data
 /// detectors meet their targets (recall and precision at least 0.99), and the injection rules'
 /// false-positive rate on benign prompts stays where docs/firewall.md reports it.
 #[test]
@@ -348,7 +348,15 @@ fn the_evaluation_meets_its_targets() {
             .map(|x| x.parse().unwrap())
             .collect()
     };
-    for d in ["secrets", "card", "email", "iban", "national_id"] {
+    for d in [
+        "secrets",
+        "card",
+        "email",
+        "phone",
+        "iban",
+        "national_id",
+        "ip_address",
+    ] {
         let r = row(d);
         assert!(
             r[0] >= 0.99 && r[1] >= 0.99,
@@ -462,4 +470,34 @@ async fn without_the_local_model_the_classifier_steps_aside_and_says_so() {
         "{}",
         g.stderr_text()
     );
+}
+
+#[tokio::test]
+async fn token_counting_is_screened_like_the_call_it_measures() {
+    let (g, _m) = setup();
+    let count = |text: String| json!({"model": "mock-anthropic/echo", "messages": [{"role": "user", "content": text}]});
+    let resp = client()
+        .post(format!("{}/v1/messages/count_tokens", g.url))
+        .header("anthropic-version", "2023-06-01")
+        .json(&count(format!(
+            "how many tokens is OPENAI_API_KEY={SECRET}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403, "a secret was sent to be counted");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "permission_error");
+    assert!(!body.to_string().contains(SECRET), "{body}");
+    // A clean request is counted.
+    let resp = client()
+        .post(format!("{}/v1/messages/count_tokens", g.url))
+        .header("anthropic-version", "2023-06-01")
+        .json(&count("count these words please".to_owned()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["input_tokens"].as_u64().unwrap() > 0, "{body}");
 }

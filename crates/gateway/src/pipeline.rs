@@ -615,18 +615,25 @@ async fn first_chunk(
     }
 }
 
-/// The input tokens of a request, counted by the target's upstream.
+/// The input tokens of a request, counted by the target's upstream. The request leaves the
+/// gateway like a chat request does: screened by the firewall (a blocked request is refused, a
+/// redacted one is counted as redacted) and counted against the key's request rate limits
+/// (with no tokens: counting spends none).
 pub async fn count_tokens(
     state: &AppState,
     options: &CallOptions,
-    req: ChatRequest,
+    mut req: ChatRequest,
 ) -> Result<(Attempts, u64), Failure> {
     let plan = plan(state, options, &req, &needs(&req)).map_err(early)?;
-    routing::run(&plan, &state.metrics, |target| {
+    firewall::screen_request(state, options, &plan, &mut req).await?;
+    let meter = limit(state, options, 0).await.map_err(early)?;
+    let mut result = routing::run(&plan, &state.metrics, |target| {
         let req = prepare(&req, target, options.max_cost_usd);
         async move { target.target.provider.count_tokens(req?).await }
     })
-    .await
+    .await;
+    metered(state, meter, &mut result, |_| Some((0, 0)));
+    result
 }
 
 pub async fn embed(
