@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use switchyard_firewall::{Classifier, Custom, Detector, Finding, Scanner, Training};
-use switchyard_gateway::Env;
-use switchyard_gateway::config::ConfigSource;
+use switchyard_gateway::Config;
 
 #[derive(Debug, Args)]
 pub struct FirewallArgs {
@@ -30,7 +29,8 @@ enum FirewallCommand {
         /// all-minilm-l6-v2 in the data directory).
         #[arg(long)]
         classifier: bool,
-        /// Where the local models are installed.
+        /// Where the local models are installed [default: server.data_dir of --config, or the
+        /// user's data dir].
         #[arg(long, env = "SWITCHYARD_DATA_DIR", value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
@@ -83,7 +83,16 @@ pub fn run(args: FirewallArgs) -> Result<(), String> {
             config,
             classifier,
             data_dir,
-        } => scan(text, config.as_deref(), classifier.then_some(data_dir)),
+        } => {
+            let config = config
+                .as_deref()
+                .map(|p| crate::read_config(Some(p)))
+                .transpose()?;
+            let models = classifier
+                .then(|| crate::data_dir(data_dir, config.as_ref()))
+                .transpose()?;
+            scan(text, config.as_ref(), models)
+        }
         FirewallCommand::Eval { dir, errors, half } => {
             let half = match half.as_deref() {
                 None => None,
@@ -93,30 +102,19 @@ pub fn run(args: FirewallArgs) -> Result<(), String> {
             };
             eval(&dir, errors, half)
         }
-        FirewallCommand::Train { dir, data_dir, out } => train(&dir, data_dir, &out),
+        FirewallCommand::Train { dir, data_dir, out } => {
+            train(&dir, crate::data_dir(data_dir, None)?, &out)
+        }
     }
 }
 
-fn scanner(config: Option<&Path>) -> Result<Arc<Scanner>, String> {
-    let built_in = || {
-        Scanner::new(&Custom::default())
+/// The configuration's scanner (with its custom terms), else the built-in one.
+fn scanner(config: Option<&Config>) -> Result<Arc<Scanner>, String> {
+    match config.and_then(|c| c.firewall.as_ref()) {
+        Some(f) => Ok(f.scanner.clone()),
+        None => Scanner::new(&Custom::default())
             .map(Arc::new)
-            .map_err(|e| e.to_string())
-    };
-    let Some(path) = config else {
-        return built_in();
-    };
-    let source = ConfigSource {
-        path: Some(path.to_owned()),
-        env: Env::from_process(),
-        listen: None,
-    };
-    let config = source
-        .load(&std::collections::HashMap::new())
-        .map_err(|e| e.to_string())?;
-    match config.firewall {
-        Some(f) => Ok(f.scanner),
-        None => built_in(),
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -142,10 +140,11 @@ fn masked(text: &str) -> String {
     }
 }
 
+/// `classifier`: the data directory whose local model scores the text, if asked for.
 fn scan(
     text: Option<String>,
-    config: Option<&Path>,
-    classifier: Option<Option<PathBuf>>,
+    config: Option<&Config>,
+    classifier: Option<PathBuf>,
 ) -> Result<(), String> {
     let text = match text {
         Some(t) => t,
@@ -199,10 +198,7 @@ fn scan(
 }
 
 /// The local embedding model the classifier reads, from the data directory.
-fn local_embedder(data_dir: Option<PathBuf>) -> Result<switchyard_local::Embedder, String> {
-    let data_dir = data_dir
-        .or_else(|| dirs::data_dir().map(|d| d.join("switchyard")))
-        .ok_or("no data directory: pass --data-dir")?;
+fn local_embedder(data_dir: PathBuf) -> Result<switchyard_local::Embedder, String> {
     let model = switchyard_local::ModelStore::new(&data_dir)
         .path(CLASSIFIER_EMBEDDER)
         .ok_or_else(|| {
@@ -412,7 +408,7 @@ fn report(name: &str, predicted: &[bool], labels: &[bool]) {
     );
 }
 
-fn train(dir: &Path, data_dir: Option<PathBuf>, out: &Path) -> Result<(), String> {
+fn train(dir: &Path, data_dir: PathBuf, out: &Path) -> Result<(), String> {
     let (dev, held) = injection_corpus(dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

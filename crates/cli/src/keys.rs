@@ -10,7 +10,6 @@ use switchyard_gateway::budgets::Budgets;
 use switchyard_gateway::config::BodyMode;
 use switchyard_gateway::keys::{KeyPolicy, Keys, NewKey};
 use switchyard_gateway::limits::Limits;
-use switchyard_gateway::{Config, Env};
 use switchyard_store::Db;
 use switchyard_store::keys::KeyStore;
 
@@ -233,21 +232,12 @@ fn parse_limits(specs: &[String]) -> Result<Limits, String> {
 }
 
 async fn local(args: &KeysArgs) -> Result<Value, String> {
-    let env = Env::from_process();
-    let config = match &args.config {
-        Some(path) => Config::load(path, &env),
-        None => Config::defaults(&env),
-    }
-    .map_err(|e| e.to_string())?;
+    // Only where the store is: provider keys in the vault need not resolve.
+    let config = crate::read_config(args.config.as_deref())?;
     let db = match &config.store_url {
         Some(url) => Db::connect(url.expose()).await,
         None => {
-            let dir = args
-                .data_dir
-                .clone()
-                .or_else(|| config.data_dir.clone())
-                .or_else(|| dirs::data_dir().map(|d| d.join("switchyard")))
-                .ok_or("no data directory: pass --data-dir or set SWITCHYARD_DATA_DIR")?;
+            let dir = crate::data_dir(args.data_dir.clone(), Some(&config))?;
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             Db::open_sqlite(&dir.join("switchyard.db")).await
@@ -265,6 +255,20 @@ async fn local(args: &KeysArgs) -> Result<Value, String> {
     let value = match &args.command {
         KeysCommand::Create { .. } => {
             let new = new_key(&args.command)?.ok_or("internal: no key to create")?;
+            // As the admin API does: a key whose policy the gateway does not know would fail
+            // every call (the firewall fails closed).
+            if let Some(p) = &new.policy.firewall
+                && !config.firewall.as_ref().is_some_and(|f| f.knows(p))
+            {
+                return Err(format!(
+                    "--firewall `{p}` is not a policy of {}; define [firewall.policies.{p}] there, pass the gateway's file with --config, or use `off`",
+                    args.config
+                        .as_ref()
+                        .map_or("the default configuration".to_owned(), |c| c
+                            .display()
+                            .to_string())
+                ));
+            }
             let (key, record) = keys.create(new).await.map_err(|e| e.to_string())?;
             with_key(key, &record)
         }

@@ -1,7 +1,7 @@
 //! The `switchyard` binary: parses flags and hands over to the gateway crate. Nothing else.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod firewall;
@@ -9,7 +9,7 @@ mod keys;
 mod models;
 
 use clap::{Args, Parser, Subcommand};
-use switchyard_gateway::config::{ConfigSource, parse_listen};
+use switchyard_gateway::config::{Config, ConfigSource, parse_listen};
 use switchyard_gateway::{Env, Gateway};
 
 /// With `--features mimalloc`: mimalloc instead of the system's malloc. A call allocates and
@@ -155,9 +155,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .transpose()
             .map_err(|m| format!("--listen / SWITCHYARD_LISTEN: {m}"))?,
     };
-    let config = source
-        .load(&std::collections::HashMap::new())
-        .map_err(|e| e.to_string())?;
+    // Provider keys kept in the vault (`vault:NAME`) are resolved when the gateway opens its
+    // database; this load decides how to start.
+    let config = source.load_before_vault().map_err(|e| e.to_string())?;
     let providers: Vec<&str> = config
         .providers
         .iter()
@@ -199,11 +199,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         );
         return Ok(());
     }
-    let data_dir = args
-        .data_dir
-        .or_else(|| config.data_dir.clone())
-        .or_else(|| dirs::data_dir().map(|d| d.join("switchyard")))
-        .ok_or("no data directory: pass --data-dir or set SWITCHYARD_DATA_DIR")?;
+    let data_dir = data_dir(args.data_dir, Some(&config))?;
     std::fs::create_dir_all(&data_dir).map_err(|e| {
         format!(
             "cannot create the data directory {}: {e}; pass another with --data-dir",
@@ -235,6 +231,27 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let _ = std::io::stdout().flush();
         gateway.run(threads, shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
     })
+}
+
+/// The data directory, the same way for every command: `--data-dir` (or
+/// `SWITCHYARD_DATA_DIR`), else the configuration's `server.data_dir`, else `switchyard` in the
+/// user's data directory.
+fn data_dir(flag: Option<PathBuf>, config: Option<&Config>) -> Result<PathBuf, String> {
+    flag.or_else(|| config.and_then(|c| c.data_dir.clone()))
+        .or_else(|| dirs::data_dir().map(|d| d.join("switchyard")))
+        .ok_or_else(|| "no data directory: pass --data-dir or set SWITCHYARD_DATA_DIR".to_owned())
+}
+
+/// The configuration file at `path` (or the defaults), read by a command other than `serve`
+/// for where things are; provider keys in the vault are not resolved.
+fn read_config(path: Option<&Path>) -> Result<Config, String> {
+    ConfigSource {
+        path: path.map(Path::to_owned),
+        env: Env::from_process(),
+        listen: None,
+    }
+    .load_before_vault()
+    .map_err(|e| e.to_string())
 }
 
 fn mock(args: MockArgs) -> Result<(), String> {

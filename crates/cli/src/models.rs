@@ -8,10 +8,13 @@ use switchyard_local::{KNOWN, ModelStore};
 
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
-    /// Directory for the gateway's data; models live in its `models/` folder [default: the
-    /// user's data dir].
+    /// Directory for the gateway's data; models live in its `models/` folder [default:
+    /// server.data_dir of --config, or the user's data dir].
     #[arg(long, env = "SWITCHYARD_DATA_DIR", value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// The gateway's configuration file, for its `server.data_dir`.
+    #[arg(long, env = "SWITCHYARD_CONFIG", value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: ModelsCommand,
 }
@@ -38,10 +41,12 @@ enum ModelsCommand {
 }
 
 pub fn run(args: ModelsArgs, runtime: tokio::runtime::Runtime) -> Result<(), String> {
-    let data_dir = args
-        .data_dir
-        .or_else(|| dirs::data_dir().map(|d| d.join("switchyard")))
-        .ok_or("no data directory: pass --data-dir or set SWITCHYARD_DATA_DIR")?;
+    let config = args
+        .config
+        .as_deref()
+        .map(|p| crate::read_config(Some(p)))
+        .transpose()?;
+    let data_dir = crate::data_dir(args.data_dir, config.as_ref())?;
     let store = ModelStore::new(&data_dir);
     match args.command {
         ModelsCommand::List { known } => {

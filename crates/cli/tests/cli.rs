@@ -112,3 +112,37 @@ fn a_taken_port_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn models_finds_the_data_directory_the_configuration_names() {
+    let dir = temp_dir("models-config");
+    let data = dir.join("elsewhere");
+    switchyard_local::testing::tiny_model(&data.join("models").join("tiny")).unwrap();
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\ndata_dir = {:?}\n", data.to_str().unwrap()),
+    )
+    .unwrap();
+    let (code, out, err) = run(
+        &["models", "list", "--config", config.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("local/tiny"), "{out}");
+    // --data-dir wins over the file.
+    let empty = dir.join("empty");
+    let (code, out, err) = run(
+        &[
+            "models",
+            "list",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            empty.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no models installed"), "{out}");
+}

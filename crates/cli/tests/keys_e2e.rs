@@ -542,3 +542,54 @@ async fn a_non_loopback_address_needs_keys_from_the_start_unless_auth_is_open() 
             .contains("auth.open = true on a non-loopback address")
     );
 }
+
+#[test]
+fn a_key_with_a_firewall_policy_the_configuration_lacks_is_refused_at_creation() {
+    let dir = temp_dir("keys-firewall");
+    let data = dir.join("data");
+    let d = data.to_str().unwrap();
+    let (code, _, err) = run_cli(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "t",
+            "--firewall",
+            "strickt",
+            "--data-dir",
+            d,
+        ],
+        &[],
+    );
+    assert_ne!(code, 0, "a key with an unknown policy was created");
+    assert!(
+        err.contains("strickt") && err.contains("[firewall.policies.strickt]"),
+        "{err}"
+    );
+    let config = dir.join("switchyard.toml");
+    std::fs::write(
+        &config,
+        "[firewall.policies.strict]\ninput = { secrets = \"block\" }\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let (code, out, err) = run_cli(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "t",
+            "--firewall",
+            "strict",
+            "--config",
+            c,
+            "--json",
+            "--data-dir",
+            d,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(created["firewall"], "strict");
+}

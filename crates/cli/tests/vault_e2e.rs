@@ -154,3 +154,48 @@ async fn stored_credentials_are_sealed_used_and_never_shown() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[tokio::test]
+async fn a_vault_reference_in_the_file_starts_off_is_used_once_stored_and_after_restarts() {
+    let m = mock();
+    let data = temp_dir("vault-ref").join("data");
+    let config = format!(
+        "[providers.myco]\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key = \"vault:myco-key\"\n",
+        m.url
+    );
+    let env = [("SWITCHYARD_ADMIN_TOKEN", ADMIN)];
+    // Nothing stored yet: the gateway starts (the provider is off) and says how to turn it on.
+    let g = gateway_on(&config, &env, &data);
+    let (status, body) = chat(&g, "myco/echo").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        g.stderr_text().contains("PUT /admin/credentials/myco-key"),
+        "the log does not say how to store the credential"
+    );
+
+    let (status, body) = admin(
+        &g,
+        reqwest::Method::PUT,
+        "/credentials/myco-key",
+        Some(json!({"api_key": VAULT_SECRET})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = chat(&g, "myco/echo").await;
+    assert_eq!(status, 200, "{body}");
+    let last: Value = serde_json::from_str(&get(format!("{}/mock/last", m.url)).await).unwrap();
+    assert_eq!(last["authorization"], format!("Bearer {VAULT_SECRET}"));
+
+    // A restart resolves the reference from the vault.
+    drop(g);
+    let g = gateway_on(&config, &env, &data);
+    assert_eq!(chat(&g, "myco/echo").await.0, 200);
+    let last: Value = serde_json::from_str(&get(format!("{}/mock/last", m.url)).await).unwrap();
+    assert_eq!(last["authorization"], format!("Bearer {VAULT_SECRET}"));
+
+    // Deleted: the provider is off again, not left on the old key.
+    let (status, body) = admin(&g, reqwest::Method::DELETE, "/credentials/myco-key", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(chat(&g, "myco/echo").await.0, 404);
+    assert_clean("the gateway's log", &g.stderr_text());
+}

@@ -1,6 +1,5 @@
 //! Starting and stopping the gateway: bind, serve, drain.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -79,19 +78,16 @@ impl Gateway {
     /// provider keys, binds the listen address, starts the embedded mock if the config uses it,
     /// and builds the providers. Must run inside a Tokio runtime.
     pub async fn bind(source: ConfigSource, data_dir: &Path) -> Result<Self, StartError> {
-        let first = source.load(&HashMap::new())?;
+        let first = source.load_before_vault()?;
         let db = match &first.store_url {
             Some(url) => Db::connect(url.expose()).await?,
             None => Db::open_sqlite(&data_dir.join("switchyard.db")).await?,
         };
         let master = crate::vault::master_key(source.env.get("SWITCHYARD_MASTER_KEY"), data_dir)?;
         let vault = Vault::new(&master, CredentialStore::new(db.clone()))?;
-        let credentials = vault.unsealed().await?;
-        let config = if credentials.is_empty() {
-            first
-        } else {
-            source.load(&credentials)?
-        };
+        // Loaded again with the vault open, so that `vault:NAME` references resolve (or fail,
+        // naming the credential to store).
+        let config = source.load(&vault.unsealed().await?)?;
         let config = &config;
         let keys = Arc::new(Keys::load(KeyStore::new(db.clone())).await?);
         let clock = crate::limits::system_clock();

@@ -34,8 +34,8 @@ pub struct TelemetryConfig {
     /// The collector's OTLP/HTTP base URL (`http://127.0.0.1:4318`); `/v1/traces` is added.
     pub endpoint: String,
     pub service_name: String,
-    /// Sent with every export (a collector's API key).
-    pub headers: Vec<(String, String)>,
+    /// Sent with every export (a collector's API key): secrets, never printed.
+    pub headers: Vec<(String, switchyard_providers::Secret)>,
 }
 
 #[derive(Debug)]
@@ -75,7 +75,13 @@ impl Telemetry {
             .with_protocol(Protocol::HttpJson)
             .with_endpoint(url)
             .with_timeout(Duration::from_secs(10))
-            .with_headers(config.headers.iter().cloned().collect::<HashMap<_, _>>())
+            .with_headers(
+                config
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v.expose().to_owned()))
+                    .collect::<HashMap<_, _>>(),
+            )
             .build()
             .map_err(|e| e.to_string())?;
         let processor = BatchSpanProcessor::builder(exporter)

@@ -25,7 +25,7 @@ pub(crate) fn provider_at(kind: WireKind, base_url: &str, timeout: Duration) -> 
         base_url: base_url.into(),
         api_key: Some(Secret::new("sk-upstream-test")),
         auth,
-        headers: vec![("x-extra".into(), "1".into())],
+        headers: vec![("x-extra".into(), crate::Secret::new("1"))],
         request_timeout: timeout,
         stream_usage: true,
     };

@@ -33,7 +33,7 @@ pub(crate) fn uri(provider: &str, url: &reqwest::Url) -> Result<Uri, ProviderErr
         return Err(ProviderError::Internal {
             detail: format!(
                 "provider `{provider}`: the base URL carries a user name or password; put the \
-                 credential in `api_key`, or in `headers` (`authorization = \"Basic ...\"`)"
+                 credential in `api_key`, or in `headers` (`authorization = \"env:NAME\"`)"
             ),
         });
     }
@@ -90,7 +90,7 @@ impl Upstream {
         let mut headers = HeaderMap::new();
         for (name, value) in &s.headers {
             let name = header_name(name)?;
-            let mut value = HeaderValue::from_str(value).map_err(|_| {
+            let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
                 bad(format!(
                     "the value of header `{name}` cannot be sent in HTTP (a newline?)"
                 ))
@@ -280,7 +280,10 @@ async fn status_error(
     }))
 }
 
-/// `retry-after` in seconds (or `retry-after-ms`, which OpenAI also sends).
+/// The longest wait an upstream's `retry-after` is believed for: a day.
+const MAX_RETRY_AFTER_SECS: f64 = 86_400.0;
+
+/// `retry-after` in seconds (or `retry-after-ms`, which OpenAI also sends), at most a day.
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     if let Some(ms) = headers
         .get("retry-after-ms")
@@ -289,7 +292,9 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         && ms.is_finite()
         && ms >= 0.0
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(Duration::from_secs_f64(
+            (ms / 1000.0).min(MAX_RETRY_AFTER_SECS),
+        ));
     }
     let secs = headers
         .get(http::header::RETRY_AFTER)?
@@ -298,7 +303,8 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         .trim()
         .parse::<f64>()
         .ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER_SECS)))
 }
 
 #[cfg(test)]
@@ -314,7 +320,7 @@ mod tests {
             auth,
             headers: headers
                 .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .map(|(n, v)| ((*n).to_owned(), Secret::new(*v)))
                 .collect(),
             request_timeout: Duration::from_secs(1),
             stream_usage: true,
@@ -409,5 +415,27 @@ mod tests {
         assert!(err.contains("use http or https"), "{err}");
         let uri = endpoint("up", "https://bücher.example/v1", "models").unwrap();
         assert_eq!(uri.host(), Some("xn--bcher-kva.example"));
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_or_milliseconds_and_capped_at_a_day() {
+        let of = |name: &str, value: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+            retry_after(&h)
+        };
+        assert_eq!(of("retry-after", "3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            of("retry-after-ms", "250"),
+            Some(Duration::from_millis(250))
+        );
+        let day = Some(Duration::from_secs(86_400));
+        assert_eq!(of("retry-after", "1e30"), day);
+        assert_eq!(of("retry-after-ms", "1e30"), day);
+        assert_eq!(of("retry-after-ms", "-1"), None);
+        assert_eq!(of("retry-after", "soon"), None);
     }
 }

@@ -70,8 +70,9 @@ pub struct ProviderSettings {
     pub base_url: String,
     pub api_key: Option<Secret>,
     pub auth: AuthStyle,
-    /// Extra headers sent with every upstream request.
-    pub headers: Vec<(String, String)>,
+    /// Extra headers sent with every upstream request. Their values are secrets: they often
+    /// carry a credential (`authorization = "Basic …"`).
+    pub headers: Vec<(String, Secret)>,
     /// Time allowed for a whole answer, or for the first byte of a stream.
     pub request_timeout: Duration,
     /// Whether the upstream accepts `stream_options.include_usage` (then the gateway always asks,

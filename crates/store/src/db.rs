@@ -273,16 +273,37 @@ pub(crate) fn test_sqlite(name: &str) -> std::path::PathBuf {
     path
 }
 
-/// A connection URL without its password, for messages.
+/// A connection URL without its passwords, for messages: the one in the user info, and any
+/// query parameter whose name holds `password` (`?password=`, `sslpassword=`).
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+            let userinfo = &base[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+                None => base.to_owned(),
+            }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name.to_ascii_lowercase().contains("password") => {
+                    format!("{name}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 #[cfg(test)]
@@ -296,6 +317,14 @@ mod tests {
             "postgres://sy:***@db:5432/sy"
         );
         assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+        assert_eq!(
+            redact("postgres://sy@db/sy?sslmode=require&password=s3cret&sslpassword=k3y"),
+            "postgres://sy@db/sy?sslmode=require&password=***&sslpassword=***"
+        );
+        assert_eq!(
+            redact("postgres://sy:s3cret@db/sy?application_name=a@b"),
+            "postgres://sy:***@db/sy?application_name=a@b"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

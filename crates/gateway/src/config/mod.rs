@@ -154,6 +154,18 @@ impl ConfigSource {
                 .map(|(k, v)| (k.clone(), v.expose().to_owned()))
                 .collect(),
         );
+        self.load_with(&env)
+    }
+
+    /// Loads the configuration before the vault is open, to learn where the database (and so
+    /// the vault) is and how to start: `vault:NAME` references are not resolved yet (see
+    /// [`Env::before_vault`]). What serves calls is loaded again with [`ConfigSource::load`].
+    pub fn load_before_vault(&self) -> Result<Config, ConfigError> {
+        self.load_with(&self.env.clone().before_vault())
+    }
+
+    fn load_with(&self, env: &Env) -> Result<Config, ConfigError> {
+        let env = env.clone();
         let mut config = match &self.path {
             Some(path) => Config::load(path, &env),
             None => Config::defaults(&env),
@@ -490,13 +502,7 @@ fn telemetry(
     }
     let mut headers = Vec::new();
     for (name, value) in raw.headers {
-        let value = if value.starts_with("env:") || value.starts_with("file:") {
-            secret(&format!("telemetry.headers.{name}"), &value, env)?
-                .expose()
-                .to_owned()
-        } else {
-            value
-        };
+        let value = header_value(&format!("telemetry.headers.{name}"), &value, env)?;
         headers.push((name, value));
     }
     Ok(Some(crate::telemetry::TelemetryConfig {
@@ -522,7 +528,8 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 /// A positive span written as a number and a unit, `45s`, `90m`, `12h` or `30d`, in
 /// milliseconds.
 pub fn parse_span_ms(text: &str) -> Option<i64> {
-    let (num, unit) = text.split_at(text.len().saturating_sub(1));
+    let (at, _) = text.char_indices().last()?;
+    let (num, unit) = text.split_at(at);
     let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
     let unit = match unit {
         "s" => 1_000,
@@ -541,10 +548,31 @@ pub(crate) fn positive_ms(key: &str, v: Option<u64>) -> Result<Option<Duration>,
     }
 }
 
+/// Whether provider `name`'s key is `vault:CRED` with no such credential stored (the vault being
+/// open). Such a provider is off, as a preset without its key is, until the credential is
+/// stored through the admin API, which reloads the configuration; so a gateway whose file names
+/// a credential not stored yet still starts, and deleting a credential turns its provider off.
+fn not_stored_yet(name: &str, reference: &str, env: &Env) -> bool {
+    let Some(cred) = reference.strip_prefix("vault:") else {
+        return false;
+    };
+    if env.vault_pending() || env.vault(cred).is_some() {
+        return false;
+    }
+    tracing::warn!(
+        provider = name,
+        "providers.{name}.api_key is `vault:{cred}`, and the vault holds no credential named `{cred}`: the provider is off until you store it with PUT /admin/credentials/{cred}"
+    );
+    true
+}
+
 /// Resolves `env:NAME` / `file:PATH` / `vault:PROVIDER`. Literal keys are refused so that no
 /// secret sits in a file that gets shared, copied into tickets or printed.
 fn secret(key: &str, reference: &str, env: &Env) -> Result<Secret, ConfigError> {
     if let Some(name) = reference.strip_prefix("vault:") {
+        if env.vault_pending() && env.vault(name).is_none() {
+            return Ok(Secret::new(""));
+        }
         return env.vault(name).map(Secret::new).ok_or_else(|| {
             err(
                 key,
@@ -588,8 +616,8 @@ fn base_url(key: &str, url: &str) -> Result<String, ConfigError> {
         // The URL is not repeated: it holds a password.
         return Err(err(
             key,
-            "holds a user name or password; put the credential in `api_key`, or send it with \
-             `headers = { authorization = \"Basic ...\" }`",
+            "holds a user name or password; put the credential in `api_key`, or send it in a \
+             header from the environment: `headers = { authorization = \"env:NAME\" }`",
         ));
     }
     if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) || trimmed.len() < 10 {
@@ -601,20 +629,33 @@ fn base_url(key: &str, url: &str) -> Result<String, ConfigError> {
     Ok(trimmed.to_owned())
 }
 
+/// A provider's extra headers. A value may be a reference, `env:NAME` or `file:/path`, for a
+/// header that carries a credential; values are kept as secrets either way.
 fn headers(
     name: &str,
     raw: &BTreeMap<String, String>,
-) -> Result<Vec<(String, String)>, ConfigError> {
+    env: &Env,
+) -> Result<Vec<(String, Secret)>, ConfigError> {
     raw.iter()
         .map(|(k, v)| {
             let key = format!("providers.{name}.headers.{k}");
             http::HeaderName::try_from(k.as_str())
                 .map_err(|_| err(&key, "not a valid header name"))?;
-            http::HeaderValue::try_from(v.as_str())
+            let value = header_value(&key, v, env)?;
+            http::HeaderValue::try_from(value.expose())
                 .map_err(|_| err(&key, "not a valid header value"))?;
-            Ok((k.clone(), v.clone()))
+            Ok((k.clone(), value))
         })
         .collect()
+}
+
+/// A header value as written, or what its `env:NAME` / `file:/path` reference holds.
+fn header_value(key: &str, value: &str, env: &Env) -> Result<Secret, ConfigError> {
+    if value.starts_with("env:") || value.starts_with("file:") {
+        secret(key, value, env)
+    } else {
+        Ok(Secret::new(value))
+    }
 }
 
 fn preset_provider(
@@ -641,6 +682,7 @@ fn preset_provider(
     }
     // The file's reference, else a credential stored in the vault, else the usual variable.
     let api_key = match &s.api_key {
+        Some(r) if not_stored_yet(name, r, env) => return Ok(None),
         Some(r) => Some(secret(&format!("providers.{name}.api_key"), r, env)?),
         None => env
             .vault(name)
@@ -680,7 +722,7 @@ fn preset_provider(
             base_url: url,
             api_key,
             auth,
-            headers: headers(name, &s.headers)?,
+            headers: headers(name, &s.headers, env)?,
             request_timeout: positive_ms(
                 &format!("providers.{name}.request_timeout_ms"),
                 s.request_timeout_ms,
@@ -729,7 +771,7 @@ fn mock_provider(
                 .map(|r| secret("providers.mock.api_key", r, env))
                 .transpose()?,
             auth: AuthStyle::Bearer,
-            headers: headers(MOCK, &s.headers)?,
+            headers: headers(MOCK, &s.headers, env)?,
             request_timeout: positive_ms(
                 "providers.mock.request_timeout_ms",
                 s.request_timeout_ms,
@@ -785,6 +827,7 @@ fn custom_provider(
         })?,
     )?;
     let api_key = match s.api_key.as_deref() {
+        Some(r) if not_stored_yet(name, r, env) => return Ok(None),
         Some(r) => Some(secret(&format!("{prefix}.api_key"), r, env)?),
         None => env.vault(name).map(Secret::new),
     };
@@ -799,7 +842,7 @@ fn custom_provider(
                 (None, WireKind::Gemini) => AuthStyle::Header("x-goog-api-key".to_owned()),
                 (None, WireKind::OpenAi | WireKind::Responses) => AuthStyle::Bearer,
             },
-            headers: headers(name, &s.headers)?,
+            headers: headers(name, &s.headers, env)?,
             request_timeout: positive_ms(
                 &format!("{prefix}.request_timeout_ms"),
                 s.request_timeout_ms,

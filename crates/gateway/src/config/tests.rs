@@ -102,7 +102,7 @@ auth_header = "api-key"
     );
     assert_eq!(
         myco.settings.headers,
-        [("x-org".to_owned(), "research".to_owned())]
+        [("x-org".to_owned(), Secret::new("research"))]
     );
     assert_eq!(myco.models, ["small", "large"]);
     let other = c
@@ -406,4 +406,78 @@ fn the_semantic_cache_embeds_with_the_local_model_by_default() {
     let s = c.cache.semantic.unwrap();
     assert_eq!(s.embedding_model, "local/all-minilm-l6-v2");
     assert_eq!(s.threshold, 0.95);
+}
+
+#[test]
+fn spans_parse_and_non_ascii_units_are_refused_not_a_panic() {
+    assert_eq!(parse_span_ms("45s"), Some(45_000));
+    assert_eq!(parse_span_ms("90m"), Some(5_400_000));
+    assert_eq!(parse_span_ms("12h"), Some(43_200_000));
+    assert_eq!(parse_span_ms("30d"), Some(2_592_000_000));
+    for bad in [
+        "",
+        "s",
+        "0s",
+        "-5s",
+        "5",
+        "5x",
+        "1é",
+        "é",
+        "5秒",
+        "9999999999999999d",
+    ] {
+        assert_eq!(parse_span_ms(bad), None, "{bad:?}");
+    }
+    let e = error_of("[cache]\nttl = \"1é\"\n");
+    assert!(e.contains("cache.ttl"), "{e}");
+}
+
+#[test]
+fn a_vault_reference_resolves_from_the_vault_and_is_off_until_stored() {
+    let text = "[providers.myco]\nkind = \"openai\"\nbase_url = \"https://llm.myco.internal/v1\"\napi_key = \"vault:myco-key\"\n";
+    let key_of = |c: &Config| {
+        c.providers
+            .iter()
+            .find(|p| p.settings.name == "myco")
+            .map(|p| p.settings.api_key.as_ref().map(|k| k.expose().to_owned()))
+    };
+    // Stored: used.
+    let stored = env(&[]).with_vault([("myco-key".to_owned(), "sk-v".to_owned())].into());
+    let c = Config::from_toml(text, &stored).unwrap();
+    assert_eq!(key_of(&c), Some(Some("sk-v".to_owned())));
+    // Not stored: the provider is off, and the configuration still loads.
+    let c = Config::from_toml(text, &env(&[])).unwrap();
+    assert_eq!(key_of(&c), None);
+    // Before the vault is open (the load that finds the database): accepted, unresolved.
+    let c = Config::from_toml(text, &env(&[]).before_vault()).unwrap();
+    assert!(key_of(&c).is_some());
+}
+
+#[test]
+fn provider_headers_take_references_and_never_print() {
+    let text = "[providers.myco]\nkind = \"openai\"\nbase_url = \"https://llm.myco.internal/v1\"\nheaders = { authorization = \"env:MYCO_BASIC\", x-org = \"research\" }\n";
+    let c = Config::from_toml(text, &env(&[("MYCO_BASIC", "Basic c2VjcmV0")])).unwrap();
+    let myco = c
+        .providers
+        .iter()
+        .find(|p| p.settings.name == "myco")
+        .unwrap();
+    let headers: Vec<(&str, &str)> = myco
+        .settings
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.expose()))
+        .collect();
+    assert_eq!(
+        headers,
+        [("authorization", "Basic c2VjcmV0"), ("x-org", "research")]
+    );
+    assert!(!format!("{:?}", myco.settings).contains("c2VjcmV0"));
+    let e = error_of(
+        "[providers.myco]\nkind = \"openai\"\nbase_url = \"https://x.example/v1\"\nheaders = { authorization = \"env:NOT_SET_ANYWHERE\" }\n",
+    );
+    assert!(
+        e.contains("providers.myco.headers.authorization") && e.contains("NOT_SET_ANYWHERE"),
+        "{e}"
+    );
 }
