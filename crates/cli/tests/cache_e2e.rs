@@ -618,3 +618,50 @@ fn write_config(text: &str) -> std::path::PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+#[tokio::test]
+async fn a_call_a_rule_sends_elsewhere_keeps_its_own_answers() {
+    let (g, _m) = setup(
+        r#"
+"mock/echo" = "10m"
+[routes.smart]
+targets = ["up/echo"]
+cache = "10m"
+[[routes.smart.when]]
+metadata = { tier = "free" }
+route = "mock/echo"
+"#,
+    );
+    let body = ask("smart", "which provider answers this?");
+    let provider = |resp: &reqwest::Response| {
+        resp.headers()["x-switchyard-provider"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    // The free tier's call goes to the mock by the rule, and is cached there.
+    let free = [("x-switchyard-metadata", r#"{"tier":"free"}"#)];
+    let resp = post(&g, &body, &free).await;
+    assert_eq!(
+        (provider(&resp), cache_header(&resp).as_deref()),
+        ("mock".to_owned(), Some("MISS"))
+    );
+    // The same request from the paid tier is the route's own call: not the free tier's answer.
+    let paid = [("x-switchyard-metadata", r#"{"tier":"paid"}"#)];
+    let resp = post(&g, &body, &paid).await;
+    assert_eq!(
+        (provider(&resp), cache_header(&resp).as_deref()),
+        ("up".to_owned(), Some("MISS"))
+    );
+    // Each is then served its own cached answer.
+    let resp = post(&g, &body, &free).await;
+    assert_eq!(
+        (provider(&resp), cache_header(&resp).as_deref()),
+        ("mock".to_owned(), Some("HIT"))
+    );
+    let resp = post(&g, &body, &[]).await;
+    assert_eq!(
+        (provider(&resp), cache_header(&resp).as_deref()),
+        ("up".to_owned(), Some("HIT"))
+    );
+}

@@ -515,10 +515,7 @@ async fn chat_stream_planned(
 /// Stage 3d: what the cache does for this call (see [`crate::cache`]).
 async fn lookup(state: &AppState, options: &CallOptions, req: &ChatRequest, plan: &Plan) -> Lookup {
     let routes = state.routes.load_full();
-    state
-        .cache
-        .lookup(&routes, options, req, plan.route.cache_ttl)
-        .await
+    state.cache.lookup(&routes, options, req, &plan.route).await
 }
 
 /// Stage 3d for a call that leads (its exact look-up missed): a similar request's stored

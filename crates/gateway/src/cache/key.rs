@@ -1,10 +1,12 @@
 //! What identifies an answer in the cache.
 //!
-//! The key is a SHA-256 over the namespace (whose answers these are), the model the caller
-//! named, the call options that change the answer, and the canonical request without what does
-//! not: `stream` and `stream_options` (a hit is served in either form), `user` and `metadata`
-//! (who asked, not what). A caller-chosen key (`x-switchyard-cache-key`) replaces the request
-//! part; it stays inside the namespace and the model.
+//! The key is a SHA-256 over the namespace (whose answers these are), where the call goes (the
+//! planned route's [`destination`](crate::routing::Route::destination): its name and targets,
+//! after any metadata rule chose it), the call options that change the answer, and the
+//! canonical request without what does not: `model` (the destination covers it), `stream` and
+//! `stream_options` (a hit is served in either form), `user` and `metadata` (who asked, not
+//! what). A caller-chosen key (`x-switchyard-cache-key`) replaces the request part; it stays
+//! inside the namespace and the destination.
 
 use sha2::{Digest, Sha256};
 use switchyard_protocol::chat::ChatRequest;
@@ -33,11 +35,12 @@ pub fn namespace(options: &CallOptions, default: &Namespace) -> String {
     }
 }
 
-/// The key of a chat call.
-pub fn chat(namespace: &str, options: &CallOptions, req: &ChatRequest) -> Key {
+/// The key of a chat call planned to `destination`.
+pub fn chat(namespace: &str, destination: &str, options: &CallOptions, req: &ChatRequest) -> Key {
     hash(
-        b"chat/v1",
+        b"chat/v2",
         namespace,
+        destination,
         options,
         req,
         options.cache.key.as_deref(),
@@ -47,15 +50,21 @@ pub fn chat(namespace: &str, options: &CallOptions, req: &ChatRequest) -> Key {
 /// The key of everything about a chat call but its last message: the semantic cache compares
 /// the last user turns of the calls that share this key (same namespace, model, system prompt,
 /// earlier turns, tools and parameters).
-pub fn context(namespace: &str, options: &CallOptions, req: &ChatRequest) -> Key {
+pub fn context(
+    namespace: &str,
+    destination: &str,
+    options: &CallOptions,
+    req: &ChatRequest,
+) -> Key {
     let mut rest = req.clone();
     rest.messages.pop();
-    hash(b"context/v1", namespace, options, &rest, None)
+    hash(b"context/v2", namespace, destination, options, &rest, None)
 }
 
 fn hash(
     kind: &[u8],
     namespace: &str,
+    destination: &str,
     options: &CallOptions,
     req: &ChatRequest,
     caller_key: Option<&str>,
@@ -68,7 +77,7 @@ fn hash(
     };
     field(kind);
     field(namespace.as_bytes());
-    field(options.route.as_deref().unwrap_or(&req.model).as_bytes());
+    field(destination.as_bytes());
     field(&options.max_cost_usd.unwrap_or(0.0).to_le_bytes());
     match caller_key {
         Some(k) => {
@@ -78,6 +87,9 @@ fn hash(
         None => {
             field(b"request");
             let mut canonical = req.clone();
+            // The destination says where the call goes; the name it was asked by does not
+            // change the answer (each attempt is readdressed to its target's model).
+            canonical.model.clear();
             canonical.stream = None;
             canonical.stream_options = None;
             canonical.user = None;
@@ -99,7 +111,7 @@ mod tests {
     }
 
     fn key_of(v: serde_json::Value) -> Key {
-        chat("shared", &CallOptions::default(), &req(v))
+        chat("shared", "up/m", &CallOptions::default(), &req(v))
     }
 
     #[test]
@@ -113,6 +125,11 @@ mod tests {
             "user": "u-1", "metadata": {"team": "a"}
         }));
         assert_eq!(plain, streamed);
+        // An alias and the slug it names go to the same place.
+        let by_alias = key_of(serde_json::json!({
+            "model": "fast", "messages": [{"role": "user", "content": "hi"}], "temperature": 0
+        }));
+        assert_eq!(plain, by_alias);
     }
 
     #[test]
@@ -122,7 +139,6 @@ mod tests {
         });
         let k = key_of(base.clone());
         for (field, value) in [
-            ("model", serde_json::json!("other")),
             (
                 "messages",
                 serde_json::json!([{"role": "user", "content": "hi!"}]),
@@ -143,24 +159,41 @@ mod tests {
             changed[field] = value;
             assert_ne!(key_of(changed), k, "{field}");
         }
+        let options = CallOptions::default();
         assert_ne!(
-            chat("key:a", &CallOptions::default(), &req(base.clone())),
-            chat("key:b", &CallOptions::default(), &req(base)),
+            chat("key:a", "up/m", &options, &req(base.clone())),
+            chat("key:b", "up/m", &options, &req(base.clone())),
+        );
+        // The same name planned elsewhere (a metadata rule chose another route).
+        assert_ne!(
+            chat("shared", "smart up/m", &options, &req(base.clone())),
+            chat("shared", " up/n", &options, &req(base.clone())),
+        );
+        assert_ne!(
+            context("shared", "smart up/m", &options, &req(base.clone())),
+            context("shared", " up/n", &options, &req(base)),
         );
     }
 
     #[test]
-    fn a_caller_key_replaces_the_request_but_not_the_namespace_or_model() {
+    fn a_caller_key_replaces_the_request_but_not_the_namespace_or_destination() {
         let mut options = CallOptions::default();
         options.cache.key = Some("faq-17".into());
         let a =
             req(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "a"}]}));
         let b =
             req(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "b"}]}));
-        let c =
-            req(serde_json::json!({"model": "n", "messages": [{"role": "user", "content": "a"}]}));
-        assert_eq!(chat("shared", &options, &a), chat("shared", &options, &b));
-        assert_ne!(chat("shared", &options, &a), chat("shared", &options, &c));
-        assert_ne!(chat("shared", &options, &a), chat("key:x", &options, &a));
+        assert_eq!(
+            chat("shared", "up/m", &options, &a),
+            chat("shared", "up/m", &options, &b)
+        );
+        assert_ne!(
+            chat("shared", "up/m", &options, &a),
+            chat("shared", "up/n", &options, &a)
+        );
+        assert_ne!(
+            chat("shared", "up/m", &options, &a),
+            chat("key:x", "up/m", &options, &a)
+        );
     }
 }

@@ -25,9 +25,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, assemble, chunks_of};
 
 use crate::registry::Target;
-use crate::routing::Routes;
 use crate::routing::options::Skip;
 use crate::routing::{Attempts, CallOptions};
+use crate::routing::{Route, Routes};
 pub use flight::{Flight, Followed, Leader};
 pub use key::Key;
 pub use store::Store;
@@ -219,15 +219,16 @@ impl Cache {
         self.max_bytes
     }
 
-    /// Decides what a chat call does about the cache, and looks it up. `route_ttl` is the
-    /// configured time of the route the call was planned on.
+    /// Decides what a chat call does about the cache, and looks it up. `route` is the route
+    /// the call was planned on: its configured time, and where the call goes.
     pub async fn lookup(
         self: &Arc<Self>,
         routes: &Routes,
         options: &CallOptions,
         req: &ChatRequest,
-        route_ttl: Option<Duration>,
+        route: &Route,
     ) -> Lookup {
+        let route_ttl = route.cache_ttl;
         if self.max_bytes == 0 {
             return Lookup::Off;
         }
@@ -247,7 +248,7 @@ impl Cache {
             return Lookup::Bypass;
         }
         let namespace = key::namespace(options, &policy.namespace);
-        let key = key::chat(&namespace, options, req);
+        let key = key::chat(&namespace, &route.destination, options, req);
         let read = asked.skip != Skip::Refresh;
         if read && let Some(entry) = self.store.get(&key, routes.registry()).await {
             return Lookup::Hit(entry);
@@ -344,7 +345,23 @@ mod tests {
     /// Routes built once per test run: building them loads the system's CA roots.
     fn routes() -> &'static Routes {
         static ROUTES: std::sync::OnceLock<Routes> = std::sync::OnceLock::new();
-        ROUTES.get_or_init(|| crate::routing::tests::routes(""))
+        ROUTES.get_or_init(|| {
+            crate::routing::tests::routes(
+                "[routes.cached]\ntargets = [\"mock/echo\"]\ncache = \"5s\"\n",
+            )
+        })
+    }
+
+    /// The route a call to `name` is planned on.
+    fn route(name: &str) -> Arc<Route> {
+        routes()
+            .plan(
+                name,
+                &CallOptions::default(),
+                &crate::routing::Needs::default(),
+            )
+            .unwrap()
+            .route
     }
 
     fn lookup(cache: &Arc<Cache>, text: &str, ttl: Duration) -> Lookup {
@@ -352,7 +369,7 @@ mod tests {
             routes(),
             &options(ttl),
             &request(text),
-            None,
+            &route("mock/echo"),
         ))
         .expect("the in-process store answers at once")
     }
@@ -433,35 +450,36 @@ mod tests {
         let routes = routes();
         let now = |f: _| futures_util::FutureExt::now_or_never(f).unwrap();
         let req = request("q");
+        let (echo, cached) = (route("mock/echo"), route("cached"));
         let zero = options(Duration::ZERO);
         let plain = CallOptions::default();
         assert!(matches!(
-            now(cache.lookup(routes, &plain, &req, None)),
+            now(cache.lookup(routes, &plain, &req, &echo)),
             Lookup::Off
         ));
         assert!(matches!(
-            now(cache.lookup(routes, &plain, &req, Some(Duration::from_secs(5)))),
+            now(cache.lookup(routes, &plain, &req, &cached)),
             Lookup::Lead(_)
         ));
         let mut skip = options(Duration::from_secs(5));
         skip.cache.skip = Skip::Bypass;
         assert!(matches!(
-            now(cache.lookup(routes, &skip, &req, None)),
+            now(cache.lookup(routes, &skip, &req, &echo)),
             Lookup::Bypass
         ));
         assert!(matches!(
-            now(cache.lookup(routes, &zero, &req, None)),
+            now(cache.lookup(routes, &zero, &req, &echo)),
             Lookup::Bypass
         ));
         let mut keyed = CallOptions::default();
         keyed.cache.key = Some("k".into());
         assert!(matches!(
-            now(cache.lookup(routes, &keyed, &req, None)),
+            now(cache.lookup(routes, &keyed, &req, &echo)),
             Lookup::Lead(_)
         ));
         let off = Cache::new(0, 10);
         assert!(matches!(
-            now(off.lookup(routes, &options(Duration::from_secs(5)), &req, None)),
+            now(off.lookup(routes, &options(Duration::from_secs(5)), &req, &echo)),
             Lookup::Off
         ));
     }

@@ -246,7 +246,7 @@ pub async fn lookup(
         }
     };
     let namespace = key::namespace(options, &policy.namespace);
-    let context = key::context(&namespace, options, req);
+    let context = key::context(&namespace, &route.destination, options, req);
     if let Some((key, similarity)) = state.cache.semantic.nearest(&context, &vector)
         && similarity >= semantic.threshold
         && let Some(entry) = state.cache.similar(&routes, &context, &key).await

@@ -73,6 +73,20 @@ pub struct Route {
     pub semantic_cache: bool,
     /// The route's firewall policy (or `off`), when it names one.
     pub firewall: Option<String>,
+    /// Where its calls go, as the cache keys their answers (see [`destination`]).
+    pub destination: Arc<str>,
+}
+
+/// Where a route's calls go: its name, if it has one, and its targets. The cache keys answers
+/// by this, not by the name the caller gave: an alias and the slug it names share answers, and
+/// a metadata rule that sends a call to another route keeps that route's answers apart.
+fn destination(name: Option<&str>, targets: &[RouteTarget]) -> Arc<str> {
+    let mut d = String::from(name.unwrap_or(""));
+    for t in targets {
+        d.push(' ');
+        d.push_str(&t.slug);
+    }
+    d.into()
 }
 
 #[derive(Debug)]
@@ -138,6 +152,7 @@ impl Routes {
             let route = Route {
                 name: Some(spec.name.as_str().into()),
                 strategy: spec.strategy,
+                destination: destination(Some(&spec.name), &targets),
                 targets,
                 retry: spec.retry,
                 hedge: spec.hedge,
@@ -224,10 +239,12 @@ impl Routes {
             return Ok(r.clone());
         }
         let semantic = self.cache.semantic_for(None, name);
+        let targets = vec![self.target(name)?];
         let route = Arc::new(Route {
             name: None,
             strategy: Strategy::Fallback,
-            targets: vec![self.target(name)?],
+            destination: destination(None, &targets),
+            targets,
             retry: self.retry,
             hedge: None,
             explore: 0.0,
