@@ -336,6 +336,18 @@ async fn identical_concurrent_calls_reach_the_provider_once() {
     // The gateway answers an upstream 503 with its own 502, the same for all five.
     assert_eq!(statuses, vec![502; 5]);
     assert_eq!(mock_requests(&m).await, before + 1);
+
+    // A follower waits no longer than its own deadline, though the call it joined takes longer.
+    let slow = ask("up/slow-300ms", "patience differs");
+    let leader = post(&g, &slow, &[]);
+    let follower = async {
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        post(&g, &slow, &[("x-switchyard-request-timeout", "100")]).await
+    };
+    let (leader, follower) = tokio::join!(leader, follower);
+    assert_eq!(leader.status(), 200);
+    // Had it waited for the leader, it would have had the leader's answer (a 200).
+    assert_eq!(follower.status(), 504);
 }
 
 #[tokio::test]

@@ -370,7 +370,7 @@ pub async fn chat(
                     with_cache(result, CacheStatus::Miss)
                 }
             },
-            Lookup::Follow(flight) => match flight.whole().await {
+            Lookup::Follow(flight) => match followed(&plan, flight.whole()).await {
                 Followed::Answer(entry) => Ok((entry.served(None), entry.answer.whole())),
                 Followed::Failed(f) => with_cache(Err(*f), CacheStatus::Miss),
                 Followed::Abandoned => continue,
@@ -460,7 +460,7 @@ async fn chat_stream_planned(
                     with_cache(result, CacheStatus::Miss)
                 }
             },
-            Lookup::Follow(flight) => match flight.stream().await {
+            Lookup::Follow(flight) => match followed(plan, flight.stream()).await {
                 Followed::Answer((target, route, stream)) => {
                     let attempts = Attempts {
                         target,
@@ -510,6 +510,25 @@ async fn chat_stream_planned(
             Err((attempts, e))
         }
     }
+}
+
+/// A follower's wait for the identical call it joined (see [`crate::cache::flight`]), within
+/// its own deadline: the leader's may be longer.
+async fn followed<T>(plan: &Plan, wait: impl Future<Output = Followed<T>>) -> Followed<T> {
+    let Some(after) = plan.retry.deadline else {
+        return wait.await;
+    };
+    tokio::time::timeout(after, wait).await.unwrap_or_else(|_| {
+        let provider = plan
+            .order
+            .first()
+            .map(|&i| plan.route.targets[i].target.provider_name().to_owned())
+            .unwrap_or_default();
+        Followed::Failed(Box::new((
+            Attempts::default(),
+            GatewayError::Upstream(ProviderError::Timeout { provider, after }),
+        )))
+    })
 }
 
 /// Stage 3d: what the cache does for this call (see [`crate::cache`]).

@@ -4,10 +4,12 @@
 //! The leader records what it receives on the flight's tape: a streamed answer chunk by chunk,
 //! so that a follower that asked for a stream gets each chunk as the leader does; a whole
 //! answer at once. When the leader's answer is complete it is stored in the cache and the
-//! flight ends; a leader that fails ends it with its failure, which its followers share (they
-//! asked the same thing at the same moment, and the gateway has already retried it). A leader
-//! whose caller went away abandons the flight: followers that have received nothing look the
-//! key up again (one of them leads next), those already streaming end with an error.
+//! flight ends; a leader that fails before any answer ends it with its failure, which its
+//! followers share (they asked the same thing at the same moment, and the gateway has already
+//! retried it). A leader whose caller went away, or whose stream broke after its first chunk,
+//! abandons the flight: followers that have received nothing look the key up again (one of
+//! them leads next), those already streaming end with an error. A follower waits no longer
+//! than its own deadline.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,7 +20,6 @@ use tokio::sync::watch;
 
 use super::semantic::Probe;
 use super::{Answer, Cache, Entry, Key};
-use crate::error::GatewayError;
 use crate::pipeline::Failure;
 use crate::registry::Target;
 use crate::routing::Attempts;
@@ -240,9 +241,13 @@ impl Leader {
                     l.flight.change(|t| t.chunks.push(chunk.clone()));
                 }
             }
-            Some(Err(e)) => {
-                if let Some(l) = leader.take() {
-                    l.failed(&(attempts.clone(), GatewayError::Upstream(e.clone())));
+            Some(Err(_)) => {
+                // Failed after its first chunk: the leader's caller has part of an answer, and
+                // a follower that has received nothing may still get a whole one by its own
+                // call (which, unlike this one, can be retried), so the flight is abandoned
+                // rather than failed.
+                if let Some(mut l) = leader.take() {
+                    l.settle(End::Abandoned);
                 }
             }
             None => {

@@ -418,6 +418,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stream_that_breaks_after_its_first_chunk_lets_waiting_callers_try_again() {
+        use futures_util::StreamExt;
+        let cache = Cache::new(1 << 20, 10);
+        let ttl = Duration::from_secs(60);
+        let Lookup::Lead(leader) = lookup(&cache, "q", ttl) else {
+            panic!("miss expected");
+        };
+        let Lookup::Follow(flight) = lookup(&cache, "q", ttl) else {
+            panic!("an identical call under way is joined");
+        };
+        let waiting = tokio::spawn(async move { flight.whole().await });
+        let chunk = chunks_of(&answer("a")).remove(0);
+        let broken: switchyard_providers::ChatStream = Box::pin(futures_util::stream::iter([
+            Ok(chunk),
+            Err(switchyard_providers::ProviderError::Interrupted {
+                provider: "mock".into(),
+                detail: "reset".into(),
+            }),
+        ]));
+        let mut recorded = leader.record(broken, &Attempts::default());
+        assert!(recorded.next().await.unwrap().is_ok());
+        assert!(recorded.next().await.unwrap().is_err());
+        // The follower, which has nothing yet, is not handed the leader's broken stream's
+        // error: it looks again, and leads a call of its own.
+        assert!(matches!(waiting.await.unwrap(), Followed::Abandoned));
+        assert!(matches!(lookup(&cache, "q", ttl), Lookup::Lead(_)));
+    }
+
+    #[tokio::test]
     async fn followers_of_an_abandoned_call_look_again_and_one_leads() {
         let cache = Cache::new(1 << 20, 10);
         let ttl = Duration::from_secs(60);
