@@ -593,3 +593,54 @@ fn a_key_with_a_firewall_policy_the_configuration_lacks_is_refused_at_creation()
     let created: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(created["firewall"], "strict");
 }
+
+#[tokio::test]
+async fn a_stream_the_caller_leaves_before_its_usage_still_costs_the_budget() {
+    use futures_util::StreamExt;
+    let data = temp_dir("budget-stream").join("data");
+    let model = "mock/stream-40+itl-50ms";
+    let config =
+        format!("[catalog.\"{model}\"]\ninput_per_mtok = 100000.0\noutput_per_mtok = 100000.0\n");
+    let g = gateway_on(&config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN)], &data);
+    let (status, created) = admin(
+        &g,
+        reqwest::Method::POST,
+        "",
+        Some(json!({"name": "streamer", "budgets": {"total_usd": 100.0}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", g.url))
+        .bearer_auth(&key)
+        .json(&json!({"model": model, "stream": true,
+                      "messages": [{"role": "user", "content": "count to forty slowly"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Read the first events, then leave, long before the usage chunk (40 chunks, 50 ms apart).
+    let mut body = resp.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    drop(body);
+    // The gateway notices at its next write; the key is charged the prompt's estimate and the
+    // chunks it passed on, at $0.10 a token.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, list) = admin(&g, reqwest::Method::GET, "", None).await;
+        let spent = list["data"][0]["spend"]["total_usd"]
+            .as_f64()
+            .unwrap_or(0.0);
+        if spent > 0.0 {
+            assert!(spent < 4.0, "charged more than was sent: {spent}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned stream cost nothing: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

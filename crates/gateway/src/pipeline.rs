@@ -232,11 +232,13 @@ fn with_overrides(req: ChatRequest, target: &RouteTarget) -> Result<ChatRequest,
 
 /// Stage 3c: the caller's budgets and rate limits. Refuses a key whose budget is spent, takes a
 /// request and an estimate of `tokens` from its rate-limit counters (or refuses the call, 429),
-/// and returns the meter that settles the call's usage and cost afterwards.
+/// and returns the meter that settles the call's usage and cost afterwards. `input_tokens`, the
+/// prompt's estimate, is what the meter charges if no usage ever arrives.
 async fn limit(
     state: &AppState,
     options: &CallOptions,
     tokens: u64,
+    input_tokens: u64,
 ) -> Result<Option<Meter>, GatewayError> {
     let Some(key) = &options.key else {
         return Ok(None);
@@ -269,6 +271,7 @@ async fn limit(
         spend: (!budgets.is_empty()).then(|| (state.spend.clone(), key.clone())),
         price: None,
         usage: None,
+        unreported: (input_tokens, 0),
     }))
 }
 
@@ -281,6 +284,11 @@ struct Meter {
     price: Option<ModelInfo>,
     /// (input, output) tokens.
     usage: Option<(u64, u64)>,
+    /// What is charged when no usage arrives (a stream whose caller left before its usage
+    /// chunk, an upstream that reports none): the prompt's estimate, and for a stream one
+    /// token per chunk received (upstreams send about one token a chunk). Without it such
+    /// calls would cost the key's budget nothing.
+    unreported: (u64, u64),
 }
 
 impl Meter {
@@ -298,9 +306,7 @@ impl Meter {
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        let Some((input, output)) = self.usage else {
-            return;
-        };
+        let (input, output) = self.usage.unwrap_or(self.unreported);
         if let Some((limiter, r)) = &self.reservation {
             limiter.settle(r, input + output);
         }
@@ -348,7 +354,9 @@ pub async fn chat(
     let needs = needs(&req);
     let plan = plan(state, options, &req, &needs).map_err(early)?;
     let screening = firewall::screen_request(state, options, &plan, &mut req).await?;
-    let meter = limit(state, options, needs.tokens()).await.map_err(early)?;
+    let meter = limit(state, options, needs.tokens(), needs.input_tokens)
+        .await
+        .map_err(early)?;
     let call = || {
         routing::run(&plan, &state.metrics, |target| {
             let req = prepare(&req, target, options.max_cost_usd);
@@ -424,7 +432,9 @@ async fn chat_stream_planned(
     let shape = StreamShape {
         include_usage: req.wants_stream_usage(),
     };
-    let meter = limit(state, options, needs.tokens()).await.map_err(early)?;
+    let meter = limit(state, options, needs.tokens(), needs.input_tokens)
+        .await
+        .map_err(early)?;
     let call = |detail| {
         routing::run(plan, &state.metrics, move |target| {
             let req = prepare(req, target, options.max_cost_usd);
@@ -496,10 +506,11 @@ async fn chat_stream_planned(
                 // The whole meter moves into the closure (not just the field), so that it is
                 // dropped, and settles, with the stream.
                 let meter = &mut meter;
-                if let Ok(chunk) = item
-                    && let Some(u) = &chunk.usage
-                {
-                    meter.usage = Some((u.prompt_tokens, u.completion_tokens));
+                if let Ok(chunk) = item {
+                    meter.unreported.1 += 1;
+                    if let Some(u) = &chunk.usage {
+                        meter.usage = Some((u.prompt_tokens, u.completion_tokens));
+                    }
                 }
             });
             Ok((attempts, Box::pin(stream), shape))
@@ -642,7 +653,7 @@ pub async fn count_tokens(
 ) -> Result<(Attempts, u64), Failure> {
     let plan = plan(state, options, &req, &needs(&req)).map_err(early)?;
     firewall::screen_request(state, options, &plan, &mut req).await?;
-    let meter = limit(state, options, 0).await.map_err(early)?;
+    let meter = limit(state, options, 0, 0).await.map_err(early)?;
     let mut result = routing::run(&plan, &state.metrics, |target| {
         let req = prepare(&req, target, options.max_cost_usd);
         async move { target.target.provider.count_tokens(req?).await }
@@ -683,9 +694,8 @@ pub async fn embed(
         .texts()
         .map(|t| t.iter().map(|s| s.len()).sum())
         .unwrap_or(0);
-    let meter = limit(state, options, (chars as u64).div_ceil(4))
-        .await
-        .map_err(early)?;
+    let tokens = (chars as u64).div_ceil(4);
+    let meter = limit(state, options, tokens, tokens).await.map_err(early)?;
     let mut result = routing::run(&plan, &state.metrics, |target| {
         let mut req = req.clone();
         req.model.clone_from(&target.target.model);
