@@ -141,6 +141,45 @@ targets = ["up/fail-400", "up/echo"]
 }
 
 #[tokio::test]
+async fn a_target_that_refuses_the_request_passes_it_to_the_next() {
+    // Under a cost ceiling of $0.001 the expensive model cannot take the call at all; the
+    // cheap one can. The refusal is the expensive target's, not the call's.
+    let (g, m) = setup(
+        r#"
+[catalog."up/echo"]
+input_per_mtok = 100000.0
+output_per_mtok = 100000.0
+[catalog."up/slow-1ms"]
+input_per_mtok = 0.1
+output_per_mtok = 0.1
+[routes.priced]
+targets = ["up/echo", "up/slow-1ms"]
+[routes.dear]
+targets = ["up/echo"]
+"#,
+    );
+    let ceiling = [("x-switchyard-max-cost-usd", "0.001")];
+    let before = mock_requests(&m).await;
+    let resp = call(&g, chat_body("priced"), &ceiling).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "slow-1ms");
+    assert_eq!(
+        mock_requests(&m).await - before,
+        1,
+        "the refusing target was not called"
+    );
+    // When every target refuses, the caller gets the refusal: a 400 naming the ceiling.
+    let resp = call(&g, chat_body("dear"), &ceiling).await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["error"]["param"], "x-switchyard-max-cost-usd",
+        "{body}"
+    );
+    assert_eq!(mock_requests(&m).await - before, 1);
+}
+
+#[tokio::test]
 async fn retries_back_off_and_honour_retry_after() {
     let (g, m) = setup("");
     // One target: a 429 asking for 1 s, then an answer. The retry waits the second.

@@ -113,6 +113,13 @@ impl ProviderError {
         }
     }
 
+    /// The request could not be made for this provider at all (it cannot express it, or the
+    /// call's own limits forbid it at this target's prices): refused before anything was sent,
+    /// so it says nothing about the provider's health, and another target may take it.
+    pub fn is_refused_here(&self) -> bool {
+        matches!(self, Self::Unsupported { .. } | Self::Request { .. })
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Status(s) => s.retry_after,

@@ -3,8 +3,10 @@
 //! The plan's order is walked round-robin: the next attempt after a retryable failure goes to
 //! the next target, at once; an attempt on a target already tried waits first (exponential
 //! backoff with full jitter, and at least the `retry-after` the target sent). A target whose
-//! circuit is open is skipped. The call stops at the first answer, at a failure that another
-//! attempt cannot fix (a 400), when `max_attempts` were made, or at the deadline.
+//! circuit is open is skipped, and so, for the rest of the call, is a target that refused the
+//! request before sending it (it cannot express it, or the call's cost ceiling forbids it at
+//! its prices). The call stops at the first answer, at a failure that another attempt cannot
+//! fix (a 400), when `max_attempts` were made, when every target refused, or at the deadline.
 //!
 //! With hedging, when the first attempt has not answered (first byte) within the hedge delay, a
 //! second one starts on the next target; the first to answer wins and the other is dropped,
@@ -185,8 +187,12 @@ where
                         });
                         run.notes.push(format!("{}: {}", target.slug, upstream_message(&e)));
                         let retryable = e.is_retryable();
+                        let refused = e.is_refused_here();
                         run.last = Some(e);
-                        if !retryable {
+                        if refused {
+                            // Another target may take it; this one will not.
+                            run.refused[idx] = true;
+                        } else if !retryable {
                             break;
                         }
                     }
@@ -236,6 +242,8 @@ struct Run<'p> {
     notes: Vec<String>,
     last: Option<ProviderError>,
     first_idx: usize,
+    /// Targets that refused the request before sending it: not tried again.
+    refused: Vec<bool>,
     /// Targets of the attempts under way.
     live: Vec<(usize, Instant)>,
 }
@@ -255,6 +263,7 @@ impl<'p> Run<'p> {
             notes: Vec::new(),
             last: None,
             first_idx: plan.order.first().copied().unwrap_or(0),
+            refused: vec![false; plan.route.targets.len()],
             live: Vec::with_capacity(2),
         }
     }
@@ -289,6 +298,9 @@ impl<'p> Run<'p> {
             }
             let idx = plan.order[self.cursor % n];
             self.cursor += 1;
+            if self.refused[idx] {
+                continue;
+            }
             let target = &plan.route.targets[idx];
             let now = Instant::now();
             let mut wait = Duration::ZERO;

@@ -435,10 +435,15 @@ impl Permit {
         self.health.record(self.probe, Outcome::Success(latency));
     }
 
-    /// How a failed call reflects on the target.
+    /// How a failed call reflects on the target. A request refused before it was sent says
+    /// nothing about it (a probe's slot is freed for the next call); an answer that could not
+    /// be read counts as a failure, though it is not retried.
     pub fn failed(mut self, error: &ProviderError, elapsed: Duration) {
+        if error.is_refused_here() {
+            return;
+        }
         self.done = true;
-        let outcome = if error.is_retryable() {
+        let outcome = if error.is_retryable() || matches!(error, ProviderError::Decode { .. }) {
             Outcome::Failure {
                 latency: matches!(error, ProviderError::Timeout { .. }).then_some(elapsed),
                 retry_after: error.retry_after(),
@@ -530,6 +535,29 @@ mod tests {
             .failed(&unavailable(), Duration::ZERO);
         assert!(matches!(h.circuit(), Circuit::Open { .. }));
         assert_eq!(h.snapshot().opened, 2);
+    }
+
+    #[test]
+    fn a_probe_refused_before_it_was_sent_leaves_the_circuit_half_open() {
+        let h = Arc::new(Health::new("p/m", policy()));
+        for _ in 0..3 {
+            h.admit(Instant::now())
+                .unwrap()
+                .failed(&unavailable(), Duration::ZERO);
+        }
+        let later = Instant::now() + Duration::from_millis(60);
+        // The probe's call never reached the target: no verdict, and the slot is free again.
+        h.admit(later)
+            .unwrap()
+            .failed(&bad_request(), Duration::ZERO);
+        assert_eq!(h.circuit(), Circuit::HalfOpen { probing: false });
+        // An answer that cannot be read is no sign of health either.
+        let unreadable = ProviderError::Decode {
+            provider: "p".into(),
+            detail: "<html>".into(),
+        };
+        h.admit(later).unwrap().failed(&unreadable, Duration::ZERO);
+        assert!(matches!(h.circuit(), Circuit::Open { .. }));
     }
 
     #[test]
