@@ -3,9 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use super::response::extra_from_call_id;
+use super::upstream;
 use super::wire::{
-    Block, ImageSource, InputRole, MessagesRequest, TextOrBlocks, Thinking,
-    ToolChoice as AToolChoice,
+    Block, ImageSource, InputRole, MessagesRequest, TextOrBlocks, ToolChoice as AToolChoice,
 };
 pub use crate::TranslateError;
 use crate::chat::{
@@ -17,6 +17,44 @@ fn refuse(param: impl Into<String>, message: impl Into<String>) -> TranslateErro
     TranslateError {
         param: param.into(),
         message: message.into(),
+    }
+}
+
+/// The OpenAI-style reasoning effort closest to a caller's `thinking` (and, for adaptive
+/// thinking, its `output_config.effort`); `None` when thinking is off.
+fn reasoning_effort(
+    thinking: Option<&Value>,
+    output_config: Option<&Value>,
+) -> Result<Option<&'static str>, TranslateError> {
+    let Some(thinking) = thinking else {
+        return Ok(None);
+    };
+    match thinking["type"].as_str() {
+        Some("enabled") => {
+            let Some(budget) = thinking["budget_tokens"].as_u64() else {
+                return Err(refuse(
+                    "thinking.budget_tokens",
+                    "`thinking` of type `enabled` needs `budget_tokens`, a number of tokens",
+                ));
+            };
+            Ok(Some(match budget {
+                0..=2047 => "low",
+                2048..=8191 => "medium",
+                _ => "high",
+            }))
+        }
+        Some("adaptive") => Ok(Some(
+            match output_config.and_then(|c| c["effort"].as_str()) {
+                Some("low") => "low",
+                Some("high" | "max") => "high",
+                _ => "medium",
+            },
+        )),
+        Some("disabled") => Ok(None),
+        _ => Err(refuse(
+            "thinking.type",
+            "`thinking.type` must be `enabled`, `adaptive` or `disabled`",
+        )),
     }
 }
 
@@ -109,14 +147,16 @@ pub fn to_canonical(req: MessagesRequest) -> Result<ChatRequest, TranslateError>
     if let Some(k) = req.top_k {
         extra.insert("top_k".to_owned(), Value::from(k));
     }
-    if let Some(Thinking::Enabled { budget_tokens }) = req.thinking {
-        // The closest canonical knob: OpenAI-style reasoning effort by budget.
-        let effort = match budget_tokens {
-            0..=2047 => "low",
-            2048..=8191 => "medium",
-            _ => "high",
-        };
+    if let Some(effort) = reasoning_effort(req.thinking.as_ref(), req.output_config.as_ref())? {
+        // The closest canonical knob, for upstreams other than Anthropic's.
         extra.insert("reasoning_effort".to_owned(), Value::from(effort));
+    }
+    // Anthropic upstreams get the caller's own settings.
+    if let Some(t) = req.thinking {
+        extra.insert(upstream::THINKING.to_owned(), t);
+    }
+    if let Some(c) = req.output_config {
+        extra.insert(upstream::OUTPUT_CONFIG.to_owned(), c);
     }
     let stream = req.stream == Some(true);
     Ok(ChatRequest {

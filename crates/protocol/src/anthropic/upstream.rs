@@ -27,6 +27,13 @@ pub const REDACTED_REASONING: &str = "reasoning_redacted";
 /// The `anthropic-version` header sent upstream.
 pub const API_VERSION: &str = "2023-06-01";
 
+/// The canonical `extra` key that carries an Anthropic caller's `thinking` object, so that an
+/// Anthropic upstream gets it exactly (its budget, or `adaptive`); other upstreams read the
+/// `reasoning_effort` derived from it, and OpenAI-shaped ones never see this key.
+pub const THINKING: &str = "x_switchyard_anthropic_thinking";
+/// The same for an Anthropic caller's `output_config`.
+pub const OUTPUT_CONFIG: &str = "x_switchyard_anthropic_output_config";
+
 /// `max_tokens` when the caller gives none (Anthropic requires it): the model family's documented
 /// output limit, capped at 16,384 so that a forgotten limit does not become a 64k-token bill.
 pub fn default_max_tokens(model: &str) -> u32 {
@@ -39,6 +46,33 @@ pub fn default_max_tokens(model: &str) -> u32 {
     } else {
         16384
     }
+}
+
+/// The `thinking` object for Anthropic: an Anthropic caller's own, else one made from an
+/// OpenAI-style `reasoning_effort` (`none` turns thinking off; an effort Anthropic has no budget
+/// for is refused by name, never guessed).
+fn thinking(provider: &str, req: &ChatRequest) -> Result<Option<Value>, TranslateError> {
+    if let Some(t) = req.extra.get(THINKING) {
+        return Ok(Some(t.clone()));
+    }
+    let Some(effort) = req.extra.get("reasoning_effort") else {
+        return Ok(None);
+    };
+    let budget = match effort.as_str() {
+        Some("none") => return Ok(None),
+        Some("minimal" | "low") => 1024,
+        Some("medium") => 4096,
+        Some("high") => 16384,
+        Some("xhigh") => 32768,
+        _ => {
+            return Err(refuse(
+                provider,
+                "reasoning_effort",
+                &format!("is {effort}, not one of none, minimal, low, medium, high or xhigh"),
+            ));
+        }
+    };
+    Ok(Some(json!({"type": "enabled", "budget_tokens": budget})))
 }
 
 fn refuse(provider: &str, param: &str, why: &str) -> TranslateError {
@@ -58,6 +92,8 @@ const KNOWN_EXTRA: &[&str] = &[
     "metadata",
     "store",
     "service_tier",
+    THINKING,
+    OUTPUT_CONFIG,
 ];
 
 fn image_block(url: &str) -> Value {
@@ -207,10 +243,30 @@ pub fn request_from_canonical(
     let mut body = Map::new();
     body.insert("model".into(), model.into());
     body.insert("messages".into(), Value::Array(messages));
-    let max = req
-        .max_output_tokens()
-        .unwrap_or_else(|| default_max_tokens(model));
+    let thinking = thinking(provider, req)?;
+    let budget = thinking
+        .as_ref()
+        .and_then(|t| t["budget_tokens"].as_u64())
+        .map_or(0, |b| u32::try_from(b).unwrap_or(u32::MAX));
+    let max = match req.max_output_tokens() {
+        Some(max) => max,
+        // A thinking budget comes out of max_tokens: leave the answer its usual room beside it.
+        None => default_max_tokens(model).saturating_add(budget),
+    };
+    if budget > 0 && budget >= max {
+        return Err(refuse(
+            provider,
+            "max_tokens",
+            &format!("must be above the thinking budget ({budget}); it is {max}"),
+        ));
+    }
     body.insert("max_tokens".into(), max.into());
+    if let Some(t) = thinking {
+        body.insert("thinking".into(), t);
+    }
+    if let Some(c) = req.extra.get(OUTPUT_CONFIG) {
+        body.insert("output_config".into(), c.clone());
+    }
     if !system.is_empty() {
         body.insert("system".into(), Value::Array(system));
     }
@@ -233,24 +289,6 @@ pub fn request_from_canonical(
     }
     if let Some(k) = req.extra.get("top_k") {
         body.insert("top_k".into(), k.clone());
-    }
-    if let Some(effort) = req.extra.get("reasoning_effort").and_then(Value::as_str) {
-        let budget = match effort {
-            "minimal" | "low" => 1024,
-            "medium" => 4096,
-            _ => 16384,
-        };
-        if budget >= max {
-            return Err(refuse(
-                provider,
-                "reasoning_effort",
-                &format!("needs a thinking budget ({budget}) below max_tokens ({max})"),
-            ));
-        }
-        body.insert(
-            "thinking".into(),
-            json!({"type": "enabled", "budget_tokens": budget}),
-        );
     }
     if let Some(user) = &req.user {
         body.insert("metadata".into(), json!({"user_id": user}));

@@ -415,3 +415,57 @@ fn redacted_thinking_survives_a_streamed_round_trip() {
         (Some(1), Some("text"))
     );
 }
+
+#[test]
+fn reasoning_effort_becomes_a_thinking_budget_that_fits_max_tokens() {
+    let body = |extra: Value| {
+        let mut v = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        request_from_canonical("anthropic", &canonical(v), "claude-opus-4-1", false)
+    };
+    // `none` is no thinking, not the largest budget.
+    let b = body(json!({"reasoning_effort": "none"})).unwrap();
+    assert!(b.get("thinking").is_none(), "{b}");
+    // Without a max from the caller, the budget gets room beside the usual answer.
+    let b = body(json!({"reasoning_effort": "high"})).unwrap();
+    assert_eq!(
+        b["thinking"],
+        json!({"type": "enabled", "budget_tokens": 16384})
+    );
+    assert!(b["max_tokens"].as_u64().unwrap() > 16384, "{b}");
+    let b = body(json!({"reasoning_effort": "xhigh"})).unwrap();
+    assert_eq!(b["thinking"]["budget_tokens"], 32768);
+    // A caller's max that leaves no room is the caller's to fix, named.
+    let err = body(json!({"reasoning_effort": "high", "max_tokens": 2000})).unwrap_err();
+    assert_eq!(err.param, "max_tokens");
+    // An effort with no budget is refused, not guessed.
+    let err = body(json!({"reasoning_effort": "extreme"})).unwrap_err();
+    assert_eq!(err.param, "reasoning_effort");
+}
+
+#[test]
+fn an_anthropic_callers_thinking_reaches_an_anthropic_upstream_exactly() {
+    for (thinking, output_config) in [
+        (json!({"type": "enabled", "budget_tokens": 10000}), None),
+        (json!({"type": "adaptive"}), Some(json!({"effort": "high"}))),
+    ] {
+        let mut req = json!({"model": "claude", "max_tokens": 16000, "thinking": thinking,
+                             "messages": [{"role": "user", "content": "think"}]});
+        if let Some(c) = &output_config {
+            req["output_config"] = c.clone();
+        }
+        let messages: crate::anthropic::wire::MessagesRequest =
+            serde_json::from_value(req).unwrap();
+        let c = crate::anthropic::request::to_canonical(messages).unwrap();
+        assert!(
+            c.extra.contains_key("reasoning_effort"),
+            "for other upstreams"
+        );
+        let b = request_from_canonical("anthropic", &c, "claude-opus-4-7", false).unwrap();
+        assert_eq!(b["thinking"], thinking);
+        assert_eq!(b["max_tokens"], 16000);
+        assert_eq!(b.get("output_config"), output_config.as_ref());
+    }
+}

@@ -24,7 +24,11 @@ pub struct MessagesRequest {
     pub tools: Option<Vec<ToolDef>>,
     pub tool_choice: Option<ToolChoice>,
     pub metadata: Option<Metadata>,
-    pub thinking: Option<Thinking>,
+    /// Extended thinking as the caller wrote it (`enabled` with a budget, `adaptive`,
+    /// `disabled`): read for other upstreams, passed on as it is to Anthropic's.
+    pub thinking: Option<Value>,
+    /// `output_config` (its `effort`, for adaptive thinking), passed on to Anthropic.
+    pub output_config: Option<Value>,
     /// Fields this translation does not know; rejected by name rather than dropped.
     pub extra: Map<String, Value>,
 }
@@ -43,19 +47,13 @@ with_extra!(MessagesRequest {
     tool_choice: "tool_choice" => default,
     metadata: "metadata" => default,
     thinking: "thinking" => default,
+    output_config: "output_config" => default,
 });
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Metadata {
     #[serde(default)]
     pub user_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Thinking {
-    Enabled { budget_tokens: u32 },
-    Disabled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -5,11 +5,42 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::TranslateError;
+use crate::anthropic::upstream::{OUTPUT_CONFIG, THINKING};
 use crate::chat::{
     ChatRequest, Content, FunctionDef, Message, Part, ResponseFormat, Role, Stop, Tool, ToolCall,
     ToolCallFunction, ToolChoice,
 };
 use crate::embeddings::EmbeddingRequest;
+
+/// Gemini's `thinkingBudget`: an Anthropic caller's exact budget (`-1`, dynamic, for adaptive
+/// thinking), else one for an OpenAI-style `reasoning_effort`; an effort with no budget is
+/// refused by name, never guessed.
+fn thinking_budget(provider: &str, req: &ChatRequest) -> Result<Option<i64>, TranslateError> {
+    if let Some(t) = req.extra.get(THINKING) {
+        return Ok(match t["type"].as_str() {
+            Some("enabled") => t["budget_tokens"].as_i64(),
+            Some("adaptive") => Some(-1),
+            _ => None,
+        });
+    }
+    let Some(effort) = req.extra.get("reasoning_effort") else {
+        return Ok(None);
+    };
+    Ok(Some(match effort.as_str() {
+        Some("none" | "minimal") => 0,
+        Some("low") => 1024,
+        Some("medium") => 8192,
+        Some("high") => 24576,
+        Some("xhigh") => 32768,
+        _ => {
+            return Err(refuse(
+                provider,
+                "reasoning_effort",
+                &format!("is {effort}, not one of none, minimal, low, medium, high or xhigh"),
+            ));
+        }
+    }))
+}
 
 fn refuse(provider: &str, param: &str, why: &str) -> TranslateError {
     TranslateError {
@@ -19,7 +50,14 @@ fn refuse(provider: &str, param: &str, why: &str) -> TranslateError {
 }
 
 /// Canonical extra fields this translation maps; any other is refused by name.
-const KNOWN_EXTRA: &[&str] = &["top_k", "reasoning_effort", "metadata", "store"];
+const KNOWN_EXTRA: &[&str] = &[
+    "top_k",
+    "reasoning_effort",
+    "metadata",
+    "store",
+    THINKING,
+    OUTPUT_CONFIG,
+];
 
 pub(crate) fn thought_signature(call: &ToolCall) -> Option<&Value> {
     call.extra
@@ -220,13 +258,7 @@ pub fn request_from_canonical(provider: &str, req: &ChatRequest) -> Result<Value
             }
         }
     }
-    if let Some(effort) = req.extra.get("reasoning_effort").and_then(Value::as_str) {
-        let budget = match effort {
-            "minimal" => 0,
-            "low" => 1024,
-            "medium" => 8192,
-            _ => 24576,
-        };
+    if let Some(budget) = thinking_budget(provider, req)? {
         generation.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
     }
     if !generation.is_empty() {

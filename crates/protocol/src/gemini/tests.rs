@@ -260,3 +260,33 @@ fn gemini_requests_read_back_for_the_mock() {
     assert_eq!(back.max_tokens, Some(7));
     assert!(back.is_stream());
 }
+
+#[test]
+fn thinking_budgets_for_gemini_come_from_effort_or_the_anthropic_callers_budget() {
+    let budget = |extra: serde_json::Value| {
+        let mut v =
+            serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let req: crate::chat::ChatRequest = serde_json::from_value(v).unwrap();
+        request_from_canonical("gemini", &req)
+            .map(|b| b["generationConfig"]["thinkingConfig"]["thinkingBudget"].clone())
+    };
+    assert_eq!(
+        budget(serde_json::json!({"reasoning_effort": "none"})).unwrap(),
+        0
+    );
+    assert_eq!(
+        budget(serde_json::json!({"reasoning_effort": "low"})).unwrap(),
+        1024
+    );
+    assert!(budget(serde_json::json!({"reasoning_effort": "extreme"})).is_err());
+    let exact = serde_json::json!({
+        "x_switchyard_anthropic_thinking": {"type": "enabled", "budget_tokens": 3000},
+        "reasoning_effort": "medium"});
+    assert_eq!(budget(exact).unwrap(), 3000);
+    let adaptive = serde_json::json!({
+        "x_switchyard_anthropic_thinking": {"type": "adaptive"}, "reasoning_effort": "medium"});
+    assert_eq!(budget(adaptive).unwrap(), -1);
+}

@@ -10,6 +10,12 @@ use crate::ProviderError;
 /// for upstreams that take them back) are left out of assistant history, and a tool result that
 /// reports an error says so in its text. Requests without either pass untouched.
 pub(super) fn to_wire(req: &mut ChatRequest) {
+    // An Anthropic caller's own thinking settings: OpenAI's wire has `reasoning_effort`, made
+    // from them, instead.
+    req.extra
+        .remove(switchyard_protocol::anthropic::upstream::THINKING);
+    req.extra
+        .remove(switchyard_protocol::anthropic::upstream::OUTPUT_CONFIG);
     for t in req.tools.iter_mut().flatten() {
         t.extra.remove("cache_control");
     }
