@@ -34,7 +34,9 @@
 use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
-use switchyard_protocol::anthropic::upstream::{REASONING_SIGNATURE, REDACTED_REASONING};
+use switchyard_protocol::anthropic::upstream::{
+    PROMPT_USAGE, REASONING_SIGNATURE, REDACTED_REASONING,
+};
 use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, Content};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_providers::{ChatStream, ChunkDetail, ProviderError};
@@ -724,6 +726,7 @@ impl StreamShape {
             if !c.delta.extra.is_empty() {
                 changed |= c.delta.extra.remove(REASONING_SIGNATURE).is_some();
                 changed |= c.delta.extra.remove(REDACTED_REASONING).is_some();
+                changed |= c.delta.extra.remove(PROMPT_USAGE).is_some();
             }
         }
         if !self.include_usage && chunk.usage.is_some() {
@@ -817,9 +820,13 @@ mod tests {
         };
         let kept = shape.apply(wired(serde_json::json!({"content": "x"}), false));
         assert!(kept.unwrap().wire.get().is_some());
-        let signed = serde_json::json!({"content": "x", "reasoning_signature": "sig"});
-        let out = shape.apply(wired(signed, false)).unwrap();
-        assert!(out.wire.get().is_none() && out.choices[0].delta.extra.is_empty());
+        for private in [
+            serde_json::json!({"content": "x", "reasoning_signature": "sig"}),
+            serde_json::json!({"role": "assistant", PROMPT_USAGE: {"input_tokens": 25}}),
+        ] {
+            let out = shape.apply(wired(private, false)).unwrap();
+            assert!(out.wire.get().is_none() && out.choices[0].delta.extra.is_empty());
+        }
         let out = shape
             .apply(wired(serde_json::json!({"content": "x"}), true))
             .unwrap();

@@ -3,7 +3,7 @@
 use super::response::{
     arguments_to_input, call_id_with_extra, finish_to_stop_reason, usage_to_anthropic,
 };
-use super::upstream::{REASONING, REASONING_SIGNATURE, REDACTED_REASONING};
+use super::upstream::{PROMPT_USAGE, REASONING, REASONING_SIGNATURE, REDACTED_REASONING};
 use super::wire::{
     BlockDelta, ErrorDetail, MessageDelta, MessagesResponse, OutBlock, StreamEvent, Usage,
 };
@@ -61,7 +61,12 @@ impl StreamTranslator {
                 content: vec![],
                 stop_reason: None,
                 stop_sequence: None,
-                usage: Usage::default(),
+                // What is known of the input so far (from an Anthropic upstream's own start);
+                // the final counts come in `message_delta`.
+                usage: Usage {
+                    output_tokens: 0,
+                    ..self.usage.clone()
+                },
             },
         });
     }
@@ -92,6 +97,18 @@ impl StreamTranslator {
         let mut out = Vec::new();
         if !self.started && !chunk.model.is_empty() {
             self.model.clone_from(&chunk.model);
+        }
+        if !self.started
+            && let Some(u) = chunk
+                .choices
+                .first()
+                .and_then(|c| c.delta.extra.get(PROMPT_USAGE))
+        {
+            // An Anthropic upstream's input counts, known from its first event.
+            let n = |k: &str| u[k].as_u64();
+            self.usage.input_tokens = n("input_tokens").unwrap_or(0);
+            self.usage.cache_creation_input_tokens = n("cache_creation_input_tokens");
+            self.usage.cache_read_input_tokens = n("cache_read_input_tokens");
         }
         self.start(&chunk.id, &mut out);
         if let Some(u) = &chunk.usage {
@@ -167,8 +184,10 @@ impl StreamTranslator {
         }
         for call in choice.delta.tool_calls.unwrap_or_default() {
             let function = call.function.unwrap_or_default();
+            // The stream's index names the call: a host that repeats the id on every piece
+            // still continues the same block.
             let index = match (self.open, call.id) {
-                (Open::Tool(i), None) if i == call.index => self.next_index - 1,
+                (Open::Tool(i), _) if i == call.index => self.next_index - 1,
                 (_, id) => {
                     let block = OutBlock::ToolUse {
                         id: call_id_with_extra(

@@ -251,6 +251,30 @@ fn stream_events_are_ordered_with_block_indices() {
 }
 
 #[test]
+fn a_host_that_repeats_the_call_id_on_every_piece_makes_one_tool_use_block() {
+    let mut t = StreamTranslator::new("m");
+    let mut events = Vec::new();
+    for (name, args) in [(Some("get_weather"), "{\"city\":"), (None, "\"Oslo\"}")] {
+        events.extend(t.push(ChatChunk::tool_call_piece(0, Some("call_1"), name, args)));
+    }
+    events.extend(t.finish("id-1"));
+    let v: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    let starts: Vec<&Value> = v
+        .iter()
+        .filter(|e| e["type"] == "content_block_start")
+        .collect();
+    assert_eq!(starts.len(), 1, "{v:?}");
+    let args: String = v
+        .iter()
+        .filter_map(|e| e["delta"]["partial_json"].as_str())
+        .collect();
+    assert_eq!(args, "{\"city\":\"Oslo\"}");
+}
+
+#[test]
 fn an_empty_stream_still_closes_properly() {
     let mut t = StreamTranslator::new("m");
     let names: Vec<&str> = t.finish("id-1").iter().map(StreamEvent::name).collect();

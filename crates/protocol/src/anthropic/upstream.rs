@@ -31,6 +31,11 @@ pub const API_VERSION: &str = "2023-06-01";
 /// Anthropic upstream gets it exactly (its budget, or `adaptive`); other upstreams read the
 /// `reasoning_effort` derived from it, and OpenAI-shaped ones never see this key.
 pub const THINKING: &str = "x_switchyard_anthropic_thinking";
+/// The chunk `extra` key (on a stream's first delta) that carries an Anthropic upstream's
+/// `message_start` usage (its input and cache counts), so that the Messages surface reports them
+/// in its own `message_start`, where clients read input tokens; OpenAI-shaped callers never see
+/// it.
+pub const PROMPT_USAGE: &str = "x_switchyard_prompt_usage";
 /// The same for an Anthropic caller's `output_config`.
 pub const OUTPUT_CONFIG: &str = "x_switchyard_anthropic_output_config";
 
@@ -381,14 +386,33 @@ fn push(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
     messages.push(json!({"role": role, "content": blocks}));
 }
 
-/// Anthropic's `stop_reason` → the canonical finish reason.
+/// Folds a `message_delta`'s usage into what `message_start` said. Its counts are cumulative,
+/// and any may be absent or null: a null never erases a count, and the input and cache counts
+/// never go down (a delta that says 0 input tokens has not un-read the prompt).
+fn merge_usage(usage: &mut Value, delta: &Map<String, Value>) {
+    for (k, val) in delta {
+        let Some(n) = val.as_u64() else {
+            continue;
+        };
+        let keeps_max = matches!(
+            k.as_str(),
+            "input_tokens" | "cache_creation_input_tokens" | "cache_read_input_tokens"
+        );
+        if keeps_max && usage[k].as_u64().is_some_and(|old| old > n) {
+            continue;
+        }
+        usage[k] = Value::from(n);
+    }
+}
+
+/// Anthropic's `stop_reason` → the canonical finish reason: always one OpenAI documents, since
+/// some official SDKs throw on any other; a reason added later is `stop`.
 pub fn stop_reason_to_finish(s: &str) -> FinishReason {
     match s {
-        "end_turn" | "stop_sequence" | "pause_turn" => FinishReason::Stop,
         "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
         "tool_use" => FinishReason::ToolCalls,
         "refusal" => FinishReason::ContentFilter,
-        other => FinishReason::Other(other.to_owned()),
+        _ => FinishReason::Stop,
     }
 }
 
@@ -544,14 +568,15 @@ impl EventDecoder {
                 let m = &v["message"];
                 self.id = m["id"].as_str().unwrap_or_default().to_owned();
                 self.model = m["model"].as_str().unwrap_or_default().to_owned();
-                if let Some(u) = m.get("usage") {
-                    self.usage = u.clone();
-                }
-                let delta = Delta {
+                let mut delta = Delta {
                     role: Some(Role::Assistant),
                     content: Some(String::new()),
                     ..Delta::default()
                 };
+                if let Some(u) = m.get("usage").filter(|u| u.is_object()) {
+                    self.usage = u.clone();
+                    delta.extra.insert(PROMPT_USAGE.into(), u.clone());
+                }
                 out.push(self.chunk(delta, None));
             }
             "content_block_start" => {
@@ -672,9 +697,7 @@ impl EventDecoder {
             }
             "message_delta" => {
                 if let Some(u) = v.get("usage").and_then(Value::as_object) {
-                    for (k, val) in u {
-                        self.usage[k] = val.clone();
-                    }
+                    merge_usage(&mut self.usage, u);
                 }
                 if let Some(reason) = v["delta"]["stop_reason"].as_str() {
                     self.finished = true;

@@ -165,6 +165,8 @@ fn documented_answer_becomes_canonical() {
         ("stop_sequence", FinishReason::Stop),
         ("max_tokens", FinishReason::Length),
         ("refusal", FinishReason::ContentFilter),
+        ("pause_turn", FinishReason::Stop),
+        ("something_new", FinishReason::Stop),
     ] {
         assert_eq!(stop_reason_to_finish(s), f);
     }
@@ -468,4 +470,45 @@ fn an_anthropic_callers_thinking_reaches_an_anthropic_upstream_exactly() {
         assert_eq!(b["max_tokens"], 16000);
         assert_eq!(b.get("output_config"), output_config.as_ref());
     }
+}
+
+#[test]
+fn input_counts_from_message_start_reach_a_messages_caller_and_are_never_lowered() {
+    let events = [
+        r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude","usage":{"input_tokens":25,"cache_read_input_tokens":10,"output_tokens":1}}}"#,
+        r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+        r#"{"type":"content_block_stop","index":0}"#,
+        // Some senders put 0 or null beside the output count here.
+        r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":0,"cache_read_input_tokens":null,"output_tokens":12}}"#,
+        r#"{"type":"message_stop"}"#,
+    ];
+    let mut d = EventDecoder::new(1);
+    let mut chunks = Vec::new();
+    for e in events {
+        match d.event(e).unwrap() {
+            Decoded::Chunks(c) => chunks.extend(c),
+            Decoded::Done(last) => chunks.push(*last),
+            Decoded::Error(m) => panic!("{m}"),
+        }
+    }
+    let usage = chunks.last().unwrap().usage.clone().unwrap();
+    assert_eq!((usage.prompt_tokens, usage.completion_tokens), (35, 12));
+    // Through the Messages surface: message_start says the input, message_delta the rest.
+    let mut t = crate::anthropic::stream::StreamTranslator::new("claude");
+    let mut out: Vec<_> = chunks.into_iter().flat_map(|c| t.push(c)).collect();
+    out.extend(t.finish("msg_1"));
+    let events: Vec<Value> = out
+        .into_iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    assert_eq!(events[0]["type"], "message_start");
+    assert_eq!(events[0]["message"]["usage"]["input_tokens"], 25);
+    assert_eq!(events[0]["message"]["usage"]["cache_read_input_tokens"], 10);
+    let delta = events
+        .iter()
+        .find(|e| e["type"] == "message_delta")
+        .unwrap();
+    assert_eq!(delta["usage"]["input_tokens"], 25);
+    assert_eq!(delta["usage"]["output_tokens"], 12);
 }

@@ -10,16 +10,17 @@ use crate::chat::{
 };
 use crate::embeddings::{Embedding, EmbeddingResponse, Vector};
 
-/// Gemini's `finishReason` → canonical. Gemini says `STOP` after function calls too.
+/// Gemini's `finishReason` → canonical. Gemini says `STOP` after function calls too. Every
+/// reason becomes one OpenAI documents (`stop`, `length`, `tool_calls`, `content_filter`): some
+/// official SDKs throw on any other (openai-dotnet does), so Gemini's others (`OTHER`,
+/// `MALFORMED_FUNCTION_CALL`, a reason added later) are `stop`.
 pub fn finish_to_canonical(reason: &str, had_calls: bool) -> FinishReason {
     match reason {
         "STOP" if had_calls => FinishReason::ToolCalls,
-        "STOP" => FinishReason::Stop,
         "MAX_TOKENS" => FinishReason::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
-            FinishReason::ContentFilter
-        }
-        other => FinishReason::Other(other.to_ascii_lowercase()),
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
+        | "LANGUAGE" => FinishReason::ContentFilter,
+        _ => FinishReason::Stop,
     }
 }
 
