@@ -31,6 +31,8 @@ struct Inner {
     chat_url: http::Uri,
     embeddings_url: http::Uri,
     models_url: http::Uri,
+    /// OpenAI itself (or Azure OpenAI), whose reasoning models refuse `max_tokens`.
+    completion_tokens: bool,
 }
 
 impl OpenAiProvider {
@@ -38,8 +40,13 @@ impl OpenAiProvider {
     pub fn new(settings: ProviderSettings, client: HttpClient) -> Result<Self, ProviderError> {
         let base = settings.base_url.trim_end_matches('/');
         let url = |path: &str| upstream::endpoint(&settings.name, base, path);
+        let chat_url = url("chat/completions")?;
+        let completion_tokens = chat_url.host().is_some_and(|h| {
+            h.eq_ignore_ascii_case("api.openai.com") || h.ends_with(".openai.azure.com")
+        });
         let inner = Inner {
-            chat_url: url("chat/completions")?,
+            completion_tokens,
+            chat_url,
             embeddings_url: url("embeddings")?,
             models_url: url("models")?,
             upstream: Upstream::new(client, &settings, &[])?,
@@ -55,7 +62,7 @@ impl OpenAiProvider {
     }
 
     pub async fn chat(&self, mut req: ChatRequest) -> Result<ChatResponse, ProviderError> {
-        request::to_wire(&mut req);
+        request::to_wire(&mut req, self.inner.completion_tokens);
         req.stream = None;
         req.stream_options = None;
         let body = request::encode(self.name(), &req)?;
@@ -77,7 +84,7 @@ impl OpenAiProvider {
         mut req: ChatRequest,
         detail: ChunkDetail,
     ) -> Result<ChatStream, ProviderError> {
-        request::to_wire(&mut req);
+        request::to_wire(&mut req, self.inner.completion_tokens);
         req.stream = Some(true);
         let s = &self.inner.settings;
         if s.stream_usage {

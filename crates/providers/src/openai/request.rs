@@ -8,8 +8,13 @@ use crate::ProviderError;
 /// Readies a canonical request for OpenAI's wire, which has no place for two things the
 /// canonical form can carry from other surfaces: reasoning blocks (Anthropic `thinking`, kept
 /// for upstreams that take them back) are left out of assistant history, and a tool result that
-/// reports an error says so in its text. Requests without either pass untouched.
-pub(super) fn to_wire(req: &mut ChatRequest) {
+/// reports an error says so in its text. For OpenAI itself (`completion_tokens`), `max_tokens`
+/// is sent as `max_completion_tokens`, which every OpenAI model takes and its reasoning models
+/// require (an Anthropic caller always sends `max_tokens`, and a cost ceiling sets it).
+pub(super) fn to_wire(req: &mut ChatRequest, completion_tokens: bool) {
+    if completion_tokens && req.max_completion_tokens.is_none() {
+        req.max_completion_tokens = req.max_tokens.take();
+    }
     // An Anthropic caller's own thinking settings: OpenAI's wire has `reasoning_effort`, made
     // from them, instead.
     req.extra

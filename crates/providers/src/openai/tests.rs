@@ -90,7 +90,7 @@ fn wire_form_drops_reasoning_history_and_flags_tool_errors_in_text() {
         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
     ]}))
     .unwrap();
-    super::request::to_wire(&mut req);
+    super::request::to_wire(&mut req, false);
     let wire = serde_json::to_value(&req).unwrap();
     assert_eq!(wire["messages"][0]["content"], "Calling.");
     assert_eq!(
@@ -107,11 +107,41 @@ fn wire_form_drops_anthropic_cache_hints_but_keeps_the_text() {
         {"role": "system", "content": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]}],
         "tools": [{"type": "function", "function": {"name": "f"}, "cache_control": {"type": "ephemeral"}}]}))
     .unwrap();
-    super::request::to_wire(&mut req);
+    super::request::to_wire(&mut req, false);
     let wire = serde_json::to_value(&req).unwrap();
     assert_eq!(
         wire["messages"][0]["content"],
         json!([{"type": "text", "text": "Be brief."}])
     );
     assert!(wire["tools"][0].get("cache_control").is_none());
+}
+
+#[test]
+fn openai_itself_gets_max_completion_tokens_and_private_keys_never_leave() {
+    let req = || -> ChatRequest {
+        serde_json::from_value(json!({"model": "o3", "max_tokens": 64,
+            "x_switchyard_anthropic_thinking": {"type": "enabled", "budget_tokens": 2048},
+            "reasoning_effort": "medium",
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .unwrap()
+    };
+    let mut openai = req();
+    super::request::to_wire(&mut openai, true);
+    let wire = serde_json::to_value(&openai).unwrap();
+    assert_eq!(wire["max_completion_tokens"], 64);
+    assert!(wire.get("max_tokens").is_none(), "{wire}");
+    assert!(
+        wire.get("x_switchyard_anthropic_thinking").is_none(),
+        "{wire}"
+    );
+    assert_eq!(wire["reasoning_effort"], "medium");
+    // Other OpenAI-compatible hosts keep the field many of them only know.
+    let mut other = req();
+    super::request::to_wire(&mut other, false);
+    let wire = serde_json::to_value(&other).unwrap();
+    assert_eq!(wire["max_tokens"], 64);
+    assert!(
+        wire.get("x_switchyard_anthropic_thinking").is_none(),
+        "{wire}"
+    );
 }
