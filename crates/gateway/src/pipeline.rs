@@ -193,9 +193,11 @@ fn cap_cost(
     };
     let input_cost = needs(req).input_tokens as f64 * input_price / 1e6;
     let left = ceiling - input_cost;
+    // Each of `n` answers may use the whole output limit.
+    let answers = f64::from(req.n.unwrap_or(1).max(1));
     let affordable = if output_price > 0.0 {
         // The epsilon keeps float error from costing a token at exact fits.
-        (left * 1e6 / output_price + 1e-6).floor()
+        (left * 1e6 / (output_price * answers) + 1e-6).floor()
     } else {
         f64::from(u32::MAX)
     };
@@ -785,6 +787,13 @@ mod tests {
         // 4 input tokens cost $0.000004; $0.001 leaves room for 498 output tokens.
         let out = prepare(&req, &target, Some(0.001)).unwrap();
         assert_eq!(out.max_tokens, Some(498));
+        // Two answers share that room.
+        let mut two = req.clone();
+        two.n = Some(2);
+        assert_eq!(
+            prepare(&two, &target, Some(0.001)).unwrap().max_tokens,
+            Some(249)
+        );
         // A smaller limit the caller set stays.
         let mut small = req.clone();
         small.max_completion_tokens = Some(100);

@@ -9,7 +9,7 @@
 //! inside the namespace and the destination.
 
 use sha2::{Digest, Sha256};
-use switchyard_protocol::chat::ChatRequest;
+use switchyard_protocol::chat::{ChatRequest, Content, Part};
 
 use crate::config::Namespace;
 use crate::routing::CallOptions;
@@ -57,7 +57,17 @@ pub fn context(
     req: &ChatRequest,
 ) -> Key {
     let mut rest = req.clone();
-    rest.messages.pop();
+    if let Some(mut last) = rest.messages.pop()
+        && let Some(Content::Parts(parts)) = last.content.take()
+    {
+        // Only the last turn's text is compared by meaning; what else it holds (an image, a
+        // file) must be the same, so it stays in the context.
+        let others: Vec<Part> = parts.into_iter().filter(|p| p.text().is_none()).collect();
+        if !others.is_empty() {
+            last.content = Some(Content::Parts(others));
+            rest.messages.push(last);
+        }
+    }
     hash(b"context/v2", namespace, destination, options, &rest, None)
 }
 
@@ -194,6 +204,51 @@ mod tests {
         assert_ne!(
             chat("shared", "up/m", &options, &a),
             chat("key:x", "up/m", &options, &a)
+        );
+    }
+
+    #[test]
+    fn a_semantic_context_keeps_the_last_turns_images() {
+        let ask = |image: &str| {
+            req(
+                serde_json::json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is in this picture?"},
+                {"type": "image_url", "image_url": {"url": image}}]}]}),
+            )
+        };
+        let options = CallOptions::default();
+        let a = context(
+            "shared",
+            "up/m",
+            &options,
+            &ask("https://example.com/a.png"),
+        );
+        let b = context(
+            "shared",
+            "up/m",
+            &options,
+            &ask("https://example.com/b.png"),
+        );
+        assert_ne!(
+            a, b,
+            "two pictures asked about alike are not the same question"
+        );
+        assert_eq!(
+            a,
+            context(
+                "shared",
+                "up/m",
+                &options,
+                &ask("https://example.com/a.png")
+            )
+        );
+        // Text alone: the last turn is out of the context (its meaning is compared instead).
+        let text = |t: &str| {
+            req(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": t}]}))
+        };
+        assert_eq!(
+            context("shared", "up/m", &options, &text("hi")),
+            context("shared", "up/m", &options, &text("hello"))
         );
     }
 }

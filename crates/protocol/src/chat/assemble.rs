@@ -44,6 +44,9 @@ pub fn assemble(chunks: &[ChatChunk]) -> ChatResponse {
             if c.finish_reason.is_some() {
                 choice.finish_reason.clone_from(&c.finish_reason);
             }
+            if let Some(lp) = &c.logprobs {
+                add_logprobs(&mut choice.logprobs, lp);
+            }
         }
     }
     for (choice, indices) in choices.iter_mut().zip(&call_indices) {
@@ -65,6 +68,27 @@ pub fn assemble(chunks: &[ChatChunk]) -> ChatResponse {
         system_fingerprint: chunks.iter().find_map(|c| c.system_fingerprint.clone()),
         extra: Map::new(),
         wire: Default::default(),
+    }
+}
+
+/// Joins a chunk's `logprobs` onto the choice's: OpenAI streams one entry per token in
+/// `content` (and `refusal`), which add up to the whole answer's lists.
+fn add_logprobs(whole: &mut Option<Value>, piece: &Value) {
+    let Some(piece) = piece.as_object() else {
+        return;
+    };
+    let whole = whole.get_or_insert_with(|| Value::Object(Map::new()));
+    let Some(whole) = whole.as_object_mut() else {
+        return;
+    };
+    for (k, v) in piece {
+        match (whole.get_mut(k), v) {
+            (Some(Value::Array(acc)), Value::Array(more)) => acc.extend(more.iter().cloned()),
+            (Some(Value::Array(_)), Value::Null) => {}
+            _ => {
+                whole.insert(k.clone(), v.clone());
+            }
+        }
     }
 }
 
@@ -154,7 +178,7 @@ pub fn chunks_of(resp: &ChatResponse) -> Vec<ChatChunk> {
     let mut out = Vec::new();
     for c in &resp.choices {
         let m = &c.message;
-        out.push(chunk(vec![one(
+        let mut text = one(
             c.index,
             Delta {
                 role: Some(m.role),
@@ -163,7 +187,10 @@ pub fn chunks_of(resp: &ChatResponse) -> Vec<ChatChunk> {
                 extra: m.extra.clone(),
             },
             None,
-        )]));
+        );
+        // The whole answer's token log-probabilities go with its text.
+        text.logprobs.clone_from(&c.logprobs);
+        out.push(chunk(vec![text]));
         if let Some(calls) = m.tool_calls.as_ref().filter(|c| !c.is_empty()) {
             let deltas = calls
                 .iter()
@@ -332,5 +359,38 @@ mod tests {
             .collect();
         // In the stream's index order, each call's pieces joined, no empty calls in between.
         assert_eq!(got, [("call_one", "{}"), ("call_big", "{\"a\":1}")]);
+    }
+
+    #[test]
+    fn log_probabilities_survive_both_ways() {
+        let piece = |token: &str| {
+            let mut c = ChatChunk::new(
+                "c",
+                "m",
+                1,
+                Delta {
+                    content: Some(token.to_owned()),
+                    ..Delta::default()
+                },
+                None,
+            );
+            c.choices[0].logprobs = Some(serde_json::json!({
+                "content": [{"token": token, "logprob": -0.5, "bytes": null, "top_logprobs": []}],
+                "refusal": null
+            }));
+            c
+        };
+        let whole = assemble(&[piece("Hel"), piece("lo")]);
+        let lp = whole.choices[0].logprobs.clone().unwrap();
+        let tokens: Vec<&str> = lp["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["token"].as_str().unwrap())
+            .collect();
+        assert_eq!(tokens, ["Hel", "lo"]);
+        // And back: the stream form carries them with the text.
+        let again = assemble(&chunks_of(&whole));
+        assert_eq!(again.choices[0].logprobs, Some(lp));
     }
 }

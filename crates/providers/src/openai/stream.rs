@@ -17,8 +17,12 @@ pub(super) struct OpenAiEvents {
     detail: ChunkDetail,
     /// A chunk was read: the stream has passed its first event.
     started: bool,
-    /// A chunk with a finish reason was seen: the answer is complete even without `[DONE]`.
+    /// A chunk with a finish reason was seen: the answer is complete even without `[DONE]`,
+    /// once every choice seen has finished (`n` > 1 streams several).
     finished: bool,
+    /// Choices seen in decoded chunks that have not finished yet, and those that have.
+    unfinished: Vec<u32>,
+    done: Vec<u32>,
 }
 
 impl OpenAiEvents {
@@ -58,7 +62,12 @@ impl EventParser for OpenAiEvents {
         self.started = true;
         let decoded: Option<ChatChunk> = match glance {
             Some(g) => {
-                self.finished |= g.finishes;
+                if g.finishes {
+                    // A glance does not say whose finish it is; glanced streams serve the
+                    // caller as they come and are not recorded, so one finish completes it.
+                    self.finished = true;
+                    self.unfinished.clear();
+                }
                 g.decode
                     .then(|| serde_json::from_str(data))
                     .transpose()
@@ -74,13 +83,21 @@ impl EventParser for OpenAiEvents {
         let Some(mut chunk) = decoded else {
             return Ok(Parsed::Chunks(vec![ChatChunk::wire_only(wire)]));
         };
-        self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
+        for c in &chunk.choices {
+            if c.finish_reason.is_some() {
+                self.finished = true;
+                self.unfinished.retain(|&i| i != c.index);
+                self.done.push(c.index);
+            } else if !self.unfinished.contains(&c.index) && !self.done.contains(&c.index) {
+                self.unfinished.push(c.index);
+            }
+        }
         chunk.wire = wire;
         Ok(Parsed::Chunks(vec![chunk]))
     }
 
     fn complete(&self) -> bool {
-        self.finished
+        self.finished && self.unfinished.is_empty()
     }
 }
 
@@ -160,6 +177,30 @@ mod tests {
             Parsed::Chunks(mut c) if c.len() == 1 => Ok(c.pop().unwrap()),
             _ => panic!("not one chunk: {data}"),
         }
+    }
+
+    #[test]
+    fn a_decoded_stream_is_complete_once_every_choice_has_finished() {
+        let ev = |index: u32, finish: Option<&str>| {
+            let finish = finish.map_or("null".to_owned(), |f| format!("\"{f}\""));
+            format!(
+                r#"{{"id":"a","model":"m","choices":[{{"index":{index},"delta":{{"content":"x"}},"finish_reason":{finish}}}]}}"#
+            )
+        };
+        let mut p = OpenAiEvents::new(ChunkDetail::Decoded);
+        for e in [ev(0, None), ev(1, None), ev(0, Some("stop"))] {
+            parse_as(&mut p, &e).unwrap();
+        }
+        // Choice 1 (of n = 2) has not finished: a connection that closes now cut it short.
+        assert!(!p.complete());
+        parse_as(&mut p, &ev(1, Some("length"))).unwrap();
+        assert!(p.complete());
+        // One choice, finished: complete without [DONE], as before.
+        let mut one = OpenAiEvents::new(ChunkDetail::Decoded);
+        parse_as(&mut one, &ev(0, None)).unwrap();
+        assert!(!one.complete());
+        parse_as(&mut one, &ev(0, Some("stop"))).unwrap();
+        assert!(one.complete());
     }
 
     /// A reader of wire chunks, past the stream's first event (which is decoded in full).
