@@ -275,6 +275,7 @@ async fn limit(
         spend: (!budgets.is_empty()).then(|| (state.spend.clone(), key.clone())),
         price: None,
         usage: None,
+        cached: 0,
         unreported: (input_tokens, 0),
     }))
 }
@@ -288,6 +289,9 @@ struct Meter {
     price: Option<ModelInfo>,
     /// (input, output) tokens.
     usage: Option<(u64, u64)>,
+    /// Of the input tokens, those read from the provider's cache (priced as the catalog says
+    /// for cached input, as the request log prices them).
+    cached: u64,
     /// What is charged when no usage arrives (a stream whose caller left before its usage
     /// chunk, an upstream that reports none): the prompt's estimate, and for a stream one
     /// token per chunk received (upstreams send about one token a chunk). Without it such
@@ -315,19 +319,20 @@ impl Drop for Meter {
             limiter.settle(r, input + output);
         }
         if let (Some((spend, key)), Some(price)) = (&self.spend, &self.price)
-            && let Some(usd) = price.cost(input, output)
+            && let Some(usd) = price.cost_cached(input, self.cached, output)
         {
             spend.record(key, usd);
         }
     }
 }
 
-/// Settles the meter on the call's outcome: its usage, or nothing used if it failed.
+/// Settles the meter on the call's outcome: its usage, or nothing used if it failed. `usage`
+/// reads the answer's (input, output, cached input) tokens.
 fn metered<T>(
     state: &AppState,
     meter: Option<Meter>,
     result: &mut Result<(Attempts, T), Failure>,
-    usage: impl Fn(&T) -> Option<(u64, u64)>,
+    usage: impl Fn(&T) -> Option<(u64, u64, u64)>,
 ) {
     let Some(mut meter) = meter else {
         return;
@@ -338,7 +343,10 @@ fn metered<T>(
             meter.usage = if served_from_cache(attempts) {
                 Some((0, 0))
             } else {
-                usage(value)
+                usage(value).map(|(input, output, cached)| {
+                    meter.cached = cached;
+                    (input, output)
+                })
             };
         }
         Err((attempts, _)) => {
@@ -392,7 +400,7 @@ pub async fn chat(
     metered(state, meter, &mut result, |r| {
         r.usage
             .as_ref()
-            .map(|u| (u.prompt_tokens, u.completion_tokens))
+            .map(|u| (u.prompt_tokens, u.completion_tokens, u.cached_tokens()))
     });
     firewall::screen_answer(screening, result)
 }
@@ -514,6 +522,7 @@ async fn chat_stream_planned(
                     meter.unreported.1 += 1;
                     if let Some(u) = &chunk.usage {
                         meter.usage = Some((u.prompt_tokens, u.completion_tokens));
+                        meter.cached = u.cached_tokens();
                     }
                 }
             });
@@ -663,7 +672,7 @@ pub async fn count_tokens(
         async move { target.target.provider.count_tokens(req?).await }
     })
     .await;
-    metered(state, meter, &mut result, |_| Some((0, 0)));
+    metered(state, meter, &mut result, |_| Some((0, 0, 0)));
     result
 }
 
@@ -707,7 +716,7 @@ pub async fn embed(
     })
     .await;
     metered(state, meter, &mut result, |r| {
-        r.usage.as_ref().map(|u| (u.prompt_tokens, 0))
+        r.usage.as_ref().map(|u| (u.prompt_tokens, 0, 0))
     });
     firewall::screened(screening, &mut result);
     result
@@ -860,5 +869,62 @@ mod tests {
         let n = needs(&req);
         assert_eq!((n.input_tokens, n.output_tokens), (2, 100));
         assert!(n.features.json_schema && !n.features.tools);
+    }
+
+    #[tokio::test]
+    async fn a_budget_is_charged_cached_input_at_the_cached_price() {
+        let dir = std::env::temp_dir().join(format!("switchyard-meter-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.db", crate::request_id::new_v7()));
+        let db = switchyard_store::Db::open_sqlite(&path).await.unwrap();
+        let spend = Arc::new(
+            Spend::load(
+                switchyard_store::spend::SpendStore::new(db),
+                crate::limits::system_clock(),
+            )
+            .await
+            .unwrap(),
+        );
+        let key = Arc::new(VirtualKey {
+            id: "key_1".into(),
+            name: "app".into(),
+            hint: "h".into(),
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
+            policy: crate::keys::KeyPolicy {
+                budgets: crate::budgets::Budgets {
+                    total_usd: Some(0.5),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        });
+        // $10 per million input tokens, $1 per million read from the cache.
+        let price = ModelInfo {
+            input_per_mtok: Some(10.0),
+            output_per_mtok: Some(0.0),
+            cached_input_per_mtok: Some(1.0),
+            features: Features::default(),
+        };
+        drop(Meter {
+            reservation: None,
+            spend: Some((spend.clone(), key.clone())),
+            price: Some(price),
+            usage: Some((100_000, 0)),
+            cached: 100_000,
+            unreported: (0, 0),
+        });
+        // $0.10 at the cached price, within the $0.50 budget ($1.00 at the full price is not).
+        assert!(spend.check(&key).await.is_ok());
+        drop(Meter {
+            reservation: None,
+            spend: Some((spend.clone(), key.clone())),
+            price: Some(price),
+            usage: Some((100_000, 0)),
+            cached: 0,
+            unreported: (0, 0),
+        });
+        assert!(spend.check(&key).await.is_err());
     }
 }

@@ -163,4 +163,12 @@ impl Usage {
             ..Self::default()
         }
     }
+
+    /// The prompt tokens read from the provider's cache (counted within `prompt_tokens`).
+    pub fn cached_tokens(&self) -> u64 {
+        self.prompt_tokens_details
+            .as_ref()
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0)
+    }
 }
