@@ -180,6 +180,27 @@ targets = ["up/echo"]
 }
 
 #[tokio::test]
+async fn a_target_that_asked_to_wait_is_tried_after_the_others_by_later_calls() {
+    let (g, m) = setup(
+        r#"
+[routes.rest]
+targets = ["up/ratelimit-5s", "up/echo"]
+"#,
+    );
+    // The first call learns that the first target wants 5 s of rest, and falls back.
+    let resp = call(&g, chat_body("rest"), &[]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "2");
+    // The next call goes to the other target first: one attempt, one upstream request.
+    let before = mock_requests(&m).await;
+    let resp = call(&g, chat_body("rest"), &[]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "echo");
+    assert_eq!(header(&resp, "x-switchyard-attempts"), "1");
+    assert_eq!(mock_requests(&m).await - before, 1);
+}
+
+#[tokio::test]
 async fn retries_back_off_and_honour_retry_after() {
     let (g, m) = setup("");
     // One target: a 429 asking for 1 s, then an answer. The retry waits the second.

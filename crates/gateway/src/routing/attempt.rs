@@ -244,6 +244,9 @@ struct Run<'p> {
     first_idx: usize,
     /// Targets that refused the request before sending it: not tried again.
     refused: Vec<bool>,
+    /// Targets passed over once because they asked (in an earlier call) to be left alone for
+    /// a while: tried after the others, waiting out their `retry-after`.
+    deferred: Vec<bool>,
     /// Targets of the attempts under way.
     live: Vec<(usize, Instant)>,
 }
@@ -264,6 +267,7 @@ impl<'p> Run<'p> {
             last: None,
             first_idx: plan.order.first().copied().unwrap_or(0),
             refused: vec![false; plan.route.targets.len()],
+            deferred: vec![false; plan.route.targets.len()],
             live: Vec::with_capacity(2),
         }
     }
@@ -303,6 +307,25 @@ impl<'p> Run<'p> {
             }
             let target = &plan.route.targets[idx];
             let now = Instant::now();
+            if self.tries[idx] == 0
+                && let Some(after) = target.health.retry_after(now)
+            {
+                // A target that answered another call "retry after" is still resting: the
+                // others go first, and it only after them (a lone target is asked at once, as
+                // before: its answer may have changed).
+                let others = plan.order.iter().any(|&i| {
+                    i != idx && self.tries[i] == 0 && !self.refused[i] && !self.deferred[i]
+                });
+                if others && !self.deferred[idx] {
+                    self.deferred[idx] = true;
+                    self.notes.push(format!(
+                        "{}: tried after the others, it asked to wait {} s",
+                        target.slug,
+                        after.as_secs_f64().ceil()
+                    ));
+                    continue;
+                }
+            }
             let mut wait = Duration::ZERO;
             if self.tries[idx] > 0 {
                 wait = backoff(
