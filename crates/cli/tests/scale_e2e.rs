@@ -409,6 +409,10 @@ async fn with_redis_gone_the_gateway_keeps_answering_says_so_and_reconciles() {
                 name,
                 "--limit",
                 "rpd=100000",
+                // A budget too: its check reaches Redis before the limiter does, and so is
+                // the first to see it back; the limiter must still add its outage counts.
+                "--budget",
+                "total=1000",
                 "--data-dir",
                 data.to_str().unwrap(),
             ],

@@ -246,7 +246,15 @@ impl Limiter {
         {
             match acquire_shared(shared, &checks, now).await {
                 Ok(used) => {
-                    if shared.succeeded() {
+                    shared.succeeded();
+                    // Counts taken here while Redis was away, whichever part of the gateway
+                    // noticed first that it is back (the budgets' check often runs first).
+                    let local = !self
+                        .counters
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_empty();
+                    if local {
                         self.reconcile(shared, now).await;
                     }
                     let state = judge(&checks, &used, now)?;
