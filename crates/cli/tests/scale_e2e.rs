@@ -367,7 +367,7 @@ impl OwnRedis {
     }
 
     /// The value of the one key matching `pattern`.
-    async fn value_of(&self, pattern: &str) -> Option<i64> {
+    async fn value_of<T: redis::FromRedisValue>(&self, pattern: &str) -> Option<T> {
         let client = redis::Client::open(self.url()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.ok()?;
         let keys: Vec<String> = redis::cmd("KEYS")
@@ -394,8 +394,9 @@ async fn with_redis_gone_the_gateway_keeps_answering_says_so_and_reconciles() {
     };
     let m = mock();
     let data = temp_dir("degrade").join("data");
+    // A price, so that calls spend: $1 a prompt token.
     let config = format!(
-        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n[state]\nredis = \"{}\"\nprefix = \"deg:\"\n",
+        "[providers.up]\nkind = \"openai\"\nbase_url = \"{}/v1\"\n[state]\nredis = \"{}\"\nprefix = \"deg:\"\n[catalog.\"up/echo\"]\ninput_per_mtok = 1000000.0\noutput_per_mtok = 0.0\n",
         m.url,
         redis.url()
     );
@@ -412,7 +413,7 @@ async fn with_redis_gone_the_gateway_keeps_answering_says_so_and_reconciles() {
                 // A budget too: its check reaches Redis before the limiter does, and so is
                 // the first to see it back; the limiter must still add its outage counts.
                 "--budget",
-                "total=1000",
+                "total=1000000000",
                 "--data-dir",
                 data.to_str().unwrap(),
             ],
@@ -438,6 +439,15 @@ async fn with_redis_gone_the_gateway_keeps_answering_says_so_and_reconciles() {
     }
     assert_eq!(redis.value_of(&counter).await, Some(3));
     assert_eq!(degraded(&metrics(&g.url).await), Some(0.0));
+    let spend = format!("deg:spend:{{{id}}}:total");
+    let mut per_call = 0.0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while per_call == 0.0 {
+        // Spend reaches Redis just after the answer.
+        assert!(Instant::now() < deadline, "no spend in Redis");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        per_call = redis.value_of::<f64>(&spend).await.unwrap_or(0.0) / 3.0;
+    }
 
     // Load from 4 callers while Redis dies and comes back: every call is answered.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -499,6 +509,20 @@ async fn with_redis_gone_the_gateway_keeps_answering_says_so_and_reconciles() {
     assert!(metric(&text, "switchyard_state_recoveries_total").unwrap() >= 1.0);
     // Everything since the kill: the 5 calls of the outage and those after the restart.
     assert_eq!(redis.value_of(&counter).await, Some(5 + after));
+    // The outage's spend too, so that other replicas hold the key to its budget.
+    let want = per_call * (5 + after) as f64;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = redis.value_of::<f64>(&spend).await.unwrap_or(0.0);
+        if (got - want).abs() < 1e-6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Redis holds ${got} of spend, not the ${want} spent since it was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -127,6 +127,9 @@ pub struct Spend {
     clock: Clock,
     /// `[state] redis`: totals every replica adds to and checks against.
     shared: Option<Arc<Shared>>,
+    /// Spend recorded while Redis was away, by (key id, period): added to it once it is back,
+    /// so that the other replicas see it too.
+    missed: Arc<Missed>,
     /// Database writes and webhook calls, done in order by one background task.
     jobs: mpsc::UnboundedSender<Job>,
 }
@@ -219,6 +222,7 @@ impl Spend {
             totals: Mutex::new(totals),
             clock,
             shared: None,
+            missed: Arc::default(),
             jobs,
         })
     }
@@ -286,6 +290,7 @@ impl Spend {
         match cmd.query_async::<Vec<Option<f64>>>(&mut conn).await {
             Ok(values) => {
                 shared.succeeded();
+                self.missed.flush(shared).await;
                 local
                     .iter()
                     .zip(values)
@@ -366,22 +371,84 @@ impl Spend {
             usd,
         };
         let handle = tokio::runtime::Handle::try_current().ok();
-        match (self.shared.clone().filter(|s| s.available()), handle) {
-            (Some(shared), Some(handle)) => {
+        match (&self.shared, handle) {
+            (Some(shared), Some(handle)) if shared.available() => {
+                let (shared, missed) = (shared.clone(), self.missed.clone());
                 handle.spawn(async move {
                     match add_shared(&shared, &alerts.key_id, &local, usd).await {
                         Ok(totals) => {
                             shared.succeeded();
+                            missed.flush(&shared).await;
                             alerts.send_shared(&shared, totals).await;
                         }
                         Err(e) => {
                             shared.failed("adding spend to", &e);
+                            missed.add(&alerts.key_id, &local, usd);
                             alerts.send_local(local);
                         }
                     }
                 });
             }
-            _ => alerts.send_local(local),
+            (Some(_), _) => {
+                // Redis is configured but away: it gets this spend when it is back.
+                self.missed.add(&key.id, &local, usd);
+                alerts.send_local(local);
+            }
+            (None, _) => alerts.send_local(local),
+        }
+    }
+}
+
+/// Spend not yet added to Redis, by (key id, period).
+#[derive(Debug, Default)]
+struct Missed(Mutex<HashMap<(String, String), f64>>);
+
+/// How many (key, period) totals [`Missed`] keeps at most: beyond, the oldest outage spend is
+/// only on this replica and in the database.
+const MAX_MISSED: usize = 100_000;
+
+impl Missed {
+    fn add(&self, key_id: &str, periods: &[(Period, String, f64)], usd: f64) {
+        let mut missed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, pk, _) in periods {
+            if missed.len() >= MAX_MISSED && !missed.contains_key(&(key_id.to_owned(), pk.clone()))
+            {
+                continue;
+            }
+            *missed.entry((key_id.to_owned(), pk.clone())).or_insert(0.0) += usd;
+        }
+    }
+
+    /// Adds what Redis missed to it (kept for the next try if that fails).
+    async fn flush(&self, shared: &Shared) {
+        let missed: Vec<((String, String), f64)> = {
+            let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if m.is_empty() {
+                return;
+            }
+            m.drain().collect()
+        };
+        let mut pipe = redis::pipe();
+        for ((key_id, period), usd) in &missed {
+            let k = spend_key(shared, key_id, period);
+            pipe.cmd("INCRBYFLOAT").arg(&k).arg(*usd).ignore();
+            if let Some(at) = period_expiry(period) {
+                pipe.cmd("PEXPIREAT").arg(&k).arg(at).ignore();
+            }
+        }
+        let mut conn = shared.conn();
+        match pipe.query_async::<()>(&mut conn).await {
+            Ok(()) => tracing::info!(
+                totals = missed.len(),
+                "spend recorded while Redis was away was added to it"
+            ),
+            Err(e) => {
+                shared.failed("adding spend recorded during its absence to", &e);
+                let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                for (k, usd) in missed {
+                    *m.entry(k).or_insert(0.0) += usd;
+                }
+            }
         }
     }
 }
