@@ -9,7 +9,7 @@ use super::request::TranslateError;
 use crate::chat::{
     ChatChunk, ChatRequest, ChatResponse, Choice, CompletionTokensDetails, Content, Delta,
     FinishReason, Message, Part, PromptTokensDetails, ResponseFormat, Role, ToolCall,
-    ToolCallDelta, ToolCallFunction, ToolCallFunctionDelta, ToolChoice, Usage,
+    ToolCallDelta, ToolCallFunction, ToolCallFunctionDelta, ToolChoice, Usage, has_no_effect,
 };
 
 /// The tool that carries JSON output (`response_format`) on Anthropic; its input comes back as
@@ -156,10 +156,10 @@ pub fn request_from_canonical(
     model: &str,
     stream: bool,
 ) -> Result<Value, TranslateError> {
-    if let Some(k) = req
+    if let Some((k, _)) = req
         .extra
-        .keys()
-        .find(|k| !KNOWN_EXTRA.contains(&k.as_str()))
+        .iter()
+        .find(|(k, v)| !KNOWN_EXTRA.contains(&k.as_str()) && !has_no_effect(k, v))
     {
         return Err(refuse(provider, k, "has no Anthropic equivalent"));
     }

@@ -512,3 +512,28 @@ fn input_counts_from_message_start_reach_a_messages_caller_and_are_never_lowered
     assert_eq!(delta["usage"]["input_tokens"], 25);
     assert_eq!(delta["usage"]["output_tokens"], 12);
 }
+
+#[test]
+fn fields_clients_send_at_their_defaults_are_left_out_not_refused() {
+    let req = canonical(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "frequency_penalty": 0, "presence_penalty": 0.0, "logprobs": false,
+        "logit_bias": {}, "top_logprobs": null}),
+    );
+    let body = request_from_canonical("anthropic", &req, "m", false).unwrap();
+    for k in [
+        "frequency_penalty",
+        "presence_penalty",
+        "logprobs",
+        "logit_bias",
+    ] {
+        assert!(body.get(k).is_none(), "{k} in {body}");
+    }
+    // A value that asks for something is still refused by name.
+    let req = canonical(
+        json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+        "frequency_penalty": 0.5}),
+    );
+    let err = request_from_canonical("anthropic", &req, "m", false).unwrap_err();
+    assert_eq!(err.param, "frequency_penalty");
+}

@@ -15,7 +15,7 @@ pub use assemble::{assemble, chunks_of};
 pub use message::{Content, ImageUrl, Message, Part, Role, ToolCall, ToolCallFunction};
 pub use request::{
     ChatRequest, FunctionDef, JsonSchemaFormat, ResponseFormat, Stop, StreamOptions, Tool,
-    ToolChoice,
+    ToolChoice, has_no_effect,
 };
 pub use response::{
     ChatResponse, Choice, CompletionTokensDetails, FinishReason, PromptTokensDetails, Usage,

@@ -66,6 +66,20 @@ with_extra!(ChatRequest {
     user: "user" => default,
 });
 
+/// Whether an extra field, as sent, asks for nothing: `null`, or OpenAI's default for it
+/// (`frequency_penalty: 0`, `presence_penalty: 0`, `logprobs: false`, `top_logprobs: 0`,
+/// `logit_bias: {}`), which many clients send on every call. A translation to another API can
+/// leave such a field out instead of refusing it.
+pub fn has_no_effect(key: &str, value: &Value) -> bool {
+    match (key, value) {
+        (_, Value::Null) => true,
+        ("frequency_penalty" | "presence_penalty" | "top_logprobs", v) => v.as_f64() == Some(0.0),
+        ("logprobs", Value::Bool(false)) => true,
+        ("logit_bias", Value::Object(m)) => m.is_empty(),
+        _ => false,
+    }
+}
+
 impl ChatRequest {
     pub fn is_stream(&self) -> bool {
         self.stream == Some(true)

@@ -8,7 +8,7 @@ use crate::TranslateError;
 use crate::anthropic::upstream::{OUTPUT_CONFIG, THINKING};
 use crate::chat::{
     ChatRequest, Content, FunctionDef, Message, Part, ResponseFormat, Role, Stop, Tool, ToolCall,
-    ToolCallFunction, ToolChoice,
+    ToolCallFunction, ToolChoice, has_no_effect,
 };
 use crate::embeddings::EmbeddingRequest;
 
@@ -52,6 +52,8 @@ fn refuse(provider: &str, param: &str, why: &str) -> TranslateError {
 /// Canonical extra fields this translation maps; any other is refused by name.
 const KNOWN_EXTRA: &[&str] = &[
     "top_k",
+    "presence_penalty",
+    "frequency_penalty",
     "reasoning_effort",
     "metadata",
     "store",
@@ -150,10 +152,10 @@ fn push(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
 
 /// Builds a `generateContent` body. The model goes in the URL, not the body.
 pub fn request_from_canonical(provider: &str, req: &ChatRequest) -> Result<Value, TranslateError> {
-    if let Some(k) = req
+    if let Some((k, _)) = req
         .extra
-        .keys()
-        .find(|k| !KNOWN_EXTRA.contains(&k.as_str()))
+        .iter()
+        .find(|(k, v)| !KNOWN_EXTRA.contains(&k.as_str()) && !has_no_effect(k, v))
     {
         return Err(refuse(provider, k, "has no Gemini equivalent"));
     }
@@ -233,6 +235,14 @@ pub fn request_from_canonical(provider: &str, req: &ChatRequest) -> Result<Value
     }
     if let Some(k) = req.extra.get("top_k") {
         generation.insert("topK".into(), k.clone());
+    }
+    for (ours, theirs) in [
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ] {
+        if let Some(p) = req.extra.get(ours).filter(|p| !p.is_null()) {
+            generation.insert(theirs.into(), p.clone());
+        }
     }
     if let Some(max) = req.max_output_tokens() {
         generation.insert("maxOutputTokens".into(), max.into());

@@ -293,3 +293,14 @@ fn thinking_budgets_for_gemini_come_from_effort_or_the_anthropic_callers_budget(
         "x_switchyard_anthropic_thinking": {"type": "adaptive"}, "reasoning_effort": "medium"});
     assert_eq!(budget(adaptive).unwrap(), -1);
 }
+
+#[test]
+fn penalties_map_to_gemini_and_defaults_pass() {
+    let req: ChatRequest = serde_json::from_value(json!({"model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "presence_penalty": 0.5, "frequency_penalty": 0, "logprobs": false}))
+    .unwrap();
+    let body = request_from_canonical("gemini", &req).unwrap();
+    assert_eq!(body["generationConfig"]["presencePenalty"], 0.5);
+    assert_eq!(body["generationConfig"]["frequencyPenalty"], 0);
+}

@@ -71,7 +71,11 @@ pub fn request_from_canonical(req: &ChatRequest) -> Result<Value, TranslateError
     if req.stop.is_some() {
         return Err(refuse("stop", "the Responses API has no stop sequences"));
     }
-    if let Some(k) = REFUSED.iter().find(|k| req.extra.contains_key(**k)) {
+    if let Some(k) = REFUSED.iter().find(|k| {
+        req.extra
+            .get(**k)
+            .is_some_and(|v| !crate::chat::has_no_effect(k, v))
+    }) {
         return Err(refuse(
             k,
             format!("`{k}` has no place in the Responses API"),
