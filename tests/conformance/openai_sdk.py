@@ -254,6 +254,8 @@ def test_gemini_shaped_upstream_text_stream_and_embeddings():
     assert chunks[-1].usage.completion_tokens == 3
     e = client.embeddings.create(model="mock-gemini/embed", input=["a", "b"], dimensions=4)
     assert len(e.data) == 2 and len(e.data[1].embedding) == 4
+    # Gemini reports no usage for embeddings; OpenAI's type requires one, so it is estimated.
+    assert e.usage.prompt_tokens >= 1 and e.usage.total_tokens == e.usage.prompt_tokens, e.usage
 
 
 def test_gemini_tool_loop_keeps_thought_signatures():

@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use switchyard_protocol::chat::{ChatRequest, ChatResponse};
-use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse, EncodingFormat};
+use switchyard_protocol::embeddings::{
+    EmbeddingRequest, EmbeddingResponse, EmbeddingUsage, EncodingFormat,
+};
 use switchyard_protocol::gemini::{self, StreamDecoder};
 use switchyard_protocol::models::{Model, ModelList};
 use switchyard_protocol::sse::SseEvent;
@@ -150,10 +152,24 @@ impl GeminiProvider {
         let url = self.url(&req.model, "batchEmbedContents", None)?;
         let v: Value = up.json(up.post_value(&url, &body)?).await?;
         let base64 = req.encoding_format == Some(EncodingFormat::Base64);
-        gemini::embed_response(&v, &req.model, base64).map_err(|detail| ProviderError::Decode {
-            provider: s.name.clone(),
-            detail,
-        })
+        let mut resp = gemini::embed_response(&v, &req.model, base64).map_err(|detail| {
+            ProviderError::Decode {
+                provider: s.name.clone(),
+                detail,
+            }
+        })?;
+        // Gemini reports no usage for embeddings, and OpenAI's answer always has one (its
+        // SDKs' types require it): an estimate, about four characters a token.
+        let chars: usize = req
+            .input
+            .texts()
+            .map_or(0, |t| t.iter().map(|s| s.chars().count()).sum());
+        let tokens = (chars as u64).div_ceil(4);
+        resp.usage = Some(EmbeddingUsage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        });
+        Ok(resp)
     }
 
     pub async fn models(&self) -> Result<ModelList, ProviderError> {
