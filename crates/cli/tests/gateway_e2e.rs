@@ -711,7 +711,8 @@ async fn messages_errors_use_anthropics_shape() {
     let (s, _, msg) = anthropic_error(
         messages(
             &g,
-            json!({"model": "mock/echo", "max_tokens": 5, "messages": [], "mcp_servers": []}),
+            json!({"model": "mock/echo", "max_tokens": 5, "mcp_servers": [],
+                   "messages": [{"role": "user", "content": "x"}]}),
         )
         .await,
     )
@@ -1072,4 +1073,42 @@ async fn pages_from_other_sites_and_rebound_names_cannot_use_a_keyless_gateway()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn messages_fields_and_betas_reach_an_anthropic_upstream_and_only_it() {
+    let (g, m) = setup();
+    let body = json!({"model": "anthropic/echo", "max_tokens": 64,
+        "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+        "messages": [{"role": "user", "content": "hello"}]});
+    let resp = client()
+        .post(format!("{}/v1/messages", g.url))
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "context-management-2025-06-27")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let seen = last(&m).await;
+    assert_eq!(seen["anthropic_beta"], "context-management-2025-06-27");
+    assert_eq!(
+        seen["body"]["context_management"],
+        body["context_management"]
+    );
+    // An OpenAI-shaped upstream cannot take the field: refused by name, nothing sent.
+    let before = stats(&m).await["requests"].as_u64().unwrap();
+    let mut other = body.clone();
+    other["model"] = json!("up/echo");
+    let resp = messages(&g, other).await;
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("context_management"),
+        "{err}"
+    );
+    assert_eq!(stats(&m).await["requests"].as_u64().unwrap(), before);
 }

@@ -31,6 +31,7 @@ pub struct LastRequest {
     /// Anthropic's credential header.
     pub x_api_key: Option<String>,
     pub anthropic_version: Option<String>,
+    pub anthropic_beta: Option<String>,
     /// Gemini's credential header.
     pub x_goog_api_key: Option<String>,
     pub body: serde_json::Value,
@@ -65,6 +66,7 @@ impl Stats {
         let authorization = header("authorization");
         let x_api_key = header("x-api-key");
         let anthropic_version = header("anthropic-version");
+        let anthropic_beta = header("anthropic-beta");
         let x_goog_api_key = header("x-goog-api-key");
         let body = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
         if let Ok(mut last) = self.last.lock() {
@@ -73,6 +75,7 @@ impl Stats {
                 authorization,
                 x_api_key,
                 anthropic_version,
+                anthropic_beta,
                 x_goog_api_key,
                 body,
             });

@@ -30,9 +30,14 @@ fn failure((attempts, err): Failure) -> Response {
     super::failure(&attempts, err, true)
 }
 
-/// Reads a Messages request into the canonical form. A `count_tokens` request (`counting`)
-/// carries no `max_tokens`, which the translation otherwise requires.
-fn read(body: Result<RawBody, GatewayError>, counting: bool) -> Result<ChatRequest, GatewayError> {
+/// Reads a Messages request into the canonical form, with the caller's `anthropic-beta`
+/// header for Anthropic upstreams. A `count_tokens` request (`counting`) carries no
+/// `max_tokens`, which the translation otherwise requires.
+fn read(
+    body: Result<RawBody, GatewayError>,
+    headers: &HeaderMap,
+    counting: bool,
+) -> Result<ChatRequest, GatewayError> {
     let RawBody(body) = body?;
     let req: MessagesRequest = if counting {
         let mut value: serde_json::Value = decode(&body)?;
@@ -44,10 +49,17 @@ fn read(body: Result<RawBody, GatewayError>, counting: bool) -> Result<ChatReque
     } else {
         decode(&body)?
     };
-    to_canonical(req).map_err(|e| GatewayError::BadRequest {
+    let mut canonical = to_canonical(req).map_err(|e| GatewayError::BadRequest {
         message: e.message,
         param: Some(e.param),
-    })
+    })?;
+    if let Some(beta) = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()) {
+        canonical.extra.insert(
+            switchyard_protocol::anthropic::upstream::BETA.to_owned(),
+            beta.into(),
+        );
+    }
+    Ok(canonical)
 }
 
 pub async fn messages(
@@ -61,7 +73,7 @@ pub async fn messages(
     let (mut canonical, options) = match authenticate(&state, &headers).and_then(|key| {
         let body = body?;
         log.body(&body.0);
-        let c = read(Ok(body), false)?;
+        let c = read(Ok(body), &headers, false)?;
         let o = options(&headers, c.extra.get("metadata"), key)?;
         Ok((c, o))
     }) {
@@ -112,7 +124,7 @@ pub async fn count_tokens(
     body: Result<RawBody, GatewayError>,
 ) -> Response {
     let (canonical, options) = match authenticate(&state, &headers).and_then(|key| {
-        let c = read(body, true)?;
+        let c = read(body, &headers, true)?;
         Ok((c, options(&headers, None, key)?))
     }) {
         Ok(c) => c,

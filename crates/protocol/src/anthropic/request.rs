@@ -65,13 +65,9 @@ fn reasoning_effort(
 /// `tool_use` blocks become tool calls; `thinking` blocks are kept as parts for upstreams that
 /// understand them; `top_k` travels as an extra field, so upstreams that support it honour it and
 /// the others refuse it by name.
-pub fn to_canonical(req: MessagesRequest) -> Result<ChatRequest, TranslateError> {
-    if let Some(field) = req.extra.keys().next() {
-        return Err(refuse(
-            field.clone(),
-            format!("`{field}` is not supported by Switchyard's Messages translation"),
-        ));
-    }
+pub fn to_canonical(mut req: MessagesRequest) -> Result<ChatRequest, TranslateError> {
+    // Top-level fields with no canonical place go on for Anthropic upstreams only.
+    let anthropic_only = std::mem::take(&mut req.extra);
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     match req.system {
         None => {}
@@ -157,6 +153,9 @@ pub fn to_canonical(req: MessagesRequest) -> Result<ChatRequest, TranslateError>
     }
     if let Some(c) = req.output_config {
         extra.insert(upstream::OUTPUT_CONFIG.to_owned(), c);
+    }
+    if !anthropic_only.is_empty() {
+        extra.insert(upstream::FIELDS.to_owned(), Value::Object(anthropic_only));
     }
     let stream = req.stream == Some(true);
     Ok(ChatRequest {

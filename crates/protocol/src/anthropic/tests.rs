@@ -123,8 +123,13 @@ fn tool_choice_forms() {
 
 #[test]
 fn what_cannot_be_translated_is_refused_by_name() {
+    // A top-level field with no canonical place goes on to Anthropic upstreams only.
     let req = request(json!({"model": "m", "max_tokens": 5, "messages": [], "container": "c1"}));
-    let err = to_canonical(req).unwrap_err();
+    let c = to_canonical(req).unwrap();
+    assert_eq!(upstream::anthropic_only_field(&c), Some("container"));
+    let body = upstream::request_from_canonical("anthropic", &c, "m", false).unwrap();
+    assert_eq!(body["container"], "c1");
+    let err = crate::gemini::request_from_canonical("gemini", &c).unwrap_err();
     assert_eq!(err.param, "container");
     let req = request(json!({"model": "m", "max_tokens": 5, "messages": [],
         "tools": [{"type": "web_search_20250305", "name": "web_search"}]}));

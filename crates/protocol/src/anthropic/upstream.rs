@@ -36,6 +36,23 @@ pub const THINKING: &str = "x_switchyard_anthropic_thinking";
 /// in its own `message_start`, where clients read input tokens; OpenAI-shaped callers never see
 /// it.
 pub const PROMPT_USAGE: &str = "x_switchyard_prompt_usage";
+/// The canonical `extra` key for a Messages caller's `anthropic-beta` header: sent on to
+/// Anthropic upstreams (as that header), ignored by the others.
+pub const BETA: &str = "x_switchyard_anthropic_beta";
+/// The canonical `extra` key for a Messages caller's top-level fields this translation has no
+/// canonical place for (`context_management`, `mcp_servers`, `container`, a field added
+/// later): an Anthropic upstream gets them as they are, any other refuses them by name.
+pub const FIELDS: &str = "x_switchyard_anthropic_fields";
+
+/// The first of a request's Anthropic-only fields ([`FIELDS`]), which only an Anthropic
+/// upstream can take.
+pub fn anthropic_only_field(req: &ChatRequest) -> Option<&str> {
+    req.extra
+        .get(FIELDS)
+        .and_then(Value::as_object)
+        .and_then(|m| m.keys().next())
+        .map(String::as_str)
+}
 /// The same for an Anthropic caller's `output_config`.
 pub const OUTPUT_CONFIG: &str = "x_switchyard_anthropic_output_config";
 
@@ -99,6 +116,8 @@ const KNOWN_EXTRA: &[&str] = &[
     "service_tier",
     THINKING,
     OUTPUT_CONFIG,
+    BETA,
+    FIELDS,
 ];
 
 fn image_block(url: &str) -> Value {
@@ -356,6 +375,12 @@ pub fn request_from_canonical(
     }
     if stream {
         body.insert("stream".into(), true.into());
+    }
+    // A Messages caller's fields with no canonical place, as they were sent.
+    if let Some(Value::Object(fields)) = req.extra.get(FIELDS) {
+        for (k, v) in fields {
+            body.entry(k.clone()).or_insert_with(|| v.clone());
+        }
     }
     Ok(Value::Object(body))
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use crate::TranslateError;
-use crate::anthropic::upstream::{OUTPUT_CONFIG, THINKING};
+use crate::anthropic::upstream::{BETA, OUTPUT_CONFIG, THINKING, anthropic_only_field};
 use crate::chat::{
     ChatRequest, Content, FunctionDef, Message, Part, ResponseFormat, Role, Stop, Tool, ToolCall,
     ToolCallFunction, ToolChoice, has_no_effect,
@@ -59,6 +59,7 @@ const KNOWN_EXTRA: &[&str] = &[
     "store",
     THINKING,
     OUTPUT_CONFIG,
+    BETA,
 ];
 
 pub(crate) fn thought_signature(call: &ToolCall) -> Option<&Value> {
@@ -152,6 +153,9 @@ fn push(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
 
 /// Builds a `generateContent` body. The model goes in the URL, not the body.
 pub fn request_from_canonical(provider: &str, req: &ChatRequest) -> Result<Value, TranslateError> {
+    if let Some(k) = anthropic_only_field(req) {
+        return Err(refuse(provider, k, "is an Anthropic Messages field"));
+    }
     if let Some((k, _)) = req
         .extra
         .iter()

@@ -62,6 +62,14 @@ fn parts(m: &Message, assistant: bool) -> Vec<Value> {
 
 /// The Responses request body for a canonical request.
 pub fn request_from_canonical(req: &ChatRequest) -> Result<Value, TranslateError> {
+    if let Some(k) = crate::anthropic::upstream::anthropic_only_field(req) {
+        return Err(refuse(
+            k,
+            format!(
+                "`{k}` is an Anthropic Messages field, which the Responses API has no place for"
+            ),
+        ));
+    }
     if req.n.is_some_and(|n| n > 1) {
         return Err(refuse(
             "n",

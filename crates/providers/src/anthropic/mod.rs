@@ -30,6 +30,22 @@ struct Inner {
     models_url: ::http::Uri,
 }
 
+/// The caller's `anthropic-beta` header (from the Messages surface), on the upstream request.
+fn with_beta(
+    mut up: ::http::Request<bytes::Bytes>,
+    req: &ChatRequest,
+) -> ::http::Request<bytes::Bytes> {
+    if let Some(beta) = req
+        .extra
+        .get(upstream::BETA)
+        .and_then(Value::as_str)
+        .and_then(|b| ::http::HeaderValue::from_str(b).ok())
+    {
+        up.headers_mut().insert("anthropic-beta", beta);
+    }
+    up
+}
+
 impl AnthropicProvider {
     /// `base_url` is the API root (`https://api.anthropic.com`, as `ANTHROPIC_BASE_URL` is for
     /// the official SDK); a trailing `/v1` is accepted too.
@@ -68,14 +84,17 @@ impl AnthropicProvider {
         })
     }
 
-    fn post(&self, body: Vec<u8>) -> ::http::Request<bytes::Bytes> {
-        self.inner.upstream.post(&self.inner.messages_url, body)
+    fn post(&self, body: Vec<u8>, req: &ChatRequest) -> ::http::Request<bytes::Bytes> {
+        with_beta(
+            self.inner.upstream.post(&self.inner.messages_url, body),
+            req,
+        )
     }
 
     pub async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = self.body(&req, false)?;
         let s = &self.inner.settings;
-        let v: Value = self.inner.upstream.json(self.post(body)).await?;
+        let v: Value = self.inner.upstream.json(self.post(body, &req)).await?;
         let mut resp =
             upstream::response_to_canonical(&v).map_err(|detail| ProviderError::Decode {
                 provider: s.name.clone(),
@@ -88,7 +107,7 @@ impl AnthropicProvider {
     pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream, ProviderError> {
         let body = self.body(&req, true)?;
         let s = &self.inner.settings;
-        let resp = self.inner.upstream.start(self.post(body)).await?;
+        let resp = self.inner.upstream.start(self.post(body, &req)).await?;
         Ok(events::chunks(
             s.name.clone(),
             resp,
@@ -122,7 +141,10 @@ impl AnthropicProvider {
         }
         let up = &self.inner.upstream;
         let v: Value = up
-            .json(up.post_value(&self.inner.count_url, &body)?)
+            .json(with_beta(
+                up.post_value(&self.inner.count_url, &body)?,
+                &req,
+            ))
             .await?;
         v["input_tokens"]
             .as_u64()

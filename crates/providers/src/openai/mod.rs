@@ -62,6 +62,7 @@ impl OpenAiProvider {
     }
 
     pub async fn chat(&self, mut req: ChatRequest) -> Result<ChatResponse, ProviderError> {
+        request::refuse_anthropic_only(self.name(), &req)?;
         request::to_wire(&mut req, self.inner.completion_tokens);
         req.stream = None;
         req.stream_options = None;
@@ -84,6 +85,7 @@ impl OpenAiProvider {
         mut req: ChatRequest,
         detail: ChunkDetail,
     ) -> Result<ChatStream, ProviderError> {
+        request::refuse_anthropic_only(self.name(), &req)?;
         request::to_wire(&mut req, self.inner.completion_tokens);
         req.stream = Some(true);
         let s = &self.inner.settings;

@@ -12,6 +12,8 @@ use crate::ProviderError;
 /// is sent as `max_completion_tokens`, which every OpenAI model takes and its reasoning models
 /// require (an Anthropic caller always sends `max_tokens`, and a cost ceiling sets it).
 pub(super) fn to_wire(req: &mut ChatRequest, completion_tokens: bool) {
+    req.extra
+        .remove(switchyard_protocol::anthropic::upstream::BETA);
     if completion_tokens && req.max_completion_tokens.is_none() {
         req.max_completion_tokens = req.max_tokens.take();
     }
@@ -58,6 +60,24 @@ pub(super) fn to_wire(req: &mut ChatRequest, completion_tokens: bool) {
 
 fn is_reasoning(p: &Part) -> bool {
     matches!(p, Part::Other(v) if matches!(v.get("type").and_then(|t| t.as_str()), Some("thinking" | "redacted_thinking")))
+}
+
+/// Refuses a request with fields only Anthropic's Messages API takes (a Messages caller's
+/// `context_management`, say): an OpenAI-compatible upstream would reject or ignore them.
+pub(super) fn refuse_anthropic_only(
+    provider: &str,
+    req: &ChatRequest,
+) -> Result<(), ProviderError> {
+    match switchyard_protocol::anthropic::upstream::anthropic_only_field(req) {
+        None => Ok(()),
+        Some(k) => Err(ProviderError::Request {
+            provider: provider.to_owned(),
+            param: k.to_owned(),
+            message: format!(
+                "`{k}` is an Anthropic Messages field; provider `{provider}` (OpenAI-compatible) cannot honour it"
+            ),
+        }),
+    }
 }
 
 pub(super) fn encode<T: Serialize>(provider: &str, body: &T) -> Result<Vec<u8>, ProviderError> {
