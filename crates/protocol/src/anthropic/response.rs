@@ -84,6 +84,23 @@ pub fn to_anthropic(resp: ChatResponse) -> MessagesResponse {
     let mut stop_reason = None;
     if let Some(choice) = resp.choices.into_iter().next() {
         let msg = choice.message;
+        // Reasoning from a Gemini or OpenAI-compatible reasoning upstream (`reasoning_content`)
+        // is a thinking block too, as it is in a stream; an Anthropic upstream's thinking comes
+        // as blocks of its own, below.
+        let thinking_blocks = matches!(&msg.content, Some(Content::Parts(parts))
+            if parts.iter().any(|p| matches!(p, Part::Other(v) if v["type"] == "thinking")));
+        if !thinking_blocks
+            && let Some(thinking) = msg
+                .extra
+                .get(super::upstream::REASONING)
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+        {
+            content.push(OutBlock::Thinking {
+                thinking: thinking.to_owned(),
+                signature: String::new(),
+            });
+        }
         match msg.content {
             Some(Content::Text(t)) if !t.is_empty() => content.push(OutBlock::Text { text: t }),
             Some(Content::Parts(parts)) => {

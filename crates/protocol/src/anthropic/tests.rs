@@ -327,3 +327,16 @@ fn gemini_thought_signatures_ride_in_tool_use_ids_across_the_messages_surface() 
         Some(call.id.as_str())
     );
 }
+
+#[test]
+fn reasoning_from_other_upstreams_is_a_thinking_block_in_a_whole_answer_too() {
+    let resp: ChatResponse = serde_json::from_value(json!({
+        "id": "r", "model": "deepseek-reasoner", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "42", "reasoning_content": "6 times 7"}}]
+    }))
+    .unwrap();
+    let out = serde_json::to_value(to_anthropic(resp)).unwrap();
+    assert_eq!(out["content"][0]["type"], "thinking");
+    assert_eq!(out["content"][0]["thinking"], "6 times 7");
+    assert_eq!(out["content"][1], json!({"type": "text", "text": "42"}));
+}
