@@ -188,12 +188,18 @@ where
                         run.notes.push(format!("{}: {}", target.slug, upstream_message(&e)));
                         let retryable = e.is_retryable();
                         let refused = e.is_refused_here();
-                        run.last = Some(e);
                         if refused {
-                            // Another target may take it; this one will not.
+                            // Another target may take it; this one will not. Nothing was sent,
+                            // so it is no attempt.
                             run.refused[idx] = true;
-                        } else if !retryable {
-                            break;
+                            run.attempts.count -= 1;
+                            run.last = Some(e);
+                        } else {
+                            run.last_sent = Some(e.clone());
+                            run.last = Some(e);
+                            if !retryable {
+                                break;
+                            }
                         }
                     }
                 }
@@ -244,9 +250,12 @@ struct Run<'p> {
     first_idx: usize,
     /// Targets that refused the request before sending it: not tried again.
     refused: Vec<bool>,
-    /// Targets passed over once because they asked (in an earlier call) to be left alone for
-    /// a while: tried after the others, waiting out their `retry-after`.
+    /// Targets passed over because they asked (in an earlier call) to be left alone for a
+    /// while: tried after the others.
     deferred: Vec<bool>,
+    /// The last failure of a request that was sent (not refused before sending): what the
+    /// caller is told when every target refused or failed.
+    last_sent: Option<ProviderError>,
     /// Targets of the attempts under way.
     live: Vec<(usize, Instant)>,
 }
@@ -268,6 +277,7 @@ impl<'p> Run<'p> {
             first_idx: plan.order.first().copied().unwrap_or(0),
             refused: vec![false; plan.route.targets.len()],
             deferred: vec![false; plan.route.targets.len()],
+            last_sent: None,
             live: Vec::with_capacity(2),
         }
     }
@@ -294,9 +304,24 @@ impl<'p> Run<'p> {
     /// The next target to try, its permit and how long to wait first; `None` when attempts are
     /// used up or every target is unavailable.
     fn next(&mut self) -> Option<(usize, Permit, Duration)> {
+        // Targets resting under a retry-after go after the others; if none of the others can
+        // be tried (their circuits are open, say), they are tried all the same.
+        self.pick(false).or_else(|| {
+            self.deferred
+                .iter()
+                .any(|d| *d)
+                .then(|| self.pick(true))
+                .flatten()
+        })
+    }
+
+    /// One pass over the plan's order for the next target; `resting`: whether targets passed
+    /// over for their retry-after may be taken.
+    fn pick(&mut self, resting: bool) -> Option<(usize, Permit, Duration)> {
         let plan = self.plan;
         let n = plan.order.len();
         for _ in 0..n {
+            // Refusals sent nothing: they do not use up attempts.
             if self.attempts.count >= plan.retry.max_attempts {
                 return None;
             }
@@ -316,13 +341,15 @@ impl<'p> Run<'p> {
                 let others = plan.order.iter().any(|&i| {
                     i != idx && self.tries[i] == 0 && !self.refused[i] && !self.deferred[i]
                 });
-                if others && !self.deferred[idx] {
-                    self.deferred[idx] = true;
-                    self.notes.push(format!(
-                        "{}: tried after the others, it asked to wait {} s",
-                        target.slug,
-                        after.as_secs_f64().ceil()
-                    ));
+                if others && !resting {
+                    if !self.deferred[idx] {
+                        self.deferred[idx] = true;
+                        self.notes.push(format!(
+                            "{}: tried after the others, it asked to wait {} s",
+                            target.slug,
+                            after.as_secs_f64().ceil()
+                        ));
+                    }
                     continue;
                 }
             }
@@ -385,7 +412,9 @@ impl<'p> Run<'p> {
                 .map(|t| format!("`{}`", t.slug))
                 .unwrap_or_default(),
         };
-        let err = match self.last.take() {
+        // A failure of a request that was sent says more than a later target's refusal.
+        let last = self.last_sent.take().or_else(|| self.last.take());
+        let err = match last {
             None => GatewayError::Unavailable {
                 message: format!(
                     "no target of {what} is available: {}",
@@ -435,5 +464,106 @@ mod tests {
         assert_eq!(backoff(base, max, 10, 0.5), Duration::from_secs(1));
         assert_eq!(backoff(base, max, 40, 1.0), max);
         assert_eq!(backoff(base, max, 2, 0.0), Duration::ZERO);
+    }
+
+    fn status(code: u16, retry_after: Option<Duration>) -> ProviderError {
+        ProviderError::Status(Box::new(switchyard_providers::UpstreamStatus {
+            provider: "mock".into(),
+            status: code,
+            message: "no".into(),
+            kind: None,
+            code: None,
+            param: None,
+            retry_after,
+        }))
+    }
+
+    /// Runs a call over `plan` whose attempt at a target answers as `answer` says; the
+    /// targets called, in order, and the outcome.
+    async fn run_with(
+        plan: &Plan,
+        answer: impl Fn(&str) -> Result<(), ProviderError>,
+    ) -> (
+        Vec<String>,
+        Result<(Attempts, ()), (Attempts, GatewayError)>,
+    ) {
+        let called = std::sync::Mutex::new(Vec::new());
+        let metrics = crate::metrics::Metrics::new(super::super::HealthTable::default());
+        let result = run(plan, &metrics, |t| {
+            called.lock().unwrap().push(t.slug.to_string());
+            let r = answer(&t.slug);
+            async move { r }
+        })
+        .await;
+        (called.into_inner().unwrap(), result)
+    }
+
+    #[tokio::test]
+    async fn a_resting_target_is_still_tried_when_the_others_cannot_be() {
+        let routes = super::super::tests::routes(
+            "[circuit_breaker]\nconsecutive_failures = 2\n[routes.r]\ntargets = [\"mock/a\", \"mock/b\"]\n",
+        );
+        let plan = routes
+            .plan(
+                "r",
+                &super::super::CallOptions::default(),
+                &super::super::Needs::default(),
+            )
+            .unwrap();
+        let (a, b) = (&plan.route.targets[0].health, &plan.route.targets[1].health);
+        // `a` told an earlier call to come back in 30 s; `b`'s circuit is open.
+        let now = Instant::now();
+        a.admit(now)
+            .unwrap()
+            .failed(&status(429, Some(Duration::from_secs(30))), Duration::ZERO);
+        for _ in 0..2 {
+            b.admit(now)
+                .unwrap()
+                .failed(&status(503, None), Duration::ZERO);
+        }
+        let (called, result) = run_with(&plan, |_| Ok(())).await;
+        assert_eq!(called, ["mock/a"]);
+        assert!(result.is_ok());
+    }
+
+    #[tokio::test]
+    async fn refusals_use_no_attempts_and_a_sent_failure_is_what_the_caller_hears() {
+        let routes = super::super::tests::routes(
+            "[retry]\nmax_attempts = 2\n[routes.r]\ntargets = [\"mock/a\", \"mock/b\", \"mock/c\", \"mock/d\"]\n",
+        );
+        let plan = routes
+            .plan(
+                "r",
+                &super::super::CallOptions::default(),
+                &super::super::Needs::default(),
+            )
+            .unwrap();
+        let refuse = || ProviderError::Request {
+            provider: "mock".into(),
+            param: "x".into(),
+            message: "cannot".into(),
+        };
+        // Three refusals, then an answer: within two attempts, since none was sent.
+        let (called, result) = run_with(&plan, |slug| {
+            if slug == "mock/d" {
+                Ok(())
+            } else {
+                Err(refuse())
+            }
+        })
+        .await;
+        assert_eq!(called, ["mock/a", "mock/b", "mock/c", "mock/d"]);
+        assert_eq!(result.unwrap().0.count, 1);
+        // A 503, then refusals: the caller hears of the 503, not of a refusal.
+        let (_, result) = run_with(&plan, |slug| {
+            if slug == "mock/a" {
+                Err(status(503, None))
+            } else {
+                Err(refuse())
+            }
+        })
+        .await;
+        let (_, e) = result.unwrap_err();
+        assert_eq!(e.status().as_u16(), 502, "{e}");
     }
 }
