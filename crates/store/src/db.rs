@@ -276,8 +276,15 @@ pub(crate) fn test_sqlite(name: &str) -> std::path::PathBuf {
 /// A connection URL without its passwords, for messages: the one in the user info, and any
 /// query parameter whose name holds `password` (`?password=`, `sslpassword=`).
 fn redact(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
+    // The query starts at the first `?` after the path's first `/`: a `?` before it belongs to
+    // the user info (a password, say).
+    let after_scheme = url.find("://").map_or(0, |s| s + 3);
+    let query_at = url[after_scheme..]
+        .find('/')
+        .map(|p| after_scheme + p)
+        .and_then(|path| url[path..].find('?').map(|q| path + q));
+    let (base, query) = match query_at {
+        Some(q) => (&url[..q], Some(&url[q + 1..])),
         None => (url, None),
     };
     let mut out = match (base.find("://"), base.rfind('@')) {
@@ -324,6 +331,15 @@ mod tests {
         assert_eq!(
             redact("postgres://sy:s3cret@db/sy?application_name=a@b"),
             "postgres://sy:***@db/sy?application_name=a@b"
+        );
+        // Characters a password should have had encoded do not expose it either.
+        assert_eq!(
+            redact("postgres://sy:pa?ss@db/sy"),
+            "postgres://sy:***@db/sy"
+        );
+        assert_eq!(
+            redact("postgres://sy:pa/ss@db/sy"),
+            "postgres://sy:***@db/sy"
         );
     }
 

@@ -32,6 +32,8 @@ pub struct StreamTranslator {
     stop_reason: Option<&'static str>,
     usage: Usage,
     model: String,
+    /// The id of the open tool call, as the upstream gave it.
+    open_call_id: Option<String>,
 }
 
 impl StreamTranslator {
@@ -44,6 +46,7 @@ impl StreamTranslator {
             stop_reason: None,
             usage: Usage::default(),
             model: model.into(),
+            open_call_id: None,
         }
     }
 
@@ -184,11 +187,17 @@ impl StreamTranslator {
         }
         for call in choice.delta.tool_calls.unwrap_or_default() {
             let function = call.function.unwrap_or_default();
-            // The stream's index names the call: a host that repeats the id on every piece
-            // still continues the same block.
-            let index = match (self.open, call.id) {
-                (Open::Tool(i), _) if i == call.index => self.next_index - 1,
-                (_, id) => {
+            // A piece of the open call: the same index, and no id or the same id (some hosts
+            // repeat it on every piece; others number parallel calls all 0, each with its id).
+            let same_call = matches!(self.open, Open::Tool(i) if i == call.index)
+                && call
+                    .id
+                    .as_ref()
+                    .is_none_or(|id| self.open_call_id.as_deref() == Some(id.as_str()));
+            let index = match (same_call, call.id) {
+                (true, _) => self.next_index - 1,
+                (false, id) => {
+                    self.open_call_id.clone_from(&id);
                     let block = OutBlock::ToolUse {
                         id: call_id_with_extra(
                             &id.unwrap_or_else(|| format!("toolu_{}", call.index)),

@@ -277,6 +277,19 @@ fn a_host_that_repeats_the_call_id_on_every_piece_makes_one_tool_use_block() {
         .filter_map(|e| e["delta"]["partial_json"].as_str())
         .collect();
     assert_eq!(args, "{\"city\":\"Oslo\"}");
+
+    // Hosts that number parallel calls all 0, each with its own id: two blocks.
+    let mut t = StreamTranslator::new("m");
+    let mut events = Vec::new();
+    for (id, name, args) in [("call_1", "a", "{}"), ("call_2", "b", "{}")] {
+        events.extend(t.push(ChatChunk::tool_call_piece(0, Some(id), Some(name), args)));
+    }
+    let starts = events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .filter(|e| e["type"] == "content_block_start")
+        .count();
+    assert_eq!(starts, 2);
 }
 
 #[test]

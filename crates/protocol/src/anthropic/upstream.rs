@@ -85,7 +85,7 @@ fn thinking(provider: &str, req: &ChatRequest) -> Result<Option<Value>, Translat
         Some("minimal" | "low") => 1024,
         Some("medium") => 4096,
         Some("high") => 16384,
-        Some("xhigh") => 32768,
+        Some("xhigh") => 24576,
         _ => {
             return Err(refuse(
                 provider,
@@ -96,6 +96,10 @@ fn thinking(provider: &str, req: &ChatRequest) -> Result<Option<Value>, Translat
     };
     Ok(Some(json!({"type": "enabled", "budget_tokens": budget})))
 }
+
+/// The most `max_tokens` a default gives a thinking call: the smallest output limit among the
+/// Claude models that think (Opus 4 and 4.1 stop at 32,000).
+const MAX_TOKENS_WITH_THINKING: u32 = 32_000;
 
 fn refuse(provider: &str, param: &str, why: &str) -> TranslateError {
     TranslateError {
@@ -274,8 +278,12 @@ pub fn request_from_canonical(
         .map_or(0, |b| u32::try_from(b).unwrap_or(u32::MAX));
     let max = match req.max_output_tokens() {
         Some(max) => max,
-        // A thinking budget comes out of max_tokens: leave the answer its usual room beside it.
-        None => default_max_tokens(model).saturating_add(budget),
+        // A thinking budget comes out of max_tokens: leave the answer its usual room beside it,
+        // within what every model that thinks can produce.
+        None if budget > 0 => default_max_tokens(model)
+            .saturating_add(budget)
+            .min(MAX_TOKENS_WITH_THINKING),
+        None => default_max_tokens(model),
     };
     if budget > 0 && budget >= max {
         return Err(refuse(

@@ -436,9 +436,11 @@ fn reasoning_effort_becomes_a_thinking_budget_that_fits_max_tokens() {
         b["thinking"],
         json!({"type": "enabled", "budget_tokens": 16384})
     );
-    assert!(b["max_tokens"].as_u64().unwrap() > 16384, "{b}");
+    let max = b["max_tokens"].as_u64().unwrap();
+    assert!(max > 16384 && max <= 32_000, "{b}");
     let b = body(json!({"reasoning_effort": "xhigh"})).unwrap();
-    assert_eq!(b["thinking"]["budget_tokens"], 32768);
+    assert_eq!(b["thinking"]["budget_tokens"], 24576);
+    assert_eq!(b["max_tokens"], 32_000);
     // A caller's max that leaves no room is the caller's to fix, named.
     let err = body(json!({"reasoning_effort": "high", "max_tokens": 2000})).unwrap_err();
     assert_eq!(err.param, "max_tokens");

@@ -52,8 +52,6 @@ fn refuse(provider: &str, param: &str, why: &str) -> TranslateError {
 /// Canonical extra fields this translation maps; any other is refused by name.
 const KNOWN_EXTRA: &[&str] = &[
     "top_k",
-    "presence_penalty",
-    "frequency_penalty",
     "reasoning_effort",
     "metadata",
     "store",
@@ -239,14 +237,6 @@ pub fn request_from_canonical(provider: &str, req: &ChatRequest) -> Result<Value
     }
     if let Some(k) = req.extra.get("top_k") {
         generation.insert("topK".into(), k.clone());
-    }
-    for (ours, theirs) in [
-        ("presence_penalty", "presencePenalty"),
-        ("frequency_penalty", "frequencyPenalty"),
-    ] {
-        if let Some(p) = req.extra.get(ours).filter(|p| !p.is_null()) {
-            generation.insert(theirs.into(), p.clone());
-        }
     }
     if let Some(max) = req.max_output_tokens() {
         generation.insert("maxOutputTokens".into(), max.into());

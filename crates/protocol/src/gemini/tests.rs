@@ -295,12 +295,24 @@ fn thinking_budgets_for_gemini_come_from_effort_or_the_anthropic_callers_budget(
 }
 
 #[test]
-fn penalties_map_to_gemini_and_defaults_pass() {
-    let req: ChatRequest = serde_json::from_value(json!({"model": "m",
-        "messages": [{"role": "user", "content": "x"}],
-        "presence_penalty": 0.5, "frequency_penalty": 0, "logprobs": false}))
+fn penalties_at_their_defaults_pass_and_others_are_refused_by_name() {
+    let req = |extra: serde_json::Value| -> ChatRequest {
+        let mut v = json!({"model": "m", "messages": [{"role": "user", "content": "x"}]});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(v).unwrap()
+    };
+    let body = request_from_canonical(
+        "gemini",
+        &req(json!({"presence_penalty": 0, "frequency_penalty": 0.0, "logprobs": false})),
+    )
     .unwrap();
-    let body = request_from_canonical("gemini", &req).unwrap();
-    assert_eq!(body["generationConfig"]["presencePenalty"], 0.5);
-    assert_eq!(body["generationConfig"]["frequencyPenalty"], 0);
+    assert!(
+        body["generationConfig"].get("presencePenalty").is_none(),
+        "{body}"
+    );
+    // Gemini 2.5 models answer a penalty with an error: refused before sending, by name.
+    let err = request_from_canonical("gemini", &req(json!({"presence_penalty": 0.5}))).unwrap_err();
+    assert_eq!(err.param, "presence_penalty");
 }

@@ -87,7 +87,9 @@ impl EventParser for OpenAiEvents {
             if c.finish_reason.is_some() {
                 self.finished = true;
                 self.unfinished.retain(|&i| i != c.index);
-                self.done.push(c.index);
+                if !self.done.contains(&c.index) {
+                    self.done.push(c.index);
+                }
             } else if !self.unfinished.contains(&c.index) && !self.done.contains(&c.index) {
                 self.unfinished.push(c.index);
             }
