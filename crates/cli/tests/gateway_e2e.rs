@@ -1112,3 +1112,23 @@ async fn messages_fields_and_betas_reach_an_anthropic_upstream_and_only_it() {
     );
     assert_eq!(stats(&m).await["requests"].as_u64().unwrap(), before);
 }
+
+#[tokio::test]
+async fn keys_only_the_gateway_sets_are_not_a_callers_to_send() {
+    let (g, m) = setup();
+    let resp = post(
+        &g,
+        json!({"model": "up/echo", "messages": user("hi"),
+               "x_switchyard_anthropic_fields": {"container": "c1"},
+               "x_switchyard_builtin_tools": [{"type": "web_search"}],
+               "x_switchyard_anthropic_beta": "whatever"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body = &last(&m).await["body"];
+    let sent: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert!(
+        sent.iter().all(|k| !k.starts_with("x_switchyard_")),
+        "{sent:?}"
+    );
+}

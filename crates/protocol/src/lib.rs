@@ -22,6 +22,18 @@ pub mod sse;
 #[cfg(test)]
 mod translation_table;
 
+/// The prefix of the `extra` keys the gateway itself sets on canonical requests and chunks to
+/// carry what a surface knows to an adapter (`x_switchyard_anthropic_thinking`, …). They never
+/// leave the gateway: surfaces drop any a caller sends, and adapters do not pass them on.
+pub const PRIVATE_PREFIX: &str = "x_switchyard_";
+
+/// Drops the gateway's own keys ([`PRIVATE_PREFIX`]) from a caller's `extra` map.
+pub fn drop_private(extra: &mut serde_json::Map<String, serde_json::Value>) {
+    if !extra.is_empty() {
+        extra.retain(|k, _| !k.starts_with(PRIVATE_PREFIX));
+    }
+}
+
 /// A request a translation cannot carry; `param` names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use switchyard_protocol::anthropic::upstream::{REASONING_SIGNATURE, REDACTED_REASONING};
 use switchyard_protocol::chat::{ChatRequest, ChatResponse, Content, Part};
 use switchyard_protocol::embeddings::EmbeddingRequest;
 use switchyard_protocol::sse;
@@ -34,10 +35,12 @@ pub async fn chat_completions(
     let admitted = super::admit(&state, &headers, body, &mut log, |r: &ChatRequest| {
         r.extra.get("metadata")
     });
-    let (req, options) = match admitted {
+    let (mut req, options) = match admitted {
         Ok(c) => c,
         Err(e) => return failure(&state, log, (Attempts::default(), e)),
     };
+    // Keys only the gateway sets (a Messages caller's thinking, say) are not a caller's to send.
+    switchyard_protocol::drop_private(&mut req.extra);
     log.request(&options, &req.model, req.is_stream());
     if req.is_stream() {
         // Events go out as the upstream sent them; only a log that keeps the answer reads its
@@ -79,6 +82,12 @@ fn openai_answer(resp: &mut ChatResponse) {
     let mut changed = false;
     for choice in &mut resp.choices {
         let m = &mut choice.message;
+        // Signatures of reasoning blocks (an answer assembled from an Anthropic stream carries
+        // them) mean nothing to OpenAI-shaped callers.
+        if !m.extra.is_empty() {
+            changed |= m.extra.remove(REASONING_SIGNATURE).is_some();
+            changed |= m.extra.remove(REDACTED_REASONING).is_some();
+        }
         let Some(Content::Parts(parts)) = &m.content else {
             continue;
         };

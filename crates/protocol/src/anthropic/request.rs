@@ -67,7 +67,8 @@ fn reasoning_effort(
 /// the others refuse it by name.
 pub fn to_canonical(mut req: MessagesRequest) -> Result<ChatRequest, TranslateError> {
     // Top-level fields with no canonical place go on for Anthropic upstreams only.
-    let anthropic_only = std::mem::take(&mut req.extra);
+    let mut anthropic_only = std::mem::take(&mut req.extra);
+    crate::drop_private(&mut anthropic_only);
     let mut messages = Vec::with_capacity(req.messages.len() + 1);
     match req.system {
         None => {}

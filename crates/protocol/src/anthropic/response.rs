@@ -96,9 +96,15 @@ pub fn to_anthropic(resp: ChatResponse) -> MessagesResponse {
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
         {
+            // An answer assembled from an Anthropic stream keeps the block's signature beside.
+            let signature = msg
+                .extra
+                .get(super::upstream::REASONING_SIGNATURE)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             content.push(OutBlock::Thinking {
                 thinking: thinking.to_owned(),
-                signature: String::new(),
+                signature: signature.to_owned(),
             });
         }
         match msg.content {

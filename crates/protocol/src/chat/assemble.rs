@@ -106,6 +106,11 @@ fn add_delta(m: &mut Message, call_indices: &mut Vec<u32>, d: &Delta) {
         }
     }
     for (k, v) in &d.extra {
+        // The gateway's own keys describe the stream (an upstream's first counts, say), not
+        // the answer.
+        if k.starts_with(crate::PRIVATE_PREFIX) {
+            continue;
+        }
         match (m.extra.get_mut(k), v) {
             (Some(Value::String(acc)), Value::String(more)) => acc.push_str(more),
             _ => {
@@ -392,5 +397,34 @@ mod tests {
         // And back: the stream form carries them with the text.
         let again = assemble(&chunks_of(&whole));
         assert_eq!(again.choices[0].logprobs, Some(lp));
+    }
+
+    #[test]
+    fn the_gateways_own_keys_on_chunks_stay_out_of_the_whole_answer() {
+        let mut first = ChatChunk::new(
+            "c",
+            "m",
+            1,
+            Delta {
+                content: Some("hi".into()),
+                ..Delta::default()
+            },
+            None,
+        );
+        first.choices[0].delta.extra.insert(
+            "x_switchyard_prompt_usage".into(),
+            serde_json::json!({"input_tokens": 3}),
+        );
+        first.choices[0]
+            .delta
+            .extra
+            .insert("reasoning_content".into(), "because".into());
+        let whole = assemble(&[first]);
+        let extra = &whole.choices[0].message.extra;
+        assert!(
+            !extra.contains_key("x_switchyard_prompt_usage"),
+            "{extra:?}"
+        );
+        assert_eq!(extra["reasoning_content"], "because");
     }
 }

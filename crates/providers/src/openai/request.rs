@@ -12,17 +12,12 @@ use crate::ProviderError;
 /// is sent as `max_completion_tokens`, which every OpenAI model takes and its reasoning models
 /// require (an Anthropic caller always sends `max_tokens`, and a cost ceiling sets it).
 pub(super) fn to_wire(req: &mut ChatRequest, completion_tokens: bool) {
-    req.extra
-        .remove(switchyard_protocol::anthropic::upstream::BETA);
     if completion_tokens && req.max_completion_tokens.is_none() {
         req.max_completion_tokens = req.max_tokens.take();
     }
-    // An Anthropic caller's own thinking settings: OpenAI's wire has `reasoning_effort`, made
-    // from them, instead.
-    req.extra
-        .remove(switchyard_protocol::anthropic::upstream::THINKING);
-    req.extra
-        .remove(switchyard_protocol::anthropic::upstream::OUTPUT_CONFIG);
+    // The gateway's own keys (a Messages caller's thinking settings, say: OpenAI's wire has
+    // the `reasoning_effort` made from them instead) never go upstream.
+    switchyard_protocol::drop_private(&mut req.extra);
     for t in req.tools.iter_mut().flatten() {
         t.extra.remove("cache_control");
     }
