@@ -277,6 +277,7 @@ async fn limit(
         usage: None,
         cached: 0,
         unreported: (input_tokens, 0),
+        sent: Arc::default(),
     }))
 }
 
@@ -297,9 +298,26 @@ struct Meter {
     /// token per chunk received (upstreams send about one token a chunk). Without it such
     /// calls would cost the key's budget nothing.
     unreported: (u64, u64),
+    /// Whether a request went upstream: a caller that leaves before any did (while it waits
+    /// for an identical call's answer, say) is charged nothing.
+    sent: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Meter {
+    /// The flag an attempt raises when it sends a request, if the call is metered.
+    fn sent(meter: &Option<Meter>) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        meter.as_ref().map(|m| m.sent.clone())
+    }
+
+    /// Raises the flag for an attempt whose request goes out (not one refused before).
+    fn mark_sent<T, E>(sent: &Option<Arc<std::sync::atomic::AtomicBool>>, req: &Result<T, E>) {
+        if req.is_ok()
+            && let Some(s) = sent
+        {
+            s.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Notes who answered (for the price) and puts the counters' state on the answer.
     fn answered_by(&mut self, state: &AppState, attempts: &mut Attempts) {
         if let Some(t) = &attempts.target {
@@ -314,7 +332,10 @@ impl Meter {
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        let (input, output) = self.usage.unwrap_or(self.unreported);
+        let sent = self.sent.load(std::sync::atomic::Ordering::Relaxed);
+        let Some((input, output)) = self.usage.or(sent.then_some(self.unreported)) else {
+            return;
+        };
         if let Some((limiter, r)) = &self.reservation {
             limiter.settle(r, input + output);
         }
@@ -369,12 +390,15 @@ pub async fn chat(
     let meter = limit(state, options, needs.tokens(), needs.input_tokens)
         .await
         .map_err(early)?;
+    let sent = Meter::sent(&meter);
     let call = || {
         routing::run(&plan, &state.metrics, |target| {
             let req = prepare(&req, target, options.max_cost_usd);
+            Meter::mark_sent(&sent, &req);
             async move { target.target.provider.chat(req?).await }
         })
     };
+    let deadline = deadline_of(&plan);
     let mut result = loop {
         break match lookup(state, options, &req, &plan).await {
             Lookup::Off => call().await,
@@ -390,7 +414,7 @@ pub async fn chat(
                     with_cache(result, CacheStatus::Miss)
                 }
             },
-            Lookup::Follow(flight) => match followed(&plan, flight.whole()).await {
+            Lookup::Follow(flight) => match followed(&plan, deadline, flight.whole()).await {
                 Followed::Answer(entry) => Ok((entry.served(None), entry.answer.whole())),
                 Followed::Failed(f) => with_cache(Err(*f), CacheStatus::Miss),
                 Followed::Abandoned => continue,
@@ -447,9 +471,12 @@ async fn chat_stream_planned(
     let meter = limit(state, options, needs.tokens(), needs.input_tokens)
         .await
         .map_err(early)?;
+    let sent = Meter::sent(&meter);
+    let sent = &sent;
     let call = |detail| {
         routing::run(plan, &state.metrics, move |target| {
             let req = prepare(req, target, options.max_cost_usd);
+            Meter::mark_sent(sent, &req);
             async move {
                 let provider = &target.target.provider;
                 let upstream = provider.chat_stream_with(req?, detail).await?;
@@ -457,6 +484,7 @@ async fn chat_stream_planned(
             }
         })
     };
+    let deadline = deadline_of(plan);
     let result = loop {
         break match lookup(state, options, req, plan).await {
             Lookup::Off => call(detail).await,
@@ -482,7 +510,7 @@ async fn chat_stream_planned(
                     with_cache(result, CacheStatus::Miss)
                 }
             },
-            Lookup::Follow(flight) => match followed(plan, flight.stream()).await {
+            Lookup::Follow(flight) => match followed(plan, deadline, flight.stream()).await {
                 Followed::Answer((target, route, stream)) => {
                     let attempts = Attempts {
                         target,
@@ -536,13 +564,23 @@ async fn chat_stream_planned(
     }
 }
 
+/// When a call must be over, if it has a deadline: fixed once, so that looking the cache up
+/// again (after an abandoned flight) does not start the clock anew.
+fn deadline_of(plan: &Plan) -> Option<tokio::time::Instant> {
+    plan.retry.deadline.map(|d| tokio::time::Instant::now() + d)
+}
+
 /// A follower's wait for the identical call it joined (see [`crate::cache::flight`]), within
 /// its own deadline: the leader's may be longer.
-async fn followed<T>(plan: &Plan, wait: impl Future<Output = Followed<T>>) -> Followed<T> {
-    let Some(after) = plan.retry.deadline else {
+async fn followed<T>(
+    plan: &Plan,
+    deadline: Option<tokio::time::Instant>,
+    wait: impl Future<Output = Followed<T>>,
+) -> Followed<T> {
+    let (Some(at), Some(after)) = (deadline, plan.retry.deadline) else {
         return wait.await;
     };
-    tokio::time::timeout(after, wait).await.unwrap_or_else(|_| {
+    tokio::time::timeout_at(at, wait).await.unwrap_or_else(|_| {
         let provider = plan
             .order
             .first()
@@ -871,8 +909,8 @@ mod tests {
         assert!(n.features.json_schema && !n.features.tools);
     }
 
-    #[tokio::test]
-    async fn a_budget_is_charged_cached_input_at_the_cached_price() {
+    /// A spend tracker on a new database, and a key with a total budget of $0.50.
+    async fn spend_and_key() -> (Arc<Spend>, Arc<VirtualKey>) {
         let dir = std::env::temp_dir().join(format!("switchyard-meter-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{}.db", crate::request_id::new_v7()));
@@ -900,6 +938,12 @@ mod tests {
                 ..Default::default()
             },
         });
+        (spend, key)
+    }
+
+    #[tokio::test]
+    async fn a_budget_is_charged_cached_input_at_the_cached_price() {
+        let (spend, key) = spend_and_key().await;
         // $10 per million input tokens, $1 per million read from the cache.
         let price = ModelInfo {
             input_per_mtok: Some(10.0),
@@ -914,6 +958,7 @@ mod tests {
             usage: Some((100_000, 0)),
             cached: 100_000,
             unreported: (0, 0),
+            sent: Arc::default(),
         });
         // $0.10 at the cached price, within the $0.50 budget ($1.00 at the full price is not).
         assert!(spend.check(&key).await.is_ok());
@@ -924,7 +969,35 @@ mod tests {
             usage: Some((100_000, 0)),
             cached: 0,
             unreported: (0, 0),
+            sent: Arc::default(),
         });
+        assert!(spend.check(&key).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_call_without_usage_is_charged_its_estimate_only_if_it_was_sent() {
+        let (spend, key) = spend_and_key().await;
+        let price = ModelInfo {
+            input_per_mtok: Some(10.0),
+            output_per_mtok: Some(0.0),
+            cached_input_per_mtok: None,
+            features: Features::default(),
+        };
+        let meter = |sent: bool| Meter {
+            reservation: None,
+            spend: Some((spend.clone(), key.clone())),
+            price: Some(price),
+            usage: None,
+            cached: 0,
+            // A prompt of about 100,000 tokens: $1.
+            unreported: (100_000, 0),
+            sent: Arc::new(std::sync::atomic::AtomicBool::new(sent)),
+        };
+        // The caller left while it waited (for an identical call's answer, say): nothing sent.
+        drop(meter(false));
+        assert!(spend.check(&key).await.is_ok());
+        // It left after its request went out: the provider bills the prompt, and so does this.
+        drop(meter(true));
         assert!(spend.check(&key).await.is_err());
     }
 }
