@@ -160,14 +160,18 @@ async fn a_vault_reference_in_the_file_starts_off_is_used_once_stored_and_after_
     let m = mock();
     let data = temp_dir("vault-ref").join("data");
     let config = format!(
-        "[providers.myco]\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key = \"vault:myco-key\"\n",
+        "[providers.myco]\nkind = \"openai\"\nbase_url = \"{}/v1\"\napi_key = \"vault:myco-key\"\n[routes.smart]\ntargets = [\"myco/echo\"]\n",
         m.url
     );
     let env = [("SWITCHYARD_ADMIN_TOKEN", ADMIN)];
-    // Nothing stored yet: the gateway starts (the provider is off) and says how to turn it on.
+    // Nothing stored yet: the gateway starts (a route may name the provider), and calls are
+    // refused saying how to store the credential, without reaching the provider.
     let g = gateway_on(&config, &env, &data);
-    let (status, body) = chat(&g, "myco/echo").await;
-    assert_eq!(status, 404, "{body}");
+    for model in ["myco/echo", "smart"] {
+        let (status, body) = chat(&g, model).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("PUT /admin/credentials/myco-key"), "{body}");
+    }
     assert!(
         g.stderr_text().contains("PUT /admin/credentials/myco-key"),
         "the log does not say how to store the credential"
@@ -193,9 +197,9 @@ async fn a_vault_reference_in_the_file_starts_off_is_used_once_stored_and_after_
     let last: Value = serde_json::from_str(&get(format!("{}/mock/last", m.url)).await).unwrap();
     assert_eq!(last["authorization"], format!("Bearer {VAULT_SECRET}"));
 
-    // Deleted: the provider is off again, not left on the old key.
+    // Deleted: the provider waits again, not left on the old key.
     let (status, body) = admin(&g, reqwest::Method::DELETE, "/credentials/myco-key", None).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(chat(&g, "myco/echo").await.0, 404);
+    assert_eq!(chat(&g, "smart").await.0, 400);
     assert_clean("the gateway's log", &g.stderr_text());
 }

@@ -144,6 +144,7 @@ fn prepare(
     target: &RouteTarget,
     max_cost_usd: Option<f64>,
 ) -> Result<ChatRequest, ProviderError> {
+    target.target.refuse_if_waiting()?;
     let builtin = switchyard_protocol::responses::builtin_tools(req);
     if let Some(tool) = builtin.first()
         && !target.target.provider.speaks_responses()
@@ -750,7 +751,11 @@ pub async fn embed(
     let mut result = routing::run(&plan, &state.metrics, |target| {
         let mut req = req.clone();
         req.model.clone_from(&target.target.model);
-        target.target.provider.embed(req)
+        let waiting = target.target.refuse_if_waiting();
+        async move {
+            waiting?;
+            target.target.provider.embed(req).await
+        }
     })
     .await;
     metered(state, meter, &mut result, |r| {

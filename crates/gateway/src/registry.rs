@@ -14,6 +14,10 @@ use crate::error::GatewayError;
 pub struct Target {
     pub provider: Provider,
     pub model: String,
+    /// The vault credential the provider waits for (see
+    /// [`ProviderConfig::waiting_for`](crate::config::ProviderConfig)): calls are refused,
+    /// saying what to store, until it is.
+    pub waiting_for: Option<std::sync::Arc<str>>,
 }
 
 impl Target {
@@ -41,6 +45,22 @@ impl Target {
         Self {
             provider,
             model: model.to_owned(),
+            waiting_for: None,
+        }
+    }
+
+    /// The refusal of a call to a provider still waiting for its credential.
+    pub fn refuse_if_waiting(&self) -> Result<(), ProviderError> {
+        match &self.waiting_for {
+            None => Ok(()),
+            Some(cred) => Err(ProviderError::Request {
+                provider: self.provider_name().to_owned(),
+                param: "model".to_owned(),
+                message: format!(
+                    "provider `{}` has no credential yet: its api_key is `vault:{cred}`, and nothing is stored under that name; store it with PUT /admin/credentials/{cred}",
+                    self.provider_name()
+                ),
+            }),
         }
     }
 }
@@ -51,6 +71,8 @@ pub struct Registry {
     aliases: HashMap<String, String>,
     default_provider: Option<String>,
     disabled: HashMap<String, String>,
+    /// Providers waiting for their vault credential, and its name.
+    waiting: HashMap<String, std::sync::Arc<str>>,
     models: ModelList,
 }
 
@@ -70,6 +92,7 @@ impl Registry {
             );
         }
         let mut providers = HashMap::new();
+        let mut waiting = HashMap::new();
         let mut models = Vec::new();
         for alias in config.aliases.keys() {
             models.push(Model::new(alias.clone(), "switchyard"));
@@ -89,6 +112,9 @@ impl Registry {
                 ));
             }
             let name = settings.name.clone();
+            if let Some(cred) = &p.waiting_for {
+                waiting.insert(name.clone(), cred.as_str().into());
+            }
             providers.insert(name, Provider::new(p.kind, settings, client.clone())?);
         }
         if let Some(l) = local
@@ -108,6 +134,7 @@ impl Registry {
                 .collect(),
             default_provider: config.default_provider.clone(),
             disabled: config.disabled_presets.iter().cloned().collect(),
+            waiting,
             models: ModelList::new(models),
         })
     }
@@ -160,6 +187,7 @@ impl Registry {
             Some(p) => Ok(Target {
                 provider: p.clone(),
                 model: model.to_owned(),
+                waiting_for: self.waiting.get(provider).cloned(),
             }),
             None => Err(GatewayError::ModelNotFound {
                 message: self.unknown_provider(provider, requested),

@@ -89,6 +89,9 @@ pub struct ProviderConfig {
     pub models: Vec<String>,
     /// The mock provider with no base URL runs in process.
     pub embedded_mock: bool,
+    /// The vault credential its `api_key = "vault:NAME"` names, when none is stored yet: the
+    /// provider is configured (routes may name it) but refuses calls until it is.
+    pub waiting_for: Option<String>,
 }
 
 /// A configuration error: which key, what was wrong, what to do.
@@ -548,22 +551,21 @@ pub(crate) fn positive_ms(key: &str, v: Option<u64>) -> Result<Option<Duration>,
     }
 }
 
-/// Whether provider `name`'s key is `vault:CRED` with no such credential stored (the vault being
-/// open). Such a provider is off, as a preset without its key is, until the credential is
-/// stored through the admin API, which reloads the configuration; so a gateway whose file names
-/// a credential not stored yet still starts, and deleting a credential turns its provider off.
-fn not_stored_yet(name: &str, reference: &str, env: &Env) -> bool {
-    let Some(cred) = reference.strip_prefix("vault:") else {
-        return false;
-    };
+/// The credential provider `name`'s key names, `vault:CRED`, when none is stored under it (the
+/// vault being open). Such a provider is configured (routes and aliases may name it) but
+/// refuses calls, saying what to store, until the credential is stored through the admin API,
+/// which reloads the configuration; so a gateway whose file names a credential not stored yet
+/// still starts, and deleting a credential stops its provider without stopping the gateway.
+fn not_stored_yet(name: &str, reference: &str, env: &Env) -> Option<String> {
+    let cred = reference.strip_prefix("vault:")?;
     if env.vault_pending() || env.vault(cred).is_some() {
-        return false;
+        return None;
     }
     tracing::warn!(
         provider = name,
-        "providers.{name}.api_key is `vault:{cred}`, and the vault holds no credential named `{cred}`: the provider is off until you store it with PUT /admin/credentials/{cred}"
+        "providers.{name}.api_key is `vault:{cred}`, and the vault holds no credential named `{cred}`: the provider refuses calls until you store it with PUT /admin/credentials/{cred}"
     );
-    true
+    Some(cred.to_owned())
 }
 
 /// Resolves `env:NAME` / `file:PATH` / `vault:PROVIDER`. Literal keys are refused so that no
@@ -681,15 +683,19 @@ fn preset_provider(
         ));
     }
     // The file's reference, else a credential stored in the vault, else the usual variable.
+    let waiting_for = s
+        .api_key
+        .as_deref()
+        .and_then(|r| not_stored_yet(name, r, env));
     let api_key = match &s.api_key {
-        Some(r) if not_stored_yet(name, r, env) => return Ok(None),
+        Some(_) if waiting_for.is_some() => None,
         Some(r) => Some(secret(&format!("providers.{name}.api_key"), r, env)?),
         None => env
             .vault(name)
             .or_else(|| preset.key_env.iter().find_map(|v| env.get(v)))
             .map(Secret::new),
     };
-    if api_key.is_none() && !preset.keyless && s.enabled != Some(true) {
+    if api_key.is_none() && waiting_for.is_none() && !preset.keyless && s.enabled != Some(true) {
         return Ok(None);
     }
     let url_key = format!("providers.{name}.base_url");
@@ -733,6 +739,7 @@ fn preset_provider(
         models: s.models,
         kind: preset.kind,
         embedded_mock: false,
+        waiting_for,
     }))
 }
 
@@ -761,6 +768,7 @@ fn mock_provider(
     Ok(Some(ProviderConfig {
         kind: WireKind::OpenAi,
         embedded_mock: url.is_none(),
+        waiting_for: None,
         settings: ProviderSettings {
             name: MOCK.to_owned(),
             // Filled in with the embedded mock's address at start-up.
@@ -826,8 +834,12 @@ fn custom_provider(
             )
         })?,
     )?;
+    let waiting_for = s
+        .api_key
+        .as_deref()
+        .and_then(|r| not_stored_yet(name, r, env));
     let api_key = match s.api_key.as_deref() {
-        Some(r) if not_stored_yet(name, r, env) => return Ok(None),
+        Some(_) if waiting_for.is_some() => None,
         Some(r) => Some(secret(&format!("{prefix}.api_key"), r, env)?),
         None => env.vault(name).map(Secret::new),
     };
@@ -853,6 +865,7 @@ fn custom_provider(
         models: s.models,
         kind,
         embedded_mock: false,
+        waiting_for,
     }))
 }
 

@@ -445,9 +445,17 @@ fn a_vault_reference_resolves_from_the_vault_and_is_off_until_stored() {
     let stored = env(&[]).with_vault([("myco-key".to_owned(), "sk-v".to_owned())].into());
     let c = Config::from_toml(text, &stored).unwrap();
     assert_eq!(key_of(&c), Some(Some("sk-v".to_owned())));
-    // Not stored: the provider is off, and the configuration still loads.
-    let c = Config::from_toml(text, &env(&[])).unwrap();
-    assert_eq!(key_of(&c), None);
+    // Not stored: the configuration still loads, a route may name the provider, and the
+    // provider waits for the credential.
+    let routed = format!("{text}[routes.r]\ntargets = [\"myco/m\"]\n");
+    let c = Config::from_toml(&routed, &env(&[])).unwrap();
+    assert_eq!(key_of(&c), Some(None));
+    let myco = c
+        .providers
+        .iter()
+        .find(|p| p.settings.name == "myco")
+        .unwrap();
+    assert_eq!(myco.waiting_for.as_deref(), Some("myco-key"));
     // Before the vault is open (the load that finds the database): accepted, unresolved.
     let c = Config::from_toml(text, &env(&[]).before_vault()).unwrap();
     assert!(key_of(&c).is_some());
