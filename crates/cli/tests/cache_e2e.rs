@@ -336,18 +336,25 @@ async fn identical_concurrent_calls_reach_the_provider_once() {
     // The gateway answers an upstream 503 with its own 502, the same for all five.
     assert_eq!(statuses, vec![502; 5]);
     assert_eq!(mock_requests(&m).await, before + 1);
+}
 
-    // A follower waits no longer than its own deadline, though the call it joined takes longer.
-    let slow = ask("up/slow-300ms", "patience differs");
+#[tokio::test]
+async fn a_follower_waits_no_longer_than_its_own_deadline() {
+    let (g, m) = setup("\"up/slow-1s\" = true");
+    let slow = ask("up/slow-1s", "patience differs");
+    let before = mock_requests(&m).await;
     let leader = post(&g, &slow, &[]);
     let follower = async {
-        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-        post(&g, &slow, &[("x-switchyard-request-timeout", "100")]).await
+        // Well after the leader started, well before it ends.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        post(&g, &slow, &[("x-switchyard-request-timeout", "200")]).await
     };
     let (leader, follower) = tokio::join!(leader, follower);
     assert_eq!(leader.status(), 200);
-    // Had it waited for the leader, it would have had the leader's answer (a 200).
+    // It joined the leader's call (one upstream request in all) and gave up at its deadline;
+    // had it waited for the leader, it would have had its answer.
     assert_eq!(follower.status(), 504);
+    assert_eq!(mock_requests(&m).await - before, 1);
 }
 
 #[tokio::test]

@@ -214,6 +214,12 @@ impl LocalProvider {
         &self,
         req: &ChatRequest,
     ) -> Result<mpsc::UnboundedReceiver<Piece>, ProviderError> {
+        if let Some(k) = switchyard_protocol::anthropic::upstream::anthropic_only_field(req) {
+            return Err(self.refuse(
+                k,
+                format!("`{k}` is an Anthropic Messages field, which local models cannot honour"),
+            ));
+        }
         if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
             return Err(self.refuse("tools", "local models do not call tools yet".to_owned()));
         }
@@ -410,6 +416,20 @@ mod tests {
             Err(ProviderError::Request { message, .. }) => {
                 assert!(message.contains("switchyard models pull tiny"), "{message}");
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_anthropic_only_field_is_refused_by_name() {
+        let tmp = std::env::temp_dir().join(format!("switchyard-local-a-{}", std::process::id()));
+        let local = LocalProvider::new(&tmp);
+        let req: ChatRequest = serde_json::from_value(serde_json::json!({
+            "model": "tiny", "messages": [{"role": "user", "content": "hi"}],
+            "x_switchyard_anthropic_fields": {"container": "c1"}}))
+        .unwrap();
+        match local.chat(req).await {
+            Err(ProviderError::Request { param, .. }) => assert_eq!(param, "container"),
             other => panic!("{other:?}"),
         }
     }
