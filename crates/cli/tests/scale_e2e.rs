@@ -441,19 +441,17 @@ async fn with_redis_gone_the_gateway_keeps_answering_says_so_and_reconciles() {
     assert_eq!(degraded(&metrics(&g.url).await), Some(0.0));
     let spend = format!("deg:spend:{{{id}}}:total");
     // Spend reaches Redis just after each answer: read it once it has settled.
-    let (mut seen, mut per_call) = (-1.0, 0.0);
+    let mut seen = -1.0;
     let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    let per_call = loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now = redis.value_of::<f64>(&spend).await.unwrap_or(0.0);
         if now > 0.0 && now == seen {
-            per_call = now / 3.0;
-            break;
+            break now / 3.0;
         }
         assert!(Instant::now() < deadline, "no settled spend in Redis");
         seen = now;
-    }
-    assert!(per_call > 0.0);
+    };
 
     // Load from 4 callers while Redis dies and comes back: every call is answered.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
