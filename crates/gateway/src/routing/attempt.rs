@@ -478,6 +478,17 @@ mod tests {
         }))
     }
 
+    /// The plan of a call to route `r`.
+    fn route_r(routes: &super::super::Routes) -> Plan {
+        routes
+            .plan(
+                "r",
+                &super::super::CallOptions::default(),
+                &super::super::Needs::default(),
+            )
+            .unwrap()
+    }
+
     /// Runs a call over `plan` whose attempt at a target answers as `answer` says; the
     /// targets called, in order, and the outcome.
     async fn run_with(
@@ -503,13 +514,7 @@ mod tests {
         let routes = super::super::tests::routes(
             "[circuit_breaker]\nconsecutive_failures = 2\n[routes.r]\ntargets = [\"mock/a\", \"mock/b\"]\n",
         );
-        let plan = routes
-            .plan(
-                "r",
-                &super::super::CallOptions::default(),
-                &super::super::Needs::default(),
-            )
-            .unwrap();
+        let plan = route_r(&routes);
         let (a, b) = (&plan.route.targets[0].health, &plan.route.targets[1].health);
         // `a` told an earlier call to come back in 30 s; `b`'s circuit is open.
         let now = Instant::now();
@@ -531,13 +536,7 @@ mod tests {
         let routes = super::super::tests::routes(
             "[retry]\nmax_attempts = 2\n[routes.r]\ntargets = [\"mock/a\", \"mock/b\", \"mock/c\", \"mock/d\"]\n",
         );
-        let plan = routes
-            .plan(
-                "r",
-                &super::super::CallOptions::default(),
-                &super::super::Needs::default(),
-            )
-            .unwrap();
+        let plan = route_r(&routes);
         let refuse = || ProviderError::Request {
             provider: "mock".into(),
             param: "x".into(),

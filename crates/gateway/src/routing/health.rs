@@ -490,6 +490,17 @@ mod tests {
         }))
     }
 
+    /// A target whose circuit three failures opened.
+    fn opened() -> Arc<Health> {
+        let h = Arc::new(Health::new("p/m", policy()));
+        for _ in 0..3 {
+            h.admit(Instant::now())
+                .unwrap()
+                .failed(&unavailable(), Duration::ZERO);
+        }
+        h
+    }
+
     fn bad_request() -> ProviderError {
         ProviderError::Request {
             provider: "p".into(),
@@ -521,12 +532,7 @@ mod tests {
 
     #[test]
     fn a_failed_probe_reopens_and_a_dropped_probe_frees_the_slot() {
-        let h = Arc::new(Health::new("p/m", policy()));
-        for _ in 0..3 {
-            h.admit(Instant::now())
-                .unwrap()
-                .failed(&unavailable(), Duration::ZERO);
-        }
+        let h = opened();
         let later = Instant::now() + Duration::from_millis(60);
         drop(h.admit(later).unwrap());
         assert_eq!(h.circuit(), Circuit::HalfOpen { probing: false });
@@ -539,12 +545,7 @@ mod tests {
 
     #[test]
     fn a_probe_refused_before_it_was_sent_leaves_the_circuit_half_open() {
-        let h = Arc::new(Health::new("p/m", policy()));
-        for _ in 0..3 {
-            h.admit(Instant::now())
-                .unwrap()
-                .failed(&unavailable(), Duration::ZERO);
-        }
+        let h = opened();
         let later = Instant::now() + Duration::from_millis(60);
         // The probe's call never reached the target: no verdict, and the slot is free again.
         h.admit(later)
