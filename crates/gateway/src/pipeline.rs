@@ -34,9 +34,7 @@
 use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
-use switchyard_protocol::anthropic::upstream::{
-    PROMPT_USAGE, REASONING_SIGNATURE, REDACTED_REASONING,
-};
+use switchyard_protocol::anthropic::upstream::{REASONING_SIGNATURE, REDACTED_REASONING};
 use switchyard_protocol::chat::{ChatChunk, ChatRequest, ChatResponse, Content};
 use switchyard_protocol::embeddings::{EmbeddingRequest, EmbeddingResponse};
 use switchyard_providers::{ChatStream, ChunkDetail, ProviderError};
@@ -741,12 +739,7 @@ pub async fn embed(
         .map_err(early)?;
     authorize(options, &req.model, &plan).map_err(early)?;
     let screening = firewall::screen_embeddings(state, options, &plan, &mut req)?;
-    let chars: usize = req
-        .input
-        .texts()
-        .map(|t| t.iter().map(|s| s.len()).sum())
-        .unwrap_or(0);
-    let tokens = (chars as u64).div_ceil(4);
+    let tokens = req.input.estimated_tokens();
     let meter = limit(state, options, tokens, tokens).await.map_err(early)?;
     let mut result = routing::run(&plan, &state.metrics, |target| {
         let mut req = req.clone();
@@ -780,7 +773,10 @@ impl StreamShape {
             if !c.delta.extra.is_empty() {
                 changed |= c.delta.extra.remove(REASONING_SIGNATURE).is_some();
                 changed |= c.delta.extra.remove(REDACTED_REASONING).is_some();
-                changed |= c.delta.extra.remove(PROMPT_USAGE).is_some();
+                // The gateway's own keys (an upstream's first counts, say).
+                let before = c.delta.extra.len();
+                switchyard_protocol::drop_private(&mut c.delta.extra);
+                changed |= c.delta.extra.len() != before;
             }
         }
         if !self.include_usage && chunk.usage.is_some() {
@@ -883,7 +879,7 @@ mod tests {
         assert!(kept.unwrap().wire.get().is_some());
         for private in [
             serde_json::json!({"content": "x", "reasoning_signature": "sig"}),
-            serde_json::json!({"role": "assistant", PROMPT_USAGE: {"input_tokens": 25}}),
+            serde_json::json!({"role": "assistant", "x_switchyard_prompt_usage": {"input_tokens": 25}}),
         ] {
             let out = shape.apply(wired(private, false)).unwrap();
             assert!(out.wire.get().is_none() && out.choices[0].delta.extra.is_empty());
@@ -912,6 +908,21 @@ mod tests {
         let n = needs(&req);
         assert_eq!((n.input_tokens, n.output_tokens), (2, 100));
         assert!(n.features.json_schema && !n.features.tools);
+    }
+
+    impl Meter {
+        /// A meter charging `key` at `price`, with nothing used, nothing sent.
+        fn for_test(spend: &Arc<Spend>, key: &Arc<VirtualKey>, price: ModelInfo) -> Self {
+            Meter {
+                reservation: None,
+                spend: Some((spend.clone(), key.clone())),
+                price: Some(price),
+                usage: None,
+                cached: 0,
+                unreported: (0, 0),
+                sent: Arc::default(),
+            }
+        }
     }
 
     /// A spend tracker on a new database, and a key with a total budget of $0.50.
@@ -956,26 +967,16 @@ mod tests {
             cached_input_per_mtok: Some(1.0),
             features: Features::default(),
         };
-        drop(Meter {
-            reservation: None,
-            spend: Some((spend.clone(), key.clone())),
-            price: Some(price),
-            usage: Some((100_000, 0)),
-            cached: 100_000,
-            unreported: (0, 0),
-            sent: Arc::default(),
-        });
+        let meter = |cached: u64| {
+            let mut m = Meter::for_test(&spend, &key, price);
+            m.usage = Some((100_000, 0));
+            m.cached = cached;
+            m
+        };
+        drop(meter(100_000));
         // $0.10 at the cached price, within the $0.50 budget ($1.00 at the full price is not).
         assert!(spend.check(&key).await.is_ok());
-        drop(Meter {
-            reservation: None,
-            spend: Some((spend.clone(), key.clone())),
-            price: Some(price),
-            usage: Some((100_000, 0)),
-            cached: 0,
-            unreported: (0, 0),
-            sent: Arc::default(),
-        });
+        drop(meter(0));
         assert!(spend.check(&key).await.is_err());
     }
 
@@ -988,15 +989,12 @@ mod tests {
             cached_input_per_mtok: None,
             features: Features::default(),
         };
-        let meter = |sent: bool| Meter {
-            reservation: None,
-            spend: Some((spend.clone(), key.clone())),
-            price: Some(price),
-            usage: None,
-            cached: 0,
+        let meter = |sent: bool| {
+            let mut m = Meter::for_test(&spend, &key, price);
             // A prompt of about 100,000 tokens: $1.
-            unreported: (100_000, 0),
-            sent: Arc::new(std::sync::atomic::AtomicBool::new(sent)),
+            m.unreported = (100_000, 0);
+            m.sent.store(sent, std::sync::atomic::Ordering::Relaxed);
+            m
         };
         // The caller left while it waited (for an identical call's answer, say): nothing sent.
         drop(meter(false));

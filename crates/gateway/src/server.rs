@@ -85,8 +85,8 @@ impl Gateway {
         };
         let master = crate::vault::master_key(source.env.get("SWITCHYARD_MASTER_KEY"), data_dir)?;
         let vault = Vault::new(&master, CredentialStore::new(db.clone()))?;
-        // Loaded again with the vault open, so that `vault:NAME` references resolve (or fail,
-        // naming the credential to store).
+        // Loaded again with the vault open, so that `vault:NAME` references resolve (a provider
+        // whose credential is not stored yet waits for it; see `ProviderConfig::waiting_for`).
         let config = source.load(&vault.unsealed().await?)?;
         let config = &config;
         let keys = Arc::new(Keys::load(KeyStore::new(db.clone())).await?);

@@ -51,6 +51,17 @@ impl EmbeddingInput {
         self.len() == 0
     }
 
+    /// About how many tokens the input holds: four bytes of text a token, or the token ids
+    /// themselves. For estimates only (rate limits, and usage a provider does not report).
+    pub fn estimated_tokens(&self) -> u64 {
+        match self {
+            Self::Text(t) => (t.len() as u64).div_ceil(4),
+            Self::Texts(v) => (v.iter().map(String::len).sum::<usize>() as u64).div_ceil(4),
+            Self::Tokens(t) => t.len() as u64,
+            Self::TokenBatches(v) => v.iter().map(|t| t.len() as u64).sum(),
+        }
+    }
+
     /// The texts, for providers that need text; token input gives `None`.
     pub fn texts(&self) -> Option<Vec<&str>> {
         match self {
@@ -135,5 +146,14 @@ mod tests {
         assert!(batch.texts().is_none());
         let texts: EmbeddingInput = serde_json::from_str(r#"["a","b","c"]"#).unwrap();
         assert_eq!(texts.len(), 3);
+    }
+
+    #[test]
+    fn token_estimates_count_text_bytes_or_token_ids() {
+        let of = |v: serde_json::Value| serde_json::from_value::<EmbeddingInput>(v).unwrap();
+        assert_eq!(of(serde_json::json!("12345678")).estimated_tokens(), 2);
+        assert_eq!(of(serde_json::json!(["1234", "1"])).estimated_tokens(), 2);
+        assert_eq!(of(serde_json::json!([1, 2, 3])).estimated_tokens(), 3);
+        assert_eq!(of(serde_json::json!([[1, 2], [3]])).estimated_tokens(), 3);
     }
 }

@@ -168,10 +168,9 @@ impl ConfigSource {
     }
 
     fn load_with(&self, env: &Env) -> Result<Config, ConfigError> {
-        let env = env.clone();
         let mut config = match &self.path {
-            Some(path) => Config::load(path, &env),
-            None => Config::defaults(&env),
+            Some(path) => Config::load(path, env),
+            None => Config::defaults(env),
         }?;
         if let Some(listen) = self.listen {
             config.listen = listen;

@@ -186,16 +186,14 @@ where
                             latency_ms: elapsed.as_millis() as u64,
                         });
                         run.notes.push(format!("{}: {}", target.slug, upstream_message(&e)));
-                        let retryable = e.is_retryable();
-                        let refused = e.is_refused_here();
-                        if refused {
+                        if e.is_refused_here() {
                             // Another target may take it; this one will not. Nothing was sent,
                             // so it is no attempt.
                             run.refused[idx] = true;
                             run.attempts.count -= 1;
-                            run.last = Some(e);
+                            run.last_refusal = Some(e);
                         } else {
-                            run.last_sent = Some(e.clone());
+                            let retryable = e.is_retryable();
                             run.last = Some(e);
                             if !retryable {
                                 break;
@@ -246,16 +244,16 @@ struct Run<'p> {
     deadline: Option<Instant>,
     attempts: Attempts,
     notes: Vec<String>,
+    /// The last failure of a request that was sent (or the deadline): what the caller is told.
     last: Option<ProviderError>,
+    /// The last refusal before sending: what the caller is told when every target refused.
+    last_refusal: Option<ProviderError>,
     first_idx: usize,
     /// Targets that refused the request before sending it: not tried again.
     refused: Vec<bool>,
     /// Targets passed over because they asked (in an earlier call) to be left alone for a
     /// while: tried after the others.
     deferred: Vec<bool>,
-    /// The last failure of a request that was sent (not refused before sending): what the
-    /// caller is told when every target refused or failed.
-    last_sent: Option<ProviderError>,
     /// Targets of the attempts under way.
     live: Vec<(usize, Instant)>,
 }
@@ -274,10 +272,10 @@ impl<'p> Run<'p> {
             },
             notes: Vec::new(),
             last: None,
+            last_refusal: None,
             first_idx: plan.order.first().copied().unwrap_or(0),
             refused: vec![false; plan.route.targets.len()],
             deferred: vec![false; plan.route.targets.len()],
-            last_sent: None,
             live: Vec::with_capacity(2),
         }
     }
@@ -413,7 +411,7 @@ impl<'p> Run<'p> {
                 .unwrap_or_default(),
         };
         // A failure of a request that was sent says more than a later target's refusal.
-        let last = self.last_sent.take().or_else(|| self.last.take());
+        let last = self.last.take().or_else(|| self.last_refusal.take());
         let err = match last {
             None => GatewayError::Unavailable {
                 message: format!(

@@ -159,12 +159,8 @@ impl GeminiProvider {
             }
         })?;
         // Gemini reports no usage for embeddings, and OpenAI's answer always has one (its
-        // SDKs' types require it): an estimate, about four characters a token.
-        let chars: usize = req
-            .input
-            .texts()
-            .map_or(0, |t| t.iter().map(|s| s.chars().count()).sum());
-        let tokens = (chars as u64).div_ceil(4);
+        // SDKs' types require it): an estimate.
+        let tokens = req.input.estimated_tokens();
         resp.usage = Some(EmbeddingUsage {
             prompt_tokens: tokens,
             total_tokens: tokens,
